@@ -1,0 +1,233 @@
+// Package grants remembers which PIM roles are active for which user, until
+// shortly before each grant ends, and makes sure that at most one activation
+// per (principal, role, scope) is in flight however many calls want it.
+package grants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Key identifies a grant. Grants are never shared across principals: one
+// user's approval must not admit another.
+type Key struct {
+	Principal string // Entra object id of the user
+	RoleID    string // role definition id
+	Scope     string // directory scope, "/" for the tenant
+}
+
+// Grant is an active role assignment.
+type Grant struct {
+	RequestID string
+	Start     time.Time
+	End       time.Time
+}
+
+// Progress is what an activation last reported while it waits for approval.
+type Progress struct {
+	RequestID string
+	Status    string
+}
+
+// ActivateFunc runs one activation. It must stop, and withdraw any pending
+// request, when ctx is cancelled: that happens once nobody wants the grant.
+type ActivateFunc func(ctx context.Context, report func(Progress)) (Grant, error)
+
+// Clock is the time source; tests pass a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// Config sets a Cache's bounds.
+type Config struct {
+	// Size is how many grants are remembered at most (least recently used go first).
+	Size int
+	// Margin is how long before its end a grant stops counting as live, so that
+	// no call is forwarded on a role about to lapse.
+	Margin time.Duration
+	// MaxBackground bounds the activations kept running with no caller waiting.
+	MaxBackground int
+	// Lifetime bounds how long one activation may run, waiting callers or not.
+	Lifetime time.Duration
+	Clock    Clock
+}
+
+// ErrBackgroundFull is returned by Waiter.Background when MaxBackground
+// activations already run unattended.
+var ErrBackgroundFull = errors.New("too many activations are already waiting for approval in the background")
+
+// Cache holds live grants and the activations in flight.
+type Cache struct {
+	cfg   Config
+	lru   *lru.Cache[Key, Grant]
+	mu    sync.Mutex
+	fly   map[Key]*flight
+	bgNum int
+}
+
+// New returns a Cache. It rejects a non-positive size, margin, background
+// bound or lifetime, and a nil clock.
+func New(cfg Config) (*Cache, error) {
+	switch {
+	case cfg.Size <= 0:
+		return nil, fmt.Errorf("grants: size must be positive, got %d", cfg.Size)
+	case cfg.Margin <= 0:
+		return nil, fmt.Errorf("grants: margin must be positive, got %v", cfg.Margin)
+	case cfg.MaxBackground <= 0:
+		return nil, fmt.Errorf("grants: background bound must be positive, got %d", cfg.MaxBackground)
+	case cfg.Lifetime <= 0:
+		return nil, fmt.Errorf("grants: activation lifetime must be positive, got %v", cfg.Lifetime)
+	case cfg.Clock == nil:
+		return nil, errors.New("grants: a clock is required")
+	}
+	l, err := lru.New[Key, Grant](cfg.Size)
+	if err != nil {
+		return nil, fmt.Errorf("grants: %w", err)
+	}
+	return &Cache{cfg: cfg, lru: l, fly: make(map[Key]*flight)}, nil
+}
+
+// Live returns the grant for k if it is still live: its end, less the margin,
+// is in the future.
+func (c *Cache) Live(k Key) (Grant, bool) {
+	g, ok := c.lru.Get(k)
+	if !ok {
+		return Grant{}, false
+	}
+	if !c.live(g) {
+		c.lru.Remove(k)
+		return Grant{}, false
+	}
+	return g, true
+}
+
+func (c *Cache) live(g Grant) bool {
+	return c.cfg.Clock.Now().Before(g.End.Add(-c.cfg.Margin))
+}
+
+// Join makes the caller a waiter on the activation for k, starting it with
+// activate when none is in flight. Every Join must be followed by exactly one
+// Leave or successful Background on the returned Waiter.
+func (c *Cache) Join(k Key, activate ActivateFunc) *Waiter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.fly[k]
+	if !ok {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Lifetime)
+		f = &flight{done: make(chan struct{}), cancel: cancel, started: c.cfg.Clock.Now()}
+		c.fly[k] = f
+		go c.run(ctx, k, f, activate)
+	}
+	f.waiters++
+	return &Waiter{c: c, k: k, f: f}
+}
+
+func (c *Cache) run(ctx context.Context, k Key, f *flight, activate ActivateFunc) {
+	g, err := activate(ctx, func(p Progress) {
+		c.mu.Lock()
+		f.progress = p
+		c.mu.Unlock()
+	})
+	f.cancel()
+	if err == nil && c.live(g) {
+		c.lru.Add(k, g)
+	}
+	c.mu.Lock()
+	if c.fly[k] == f {
+		delete(c.fly, k)
+	}
+	if f.background {
+		c.bgNum--
+	}
+	f.finished = true
+	f.grant, f.err = g, err
+	c.mu.Unlock()
+	close(f.done)
+}
+
+// flight is one activation in progress. Its fields other than done and
+// cancel are guarded by Cache.mu.
+type flight struct {
+	done       chan struct{}
+	cancel     context.CancelFunc
+	started    time.Time
+	waiters    int
+	background bool
+	finished   bool
+	progress   Progress
+	grant      Grant
+	err        error
+}
+
+// Waiter is one caller's stake in an activation.
+type Waiter struct {
+	c    *Cache
+	k    Key
+	f    *flight
+	gone bool
+}
+
+// Done is closed when the activation has ended.
+func (w *Waiter) Done() <-chan struct{} { return w.f.done }
+
+// Result is the activation's outcome; call it after Done is closed.
+func (w *Waiter) Result() (Grant, error) {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	return w.f.grant, w.f.err
+}
+
+// Progress is what the activation last reported, and when it started.
+func (w *Waiter) Progress() (Progress, time.Time) {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	return w.f.progress, w.f.started
+}
+
+// Leave says this caller no longer waits. When it was the last one and the
+// activation is not kept in the background, the activation is cancelled, and
+// a later Join starts afresh.
+func (w *Waiter) Leave() {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	if w.gone {
+		return
+	}
+	w.gone = true
+	f := w.f
+	f.waiters--
+	if f.waiters == 0 && !f.background {
+		if w.c.fly[w.k] == f {
+			delete(w.c.fly, w.k)
+		}
+		f.cancel()
+	}
+}
+
+// Background hands this caller's stake to the background: the activation
+// goes on until it ends or its lifetime runs out, so a later call can pick up
+// the grant. It fails with ErrBackgroundFull when too many activations
+// already run unattended; the caller must then Leave.
+func (w *Waiter) Background() error {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	if w.gone {
+		return nil
+	}
+	f := w.f
+	if !f.background && !f.finished {
+		if w.c.bgNum >= w.c.cfg.MaxBackground {
+			return ErrBackgroundFull
+		}
+		f.background = true
+		w.c.bgNum++
+	}
+	w.gone = true
+	f.waiters--
+	return nil
+}

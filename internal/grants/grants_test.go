@@ -1,0 +1,327 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcp-gate/mcp-gate/internal/clock"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func newCache(t *testing.T, clk Clock, mutate ...func(*Config)) *Cache {
+	t.Helper()
+	cfg := Config{Size: 16, Margin: 30 * time.Second, MaxBackground: 4, Lifetime: time.Hour, Clock: clk}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return c
+}
+
+// gate is an ActivateFunc that blocks until released, counting its runs and
+// recording whether its context was cancelled.
+type gate struct {
+	runs      atomic.Int32
+	release   chan Grant
+	started   chan struct{}
+	cancelled chan struct{}
+}
+
+func newGate() *gate {
+	return &gate{release: make(chan Grant, 1), started: make(chan struct{}, 100), cancelled: make(chan struct{}, 100)}
+}
+
+func (g *gate) activate(ctx context.Context, report func(Progress)) (Grant, error) {
+	g.runs.Add(1)
+	report(Progress{RequestID: "req-1", Status: "PendingApproval"})
+	g.started <- struct{}{}
+	select {
+	case gr := <-g.release:
+		return gr, nil
+	case <-ctx.Done():
+		g.cancelled <- struct{}{}
+		return Grant{}, ctx.Err()
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	clk := clock.NewFake(t0)
+	ok := Config{Size: 1, Margin: time.Second, MaxBackground: 1, Lifetime: time.Minute, Clock: clk}
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{"zero size", func(c *Config) { c.Size = 0 }},
+		{"negative size", func(c *Config) { c.Size = -1 }},
+		{"zero margin", func(c *Config) { c.Margin = 0 }},
+		{"negative margin", func(c *Config) { c.Margin = -time.Second }},
+		{"zero background bound", func(c *Config) { c.MaxBackground = 0 }},
+		{"zero lifetime", func(c *Config) { c.Lifetime = 0 }},
+		{"no clock", func(c *Config) { c.Clock = nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := ok
+			tt.mutate(&cfg)
+			if _, err := New(cfg); err == nil {
+				t.Fatal("New accepted a bad config")
+			}
+		})
+	}
+	if _, err := New(ok); err != nil {
+		t.Fatalf("New rejected a good config: %v", err)
+	}
+}
+
+func TestGrantLiveUntilMarginBeforeEnd(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk)
+	k := Key{Principal: "p1", RoleID: "r1", Scope: "/"}
+	g := newGate()
+	g.release <- Grant{RequestID: "req-1", Start: t0, End: t0.Add(10 * time.Minute)}
+	w := c.Join(k, g.activate)
+	<-w.Done()
+	w.Leave()
+	if _, err := w.Result(); err != nil {
+		t.Fatalf("Result: %v", err)
+	}
+
+	tests := []struct {
+		at   time.Duration
+		live bool
+	}{
+		{0, true},
+		{9*time.Minute + 29*time.Second, true},
+		{9*time.Minute + 30*time.Second, false}, // within the margin: no longer live
+		{11 * time.Minute, false},
+	}
+	for _, tt := range tests {
+		clk.Advance(t0.Add(tt.at).Sub(clk.Now()))
+		if _, live := c.Live(k); live != tt.live {
+			t.Errorf("at +%v: Live = %v, want %v", tt.at, live, tt.live)
+		}
+	}
+}
+
+func TestGrantsAreKeyedByPrincipal(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk)
+	alice := Key{Principal: "alice", RoleID: "r1", Scope: "/"}
+	bob := Key{Principal: "bob", RoleID: "r1", Scope: "/"}
+	g := newGate()
+	g.release <- Grant{End: t0.Add(time.Hour)}
+	w := c.Join(alice, g.activate)
+	<-w.Done()
+	w.Leave()
+	if _, ok := c.Live(alice); !ok {
+		t.Fatal("alice's grant is not live")
+	}
+	if _, ok := c.Live(bob); ok {
+		t.Fatal("bob is admitted by alice's grant")
+	}
+	// Bob's activation is his own, not a share of alice's.
+	g2 := newGate()
+	wb := c.Join(bob, g2.activate)
+	<-g2.started
+	if g2.runs.Load() != 1 {
+		t.Fatalf("bob's activation ran %d times, want 1", g2.runs.Load())
+	}
+	wb.Leave()
+	<-g2.cancelled
+}
+
+func TestConcurrentCallersShareOneActivation(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk)
+	k := Key{Principal: "p", RoleID: "r", Scope: "/"}
+	g := newGate()
+	const n = 200
+	waiters := make([]*Waiter, n)
+	for i := range waiters {
+		waiters[i] = c.Join(k, g.activate)
+	}
+	<-g.started
+	if p, started := waiters[n-1].Progress(); p.RequestID != "req-1" || !started.Equal(t0) {
+		t.Fatalf("Progress = %+v, %v; want req-1 from %v", p, started, t0)
+	}
+	g.release <- Grant{RequestID: "req-1", End: t0.Add(time.Hour)}
+	var wg sync.WaitGroup
+	for _, w := range waiters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-w.Done()
+			if gr, err := w.Result(); err != nil || gr.RequestID != "req-1" {
+				t.Errorf("Result = %+v, %v", gr, err)
+			}
+			w.Leave()
+		}()
+	}
+	wg.Wait()
+	if got := g.runs.Load(); got != 1 {
+		t.Fatalf("activation ran %d times for %d callers, want 1", got, n)
+	}
+}
+
+func TestLastLeaverCancelsActivation(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk)
+	k := Key{Principal: "p", RoleID: "r", Scope: "/"}
+	g := newGate()
+	w1 := c.Join(k, g.activate)
+	w2 := c.Join(k, g.activate)
+	<-g.started
+	w1.Leave()
+	select {
+	case <-g.cancelled:
+		t.Fatal("activation cancelled while another caller still waits")
+	default:
+	}
+	w2.Leave()
+	<-g.cancelled
+	<-w2.Done()
+	if _, err := w2.Result(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Result err = %v, want context.Canceled", err)
+	}
+	// A later caller starts a fresh activation instead of joining the dead one.
+	g2 := newGate()
+	w3 := c.Join(k, g2.activate)
+	<-g2.started
+	w3.Leave()
+	<-g2.cancelled
+}
+
+func TestBackgroundKeepsActivationAndCachesGrant(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk)
+	k := Key{Principal: "p", RoleID: "r", Scope: "/"}
+	g := newGate()
+	w := c.Join(k, g.activate)
+	<-g.started
+	if err := w.Background(); err != nil {
+		t.Fatalf("Background: %v", err)
+	}
+	w.Leave() // a no-op after Background
+	select {
+	case <-g.cancelled:
+		t.Fatal("background activation was cancelled")
+	default:
+	}
+	// A second caller joins the same background activation.
+	w2 := c.Join(k, g.activate)
+	g.release <- Grant{End: t0.Add(time.Hour)}
+	<-w2.Done()
+	w2.Leave()
+	if g.runs.Load() != 1 {
+		t.Fatalf("activation ran %d times, want 1", g.runs.Load())
+	}
+	if _, ok := c.Live(k); !ok {
+		t.Fatal("grant from a background activation was not cached")
+	}
+}
+
+func TestBackgroundIsBounded(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk, func(cfg *Config) { cfg.MaxBackground = 1 })
+	g1, g2 := newGate(), newGate()
+	w1 := c.Join(Key{Principal: "p", RoleID: "r1"}, g1.activate)
+	w2 := c.Join(Key{Principal: "p", RoleID: "r2"}, g2.activate)
+	<-g1.started
+	<-g2.started
+	if err := w1.Background(); err != nil {
+		t.Fatalf("first Background: %v", err)
+	}
+	if err := w2.Background(); !errors.Is(err, ErrBackgroundFull) {
+		t.Fatalf("second Background = %v, want ErrBackgroundFull", err)
+	}
+	w2.Leave()
+	<-g2.cancelled
+	// Once the first ends, its background slot is free again.
+	g1.release <- Grant{End: t0.Add(time.Hour)}
+	<-w1.Done()
+	g3 := newGate()
+	w3 := c.Join(Key{Principal: "p", RoleID: "r3"}, g3.activate)
+	<-g3.started
+	if err := w3.Background(); err != nil {
+		t.Fatalf("Background after a slot freed: %v", err)
+	}
+	g3.release <- Grant{End: t0.Add(time.Hour)}
+	<-w3.Done()
+}
+
+func TestLifetimeEndsActivation(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk, func(cfg *Config) { cfg.Lifetime = time.Nanosecond })
+	g := newGate()
+	w := c.Join(Key{Principal: "p", RoleID: "r"}, g.activate)
+	if err := w.Background(); err != nil {
+		t.Fatalf("Background: %v", err)
+	}
+	<-w.Done()
+	if _, err := w.Result(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Result err = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk, func(cfg *Config) { cfg.Size = 2 })
+	for _, role := range []string{"a", "b", "c"} {
+		g := newGate()
+		g.release <- Grant{End: t0.Add(time.Hour)}
+		w := c.Join(Key{Principal: "p", RoleID: role}, g.activate)
+		<-w.Done()
+		w.Leave()
+	}
+	if _, ok := c.Live(Key{Principal: "p", RoleID: "a"}); ok {
+		t.Fatal("oldest grant kept beyond the size bound")
+	}
+	for _, role := range []string{"b", "c"} {
+		if _, ok := c.Live(Key{Principal: "p", RoleID: role}); !ok {
+			t.Fatalf("grant %q evicted", role)
+		}
+	}
+}
+
+func TestFailedActivationIsNotCached(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk)
+	k := Key{Principal: "p", RoleID: "r"}
+	denied := errors.New("denied")
+	w := c.Join(k, func(context.Context, func(Progress)) (Grant, error) { return Grant{}, denied })
+	<-w.Done()
+	w.Leave()
+	if _, err := w.Result(); !errors.Is(err, denied) {
+		t.Fatalf("Result err = %v, want %v", err, denied)
+	}
+	if _, ok := c.Live(k); ok {
+		t.Fatal("a failed activation left a live grant")
+	}
+}
+
+func BenchmarkLiveHit(b *testing.B) {
+	c, err := New(Config{Size: 1024, Margin: 30 * time.Second, MaxBackground: 1, Lifetime: time.Hour, Clock: clock.Real{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	k := Key{Principal: "p", RoleID: "r", Scope: "/"}
+	w := c.Join(k, func(context.Context, func(Progress)) (Grant, error) {
+		return Grant{End: time.Now().Add(time.Hour)}, nil
+	})
+	<-w.Done()
+	w.Leave()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := c.Live(k); !ok {
+			b.Fatal("miss")
+		}
+	}
+}
