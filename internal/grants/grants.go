@@ -119,7 +119,7 @@ func (c *Cache) Join(k Key, activate ActivateFunc) *Waiter {
 	f, ok := c.fly[k]
 	if !ok {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Lifetime)
-		f = &flight{done: make(chan struct{}), cancel: cancel, started: c.cfg.Clock.Now()}
+		f = &flight{done: make(chan struct{}), updated: make(chan struct{}), cancel: cancel, started: c.cfg.Clock.Now()}
 		c.fly[k] = f
 		go c.run(ctx, k, f, activate)
 	}
@@ -131,6 +131,8 @@ func (c *Cache) run(ctx context.Context, k Key, f *flight, activate ActivateFunc
 	g, err := activate(ctx, func(p Progress) {
 		c.mu.Lock()
 		f.progress = p
+		close(f.updated)
+		f.updated = make(chan struct{})
 		c.mu.Unlock()
 	})
 	f.cancel()
@@ -160,6 +162,7 @@ type flight struct {
 	background bool
 	finished   bool
 	progress   Progress
+	updated    chan struct{} // closed and replaced on every progress report
 	grant      Grant
 	err        error
 }
@@ -182,11 +185,12 @@ func (w *Waiter) Result() (Grant, error) {
 	return w.f.grant, w.f.err
 }
 
-// Progress is what the activation last reported, and when it started.
-func (w *Waiter) Progress() (Progress, time.Time) {
+// Progress is what the activation last reported, when it started, and a
+// channel closed at its next report.
+func (w *Waiter) Progress() (p Progress, started time.Time, next <-chan struct{}) {
 	w.c.mu.Lock()
 	defer w.c.mu.Unlock()
-	return w.f.progress, w.f.started
+	return w.f.progress, w.f.started, w.f.updated
 }
 
 // Leave says this caller no longer waits. When it was the last one and the

@@ -149,7 +149,7 @@ func TestConcurrentCallersShareOneActivation(t *testing.T) {
 		waiters[i] = c.Join(k, g.activate)
 	}
 	<-g.started
-	if p, started := waiters[n-1].Progress(); p.RequestID != "req-1" || !started.Equal(t0) {
+	if p, started, _ := waiters[n-1].Progress(); p.RequestID != "req-1" || !started.Equal(t0) {
 		t.Fatalf("Progress = %+v, %v; want req-1 from %v", p, started, t0)
 	}
 	g.release <- Grant{RequestID: "req-1", End: t0.Add(time.Hour)}
@@ -169,6 +169,29 @@ func TestConcurrentCallersShareOneActivation(t *testing.T) {
 	if got := g.runs.Load(); got != 1 {
 		t.Fatalf("activation ran %d times for %d callers, want 1", got, n)
 	}
+}
+
+func TestProgressSignalsEachReport(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk)
+	step := make(chan string)
+	w := c.Join(Key{Principal: "p", RoleID: "r"}, func(ctx context.Context, report func(Progress)) (Grant, error) {
+		for s := range step {
+			report(Progress{RequestID: "req", Status: s})
+		}
+		return Grant{End: t0.Add(time.Hour)}, nil
+	})
+	defer w.Leave()
+	for _, status := range []string{"PendingApproval", "Granted"} {
+		_, _, next := w.Progress()
+		step <- status
+		<-next
+		if p, _, _ := w.Progress(); p.Status != status {
+			t.Fatalf("Progress().Status = %q, want %q", p.Status, status)
+		}
+	}
+	close(step)
+	<-w.Done()
 }
 
 func TestLastLeaverCancelsActivation(t *testing.T) {
