@@ -1,0 +1,105 @@
+// Package audit keeps mcp-gate's append-only audit trail: one JSON line per
+// policy decision, each line carrying the SHA-256 of the line before it, so
+// that changing, deleting or reordering lines shows when the file is checked
+// with Verify. Argument values are recorded as their names and a digest
+// unless the policy asks for them in clear; tokens are never recorded.
+package audit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Decisions a policy can take.
+const (
+	DecisionAllow    = "allow"
+	DecisionDeny     = "deny"
+	DecisionActivate = "activate"
+)
+
+// Outcomes of a call, as the gate reports them.
+const (
+	OutcomeForwarded = "forwarded" // sent to the upstream
+	OutcomeRefused   = "refused"   // denied by a rule or by PIM; nothing forwarded
+	OutcomeReceipt   = "receipt"   // approval still pending when the wait ran out
+	OutcomeCancelled = "cancelled" // the client gave up
+	OutcomeError     = "error"     // the gate could not decide or forward
+)
+
+// zeroHash is the Prev of the first line of a new log.
+const zeroHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// Record is one audit line. Message must not carry secrets: the gate puts
+// only its own sentences there, never upstream or Graph payloads.
+type Record struct {
+	Time             time.Time `json:"time"` // written as RFC 3339 UTC
+	TraceID          string    `json:"traceId,omitempty"`
+	Principal        string    `json:"principal,omitempty"` // Entra object id
+	Client           Client    `json:"client,omitzero"`
+	Tool             string    `json:"tool"`
+	Upstream         string    `json:"upstream,omitempty"`
+	Rule             string    `json:"rule,omitempty"` // "policies.yaml:12"
+	Decision         string    `json:"decision"`       // DecisionAllow, DecisionDeny or DecisionActivate
+	Reason           string    `json:"reason,omitempty"`
+	Role             string    `json:"role,omitempty"`
+	RoleDefinitionID string    `json:"roleDefinitionId,omitempty"`
+	RequestID        string    `json:"requestId,omitempty"` // PIM request id
+	Outcome          string    `json:"outcome"`
+	Message          string    `json:"message,omitempty"`
+	WaitMS           int64     `json:"waitMs"`
+	UpstreamMS       int64     `json:"upstreamMs"`
+	ArgKeys          []string  `json:"argKeys,omitempty"`    // from ArgsDigest
+	ArgsSHA256       string    `json:"argsSha256,omitempty"` // from ArgsDigest
+	// Args holds the argument values in clear, only when the rule says
+	// `audit.arguments: clear`.
+	Args json.RawMessage `json:"args,omitempty"`
+	Prev string          `json:"prev"` // hex SHA-256 of the previous line; set by Log.Write
+}
+
+// Client is the MCP client as it named itself in initialize.
+type Client struct {
+	Name    string `json:"name,omitempty"`
+	Version string `json:"version,omitempty"`
+}
+
+var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// check reports what makes r unfit for the log. Log.Write and Verify share
+// it, so the log never holds a line that Verify would reject.
+func (r *Record) check() error {
+	var missing []string
+	if r.Time.IsZero() {
+		missing = append(missing, "time")
+	}
+	if r.Tool == "" {
+		missing = append(missing, "tool")
+	}
+	if r.Decision == "" {
+		missing = append(missing, "decision")
+	}
+	if r.Outcome == "" {
+		missing = append(missing, "outcome")
+	}
+	if r.Prev == "" {
+		missing = append(missing, "prev")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing field %s", strings.Join(missing, ", "))
+	}
+	switch r.Decision {
+	case DecisionAllow, DecisionDeny, DecisionActivate:
+	default:
+		return fmt.Errorf("unknown decision %q", r.Decision)
+	}
+	if !hexHash.MatchString(r.Prev) {
+		return errors.New("prev is not a hex SHA-256")
+	}
+	if r.ArgsSHA256 != "" && !hexHash.MatchString(r.ArgsSHA256) {
+		return errors.New("argsSha256 is not a hex SHA-256")
+	}
+	return nil
+}
