@@ -1,0 +1,464 @@
+package pim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+const (
+	pathRoleDefinitions = "/roleManagement/directory/roleDefinitions"
+	pathRequests        = "/roleManagement/directory/roleAssignmentScheduleRequests"
+	pathMyRequests      = pathRequests + "/filterByCurrentUser(on='principal')"
+	pathMyEligibilities = "/roleManagement/directory/roleEligibilityScheduleInstances/filterByCurrentUser(on='principal')"
+	pathMyAssignments   = "/roleManagement/directory/roleAssignmentScheduleInstances/filterByCurrentUser(on='principal')"
+
+	tenantScope = "/"
+
+	// createAttempts bounds create POSTs per activation; every one after the
+	// first is preceded by a look-up of the request the last one may have made.
+	createAttempts = 3
+	// cancelTimeout bounds the Cancel made on behalf of a cancelled caller.
+	cancelTimeout = 15 * time.Second
+	// clockSkew widens "created by this activation" for a Provisioned
+	// request found after a lost reply, since Graph's clock is not ours.
+	clockSkew = 5 * time.Minute
+)
+
+var (
+	refusedStatuses = []string{"Denied", "Failed", "Canceled", "Revoked", "TimedOut", "AdminDenied", "Invalid"}
+	pendingStatuses = []string{"PendingApproval", "PendingAdminDecision", "PendingApprovalProvisioning", "PendingProvisioning",
+		"PendingScheduleCreation", "Granted", "ScheduleCreated", "Accepted", "PendingEvaluation", "ProvisioningStarted"}
+)
+
+// Wire shapes (DESIGN §5).
+type (
+	createBody struct {
+		Action           string       `json:"action"`
+		PrincipalID      string       `json:"principalId"`
+		RoleDefinitionID string       `json:"roleDefinitionId"`
+		DirectoryScopeID string       `json:"directoryScopeId"`
+		Justification    string       `json:"justification,omitempty"`
+		ScheduleInfo     scheduleInfo `json:"scheduleInfo"`
+		TicketInfo       *ticketInfo  `json:"ticketInfo,omitempty"`
+	}
+	scheduleInfo struct {
+		StartDateTime time.Time  `json:"startDateTime"`
+		Expiration    expiration `json:"expiration"`
+	}
+	expiration struct {
+		Type     string `json:"type"`
+		Duration string `json:"duration"`
+	}
+	ticketInfo struct {
+		TicketNumber string `json:"ticketNumber,omitempty"`
+		TicketSystem string `json:"ticketSystem,omitempty"`
+	}
+	scheduleRequest struct {
+		ID               string     `json:"id"`
+		Action           string     `json:"action"`
+		Status           string     `json:"status"`
+		PrincipalID      string     `json:"principalId"`
+		RoleDefinitionID string     `json:"roleDefinitionId"`
+		DirectoryScopeID string     `json:"directoryScopeId"`
+		CreatedDateTime  *time.Time `json:"createdDateTime"`
+		ScheduleInfo     *struct {
+			StartDateTime *time.Time `json:"startDateTime"`
+		} `json:"scheduleInfo"`
+	}
+	scheduleInstance struct {
+		PrincipalID      string     `json:"principalId"`
+		RoleDefinitionID string     `json:"roleDefinitionId"`
+		DirectoryScopeID string     `json:"directoryScopeId"`
+		StartDateTime    *time.Time `json:"startDateTime"`
+		EndDateTime      *time.Time `json:"endDateTime"` // null: permanent
+	}
+	roleDefinition struct {
+		ID          string `json:"id"`
+		DisplayName string `json:"displayName"`
+	}
+)
+
+// ResolveRole maps a role display name to its roleDefinitionId; a GUID is
+// returned as is. Resolutions are cached for the Client's lifetime.
+func (c *Client) ResolveRole(ctx context.Context, role string) (string, error) {
+	role = strings.TrimSpace(role)
+	if role == "" {
+		return "", fmt.Errorf("%w: empty role name", ErrRoleNotFound)
+	}
+	if IsGUID(role) {
+		return role, nil
+	}
+	c.mu.Lock()
+	id, ok := c.roles[role]
+	c.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	filter := "displayName eq '" + strings.ReplaceAll(role, "'", "''") + "'"
+	defs, err := list[roleDefinition](ctx, c, pathRoleDefinitions+"?$filter="+queryEscape(filter))
+	if err != nil {
+		return "", fmt.Errorf("pim: resolving role %q: %w", role, err)
+	}
+	switch len(defs) {
+	case 0:
+		return "", fmt.Errorf("%w: no Entra role is named %q: check the role name in the policy file", ErrRoleNotFound, role)
+	case 1:
+	default:
+		return "", fmt.Errorf("pim: %d Entra roles are named %q: use the role definition id in the policy file", len(defs), role)
+	}
+	if !IsGUID(defs[0].ID) {
+		return "", fmt.Errorf("pim: role %q resolved to a malformed id %q", role, defs[0].ID)
+	}
+	c.mu.Lock()
+	c.roles[role] = defs[0].ID
+	c.mu.Unlock()
+	return defs[0].ID, nil
+}
+
+// queryEscape escapes a query value with %20 for spaces, which OData reads
+// unambiguously (a '+' may or may not mean a space).
+func queryEscape(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
+}
+
+// Activate makes Role active for Principal: it returns the live grant when
+// the role is already active, else creates a selfActivate request and polls
+// it until PIM decides, calling onStatus (if non-nil) after every poll.
+// It stops when ctx ends; a request still pending then is cancelled, so
+// approvers are not asked for something nobody waits for.
+func (c *Client) Activate(ctx context.Context, req Request, onStatus func(Status)) (Grant, error) {
+	started := c.clock.Now()
+	if !IsGUID(req.Principal) {
+		return Grant{}, fmt.Errorf("%w, not %q", ErrInvalidPrincipal, req.Principal)
+	}
+	if req.Duration <= 0 {
+		return Grant{}, fmt.Errorf("pim: activation of %s: the grant duration must be positive", req.Role)
+	}
+	roleID, err := c.ResolveRole(ctx, req.Role)
+	if err != nil {
+		return Grant{}, err
+	}
+	eligible, err := list[scheduleInstance](ctx, c, pathMyEligibilities)
+	if err != nil {
+		return Grant{}, fmt.Errorf("pim: checking eligibility for role %s: %w", req.Role, err)
+	}
+	if !slices.ContainsFunc(eligible, func(in scheduleInstance) bool { return in.matches(roleID) }) {
+		return Grant{}, fmt.Errorf("%w: you are not eligible for role %s: ask an administrator for an eligible PIM assignment", ErrNotEligible, req.Role)
+	}
+	if g, ok, err := c.activeGrant(ctx, roleID, req.Duration); err != nil {
+		return Grant{}, fmt.Errorf("pim: checking whether role %s is active: %w", req.Role, err)
+	} else if ok {
+		return g, nil
+	}
+	a := &activation{c: c, req: req, roleID: roleID, started: started, onStatus: onStatus}
+	// Another replica (or an earlier call) may already be waiting on a request.
+	sr, found, err := a.findRequest(ctx, time.Time{})
+	if err != nil {
+		return Grant{}, fmt.Errorf("pim: looking for a pending request for role %s: %w", req.Role, err)
+	}
+	if !found {
+		sr, err = a.create(ctx)
+		var ge *GraphError
+		if errors.As(err, &ge) && ge.Code == "RoleAssignmentExists" {
+			// Activated meanwhile (another replica, the portal): use that grant.
+			if g, ok, aerr := c.activeGrant(ctx, roleID, req.Duration); aerr == nil && ok {
+				return g, nil
+			}
+		}
+		if err != nil {
+			return Grant{}, err
+		}
+	}
+	return a.await(ctx, sr)
+}
+
+// matches reports whether an instance is for roleID at tenant scope.
+func (in scheduleInstance) matches(roleID string) bool {
+	scope := in.DirectoryScopeID
+	return strings.EqualFold(in.RoleDefinitionID, roleID) && (scope == "" || scope == tenantScope)
+}
+
+// activeGrant looks for a live assignment of roleID. A permanent assignment
+// (no end) is reported as lasting d from now, so the caller checks again then.
+func (c *Client) activeGrant(ctx context.Context, roleID string, d time.Duration) (Grant, bool, error) {
+	insts, err := list[scheduleInstance](ctx, c, pathMyAssignments)
+	if err != nil {
+		return Grant{}, false, err
+	}
+	now := c.clock.Now()
+	var best Grant
+	found := false
+	for _, in := range insts {
+		if !in.matches(roleID) || (in.StartDateTime != nil && in.StartDateTime.After(now)) {
+			continue
+		}
+		end := now.Add(d)
+		if in.EndDateTime != nil {
+			end = *in.EndDateTime
+		}
+		if !end.After(now) || (found && !end.After(best.End)) {
+			continue
+		}
+		best = Grant{RoleDefinitionID: roleID, End: end, Start: now, AlreadyActive: true}
+		if in.StartDateTime != nil {
+			best.Start = *in.StartDateTime
+		}
+		found = true
+	}
+	return best, found, nil
+}
+
+// activation is one Activate call past its checks.
+type activation struct {
+	c        *Client
+	req      Request
+	roleID   string
+	started  time.Time
+	onStatus func(Status)
+}
+
+// findRequest returns the newest of the principal's requests for the role
+// that is still pending, or Provisioned and created after since (when since
+// is set): a request this activation made although it never saw the reply.
+func (a *activation) findRequest(ctx context.Context, since time.Time) (scheduleRequest, bool, error) {
+	reqs, err := list[scheduleRequest](ctx, a.c, pathMyRequests)
+	if err != nil {
+		return scheduleRequest{}, false, err
+	}
+	var best scheduleRequest
+	found := false
+	for _, r := range reqs {
+		if r.ID == "" || !strings.EqualFold(r.PrincipalID, a.req.Principal) || !strings.EqualFold(r.RoleDefinitionID, a.roleID) ||
+			(r.DirectoryScopeID != "" && r.DirectoryScopeID != tenantScope) || (r.Action != "" && r.Action != "selfActivate") {
+			continue
+		}
+		ok := slices.Contains(pendingStatuses, r.Status)
+		if !ok && r.Status == "Provisioned" && !since.IsZero() {
+			ok = r.CreatedDateTime != nil && r.CreatedDateTime.After(since.Add(-clockSkew))
+		}
+		if ok && (!found || created(r).After(created(best))) {
+			best, found = r, true
+		}
+	}
+	if found {
+		a.c.log.Info("pim: found an existing request", "requestId", best.ID, "status", best.Status, "roleDefinitionId", a.roleID)
+	}
+	return best, found, nil
+}
+
+func created(r scheduleRequest) time.Time {
+	if r.CreatedDateTime == nil {
+		return time.Time{}
+	}
+	return *r.CreatedDateTime
+}
+
+// create POSTs the selfActivate request. The POST is never replayed blindly:
+// after a failed or unanswered one, the request it may have made is looked
+// up first, and only when there is none is another POST sent.
+func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
+	body := createBody{
+		Action:           "selfActivate",
+		PrincipalID:      a.req.Principal,
+		RoleDefinitionID: a.roleID,
+		DirectoryScopeID: tenantScope,
+		Justification:    a.req.Justification,
+		ScheduleInfo: scheduleInfo{
+			StartDateTime: a.c.clock.Now().UTC().Truncate(time.Second),
+			Expiration:    expiration{Type: "afterDuration", Duration: isoDuration(a.req.Duration)},
+		},
+	}
+	if a.req.TicketNumber != "" || a.req.TicketSystem != "" {
+		body.TicketInfo = &ticketInfo{TicketNumber: a.req.TicketNumber, TicketSystem: a.req.TicketSystem}
+	}
+	firstPost := a.c.clock.Now()
+	for attempt := 1; ; attempt++ {
+		var sr scheduleRequest
+		_, err := a.c.send(ctx, http.MethodPost, a.c.url(pathRequests), body, &sr)
+		if err == nil && sr.ID == "" {
+			return scheduleRequest{}, a.wrap(errors.New("Graph answered without a request id"))
+		}
+		if err == nil {
+			a.c.log.Info("pim: activation requested", "requestId", sr.ID, "status", sr.Status, "roleDefinitionId", a.roleID)
+			return sr, nil
+		}
+		if ctx.Err() != nil {
+			// The POST may have made a request that nobody will wait for.
+			a.cancelOrphan(ctx, firstPost)
+			return scheduleRequest{}, ctx.Err()
+		}
+		var ge *GraphError
+		isGE := errors.As(err, &ge)
+		switch {
+		case isGE && ge.Code == "RoleAssignmentExists":
+			return scheduleRequest{}, a.wrap(err) // Activate reads the assignment back
+		case isGE && ge.Code == "PendingRoleAssignmentRequest":
+			// Someone else's POST won; wait on theirs.
+		case errors.Is(err, ErrUnreachable), isGE && ge.transient():
+			if attempt == createAttempts {
+				return scheduleRequest{}, a.wrap(err)
+			}
+			if isGE && ge.RetryAfter > 0 {
+				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < ge.RetryAfter {
+					return scheduleRequest{}, a.wrap(err)
+				}
+				select {
+				case <-a.c.clock.After(ge.RetryAfter):
+				case <-ctx.Done():
+					a.cancelOrphan(ctx, firstPost)
+					return scheduleRequest{}, ctx.Err()
+				}
+			}
+		default:
+			return scheduleRequest{}, a.wrap(err)
+		}
+		a.c.log.Warn("pim: activation request failed or went unanswered; looking for the request it may have made",
+			"error", err, "attempt", attempt)
+		sr, found, ferr := a.findRequest(ctx, firstPost)
+		if ferr != nil {
+			return scheduleRequest{}, a.wrap(fmt.Errorf("%w (then looking for the request it may have made: %w)", err, ferr))
+		}
+		if found {
+			return sr, nil
+		}
+		if isGE && ge.Code == "PendingRoleAssignmentRequest" {
+			return scheduleRequest{}, a.wrap(err)
+		}
+	}
+}
+
+func (a *activation) wrap(err error) error {
+	return fmt.Errorf("pim: requesting role %s: %w", a.req.Role, err)
+}
+
+// cancelOrphan cancels the request a create POST interrupted by ctx may
+// have made.
+func (a *activation) cancelOrphan(ctx context.Context, since time.Time) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
+	defer cancel()
+	sr, found, err := a.findRequest(cctx, since)
+	if err != nil || !found || !slices.Contains(pendingStatuses, sr.Status) {
+		return
+	}
+	if err := a.c.Cancel(cctx, sr.ID); err != nil {
+		a.c.log.Warn("pim: cancelling an abandoned request failed", "requestId", sr.ID, "error", err)
+	}
+}
+
+// await polls the request until PIM decides or ctx ends.
+func (a *activation) await(ctx context.Context, sr scheduleRequest) (Grant, error) {
+	delay := a.c.poll
+	var lastErr error
+	for {
+		if sr.ID != "" && a.onStatus != nil {
+			a.onStatus(Status{RequestID: sr.ID, Status: sr.Status, Elapsed: a.c.clock.Now().Sub(a.started)})
+		}
+		switch {
+		case sr.Status == "Provisioned":
+			return a.grant(ctx, sr), nil
+		case slices.Contains(refusedStatuses, sr.Status):
+			return Grant{}, &RefusedError{Status: sr.Status, RequestID: sr.ID, Role: a.req.Role}
+		}
+		select {
+		case <-a.c.clock.After(a.c.backoff(delay)):
+		case <-ctx.Done():
+			return Grant{}, a.abandon(ctx, sr.ID, lastErr)
+		}
+		delay = min(2*delay, a.c.max)
+		next, err := a.c.getRequest(ctx, sr.ID)
+		var ge *GraphError
+		switch {
+		case err == nil:
+			sr, lastErr = next, nil
+		case ctx.Err() != nil:
+			return Grant{}, a.abandon(ctx, sr.ID, lastErr)
+		case errors.Is(err, ErrUnreachable), errors.As(err, &ge) && ge.transient():
+			// The request stands; a blip in Graph is not an answer.
+			a.c.log.Warn("pim: polling failed; will poll again", "requestId", sr.ID, "error", err)
+			lastErr = err
+			if ge != nil && ge.RetryAfter > delay {
+				delay = ge.RetryAfter
+			}
+		default:
+			return Grant{}, fmt.Errorf("pim: polling request %s for role %s: %w", sr.ID, a.req.Role, err)
+		}
+	}
+}
+
+// abandon cancels a request whose caller went away and returns ctx's
+// error, with the last polling failure when there was one (so a deadline
+// reached while Graph throttled reads as throttling).
+func (a *activation) abandon(ctx context.Context, requestID string, lastErr error) error {
+	err := fmt.Errorf("pim: activation of role %s (request %s) abandoned: %w", a.req.Role, requestID, ctx.Err())
+	if lastErr != nil {
+		err = fmt.Errorf("%w (last poll: %w)", err, lastErr)
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
+	defer cancel()
+	if cerr := a.c.Cancel(cctx, requestID); cerr != nil {
+		a.c.log.Warn("pim: cancelling an abandoned request failed", "requestId", requestID, "error", cerr)
+		return fmt.Errorf("%w; cancelling it failed: %w", err, cerr)
+	}
+	a.c.log.Info("pim: cancelled an abandoned request", "requestId", requestID)
+	return err
+}
+
+// grant reads back the assignment a Provisioned request made, so the grant
+// ends when Entra ends it; start + requested duration is the fallback.
+func (a *activation) grant(ctx context.Context, sr scheduleRequest) Grant {
+	g, ok, err := a.c.activeGrant(ctx, a.roleID, a.req.Duration)
+	if err == nil && ok {
+		g.RequestID, g.AlreadyActive = sr.ID, false
+		return g
+	}
+	start := a.c.clock.Now()
+	if sr.ScheduleInfo != nil && sr.ScheduleInfo.StartDateTime != nil {
+		start = *sr.ScheduleInfo.StartDateTime
+	}
+	a.c.log.Warn("pim: could not read back the active assignment; assuming start + requested duration",
+		"requestId", sr.ID, "error", err)
+	return Grant{RoleDefinitionID: a.roleID, RequestID: sr.ID, Start: start, End: start.Add(a.req.Duration)}
+}
+
+func (c *Client) getRequest(ctx context.Context, id string) (scheduleRequest, error) {
+	var sr scheduleRequest
+	_, err := c.send(ctx, http.MethodGet, c.url(pathRequests+"/"+url.PathEscape(id)), nil, &sr)
+	return sr, err
+}
+
+// Cancel withdraws a pending request (Graph answers 400 once it is decided).
+func (c *Client) Cancel(ctx context.Context, requestID string) error {
+	if requestID == "" {
+		return errors.New("pim: cancel: empty request id")
+	}
+	if _, err := c.send(ctx, http.MethodPost, c.url(pathRequests+"/"+url.PathEscape(requestID)+"/cancel"), nil, nil); err != nil {
+		return fmt.Errorf("pim: cancelling request %s: %w", requestID, err)
+	}
+	return nil
+}
+
+// isoDuration formats d as an ISO-8601 duration (PT15M, PT1H30M, PT45S),
+// rounding up to whole seconds.
+func isoDuration(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	h, m := s/3600, s%3600/60
+	s %= 60
+	var b strings.Builder
+	b.WriteString("PT")
+	if h > 0 {
+		fmt.Fprintf(&b, "%dH", h)
+	}
+	if m > 0 {
+		fmt.Fprintf(&b, "%dM", m)
+	}
+	if s > 0 || (h == 0 && m == 0) {
+		fmt.Fprintf(&b, "%dS", s)
+	}
+	return b.String()
+}

@@ -1,0 +1,128 @@
+package pim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+)
+
+// TokenEnv names the environment variable the "token" credential reads when
+// no token file is configured.
+const TokenEnv = "MCP_GATE_GRAPH_TOKEN"
+
+// CredentialOptions tunes NewCredential; every field is optional.
+type CredentialOptions struct {
+	TenantID  string
+	ClientID  string    // app registration (devicecode, browser, workloadidentity) or user-assigned managed identity
+	TokenFile string    // "token": read the bearer token from this file (else TokenEnv)
+	Prompt    io.Writer // "devicecode": where the sign-in instructions go; default os.Stderr
+}
+
+// CredentialKinds lists the names NewCredential accepts.
+var CredentialKinds = []string{"default", "azurecli", "devicecode", "browser", "managedidentity", "workloadidentity", "environment", "token"}
+
+// NewCredential builds the credential named by approvals.credential.
+//
+// "default" is azidentity's DefaultAzureCredential, a ChainedTokenCredential
+// over environment, workload identity, managed identity and Azure CLI (and
+// the Azure Developer CLI): unlike a bare ManagedIdentityCredential it probes
+// IMDS briefly, so it does not stall on a desktop. "token" reads a bearer
+// token minted elsewhere (or by the PIM emulator) from TokenFile or TokenEnv.
+func NewCredential(kind string, opts CredentialOptions) (azcore.TokenCredential, error) {
+	prompt := opts.Prompt
+	if prompt == nil {
+		prompt = os.Stderr
+	}
+	var (
+		cred azcore.TokenCredential
+		err  error
+	)
+	switch kind {
+	case "", "default":
+		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{TenantID: opts.TenantID})
+	case "azurecli":
+		cred, err = azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: opts.TenantID})
+	case "devicecode":
+		cred, err = azidentity.NewDeviceCodeCredential(&azidentity.DeviceCodeCredentialOptions{
+			TenantID: opts.TenantID,
+			ClientID: opts.ClientID,
+			UserPrompt: func(_ context.Context, m azidentity.DeviceCodeMessage) error {
+				_, err := fmt.Fprintln(prompt, m.Message)
+				return err
+			},
+		})
+	case "browser":
+		cred, err = azidentity.NewInteractiveBrowserCredential(&azidentity.InteractiveBrowserCredentialOptions{
+			TenantID: opts.TenantID, ClientID: opts.ClientID,
+		})
+	case "managedidentity":
+		o := &azidentity.ManagedIdentityCredentialOptions{}
+		if opts.ClientID != "" {
+			o.ID = azidentity.ClientID(opts.ClientID)
+		}
+		cred, err = azidentity.NewManagedIdentityCredential(o)
+	case "workloadidentity":
+		cred, err = azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+			TenantID: opts.TenantID, ClientID: opts.ClientID,
+		})
+	case "environment":
+		cred, err = azidentity.NewEnvironmentCredential(nil)
+	case "token":
+		cred, err = newStaticCredential(opts.TokenFile)
+	default:
+		return nil, fmt.Errorf("pim: unknown credential %q (want one of %s)", kind, strings.Join(CredentialKinds, ", "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pim: credential %s: %w", kind, err)
+	}
+	return cred, nil
+}
+
+// staticCredential hands out a bearer token minted elsewhere. The file is
+// read on every GetToken so a token refreshed on disk is picked up.
+type staticCredential struct {
+	file, env string
+}
+
+func newStaticCredential(file string) (*staticCredential, error) {
+	if file != "" {
+		return &staticCredential{file: file}, nil
+	}
+	if tok := strings.TrimSpace(os.Getenv(TokenEnv)); tok != "" {
+		return &staticCredential{env: tok}, nil
+	}
+	return nil, fmt.Errorf("no token: set a token file or %s", TokenEnv)
+}
+
+func (s *staticCredential) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	tok, from := s.env, TokenEnv
+	if s.file != "" {
+		data, err := os.ReadFile(s.file)
+		if err != nil {
+			return azcore.AccessToken{}, fmt.Errorf("reading the token: %w", err)
+		}
+		tok, from = strings.TrimSpace(string(data)), s.file
+	}
+	if tok == "" {
+		return azcore.AccessToken{}, fmt.Errorf("the token in %s is empty", from)
+	}
+	claims, err := decodeClaims(tok)
+	if err != nil {
+		return azcore.AccessToken{}, fmt.Errorf("the token in %s: %w", from, err)
+	}
+	if claims.Exp == 0 {
+		return azcore.AccessToken{}, fmt.Errorf("the token in %s has no exp claim", from)
+	}
+	if exp := claims.expiry(); !exp.After(time.Now()) {
+		return azcore.AccessToken{}, errors.New("the token in " + from + " expired at " + exp.UTC().Format(time.RFC3339) + ": mint a new one")
+	}
+	return azcore.AccessToken{Token: tok, ExpiresOn: claims.expiry()}, nil
+}

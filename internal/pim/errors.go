@@ -1,0 +1,186 @@
+package pim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Sentinel errors, checkable with errors.Is.
+var (
+	ErrInvalidPrincipal = errors.New("pim: the principal must be an Entra object id (GUID)")
+	ErrNotEligible      = errors.New("pim: not eligible")
+	ErrRoleNotFound     = errors.New("pim: role not found")
+	ErrThrottled        = errors.New("pim: Microsoft Graph is throttling requests")
+	ErrUnreachable      = errors.New("pim: Microsoft Graph is unreachable")
+	ErrAuth             = errors.New("pim: could not get a Microsoft Graph token")
+)
+
+// GraphError is an error answer from Graph (an OData error body).
+type GraphError struct {
+	StatusCode  int
+	Code        string // OData error code, e.g. RoleAssignmentRequestPolicyValidationFailed
+	Message     string
+	RequestID   string        // innerError.request-id (for Microsoft support)
+	FailedRules []string      // for RoleAssignmentRequestPolicyValidationFailed
+	RetryAfter  time.Duration // from the Retry-After header, when sent
+}
+
+func (e *GraphError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pim: Graph answered %d", e.StatusCode)
+	if e.Code != "" {
+		fmt.Fprintf(&b, " %s", e.Code)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, " (request-id %s)", e.RequestID)
+	}
+	return b.String()
+}
+
+// Is makes a throttling answer match ErrThrottled.
+func (e *GraphError) Is(target error) bool {
+	return target == ErrThrottled && isThrottleStatus(e.StatusCode)
+}
+
+// transient reports whether asking again later may succeed.
+func (e *GraphError) transient() bool {
+	return isThrottleStatus(e.StatusCode) || e.StatusCode >= 500
+}
+
+// Policy rule names are words ending in "Rule", e.g.
+// `The following policy rules failed: ["ExpirationRule","MfaRule"]`.
+var ruleName = regexp.MustCompile(`\b[A-Z][A-Za-z]*Rule\b`)
+
+func newGraphError(resp *http.Response, body []byte, now time.Time) *GraphError {
+	e := &GraphError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("request-id")}
+	var odata struct {
+		Error struct {
+			Code       string `json:"code"`
+			Message    string `json:"message"`
+			InnerError struct {
+				RequestID string `json:"request-id"`
+			} `json:"innerError"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &odata) == nil {
+		e.Code, e.Message = odata.Error.Code, odata.Error.Message
+		if odata.Error.InnerError.RequestID != "" {
+			e.RequestID = odata.Error.InnerError.RequestID
+		}
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	if e.Code == "RoleAssignmentRequestPolicyValidationFailed" {
+		e.FailedRules = ruleName.FindAllString(e.Message, -1)
+	}
+	if ra, ok := retryAfter(resp.Header.Get("Retry-After"), now); ok {
+		e.RetryAfter = ra
+	}
+	return e
+}
+
+var ruleMessages = map[string]string{
+	"JustificationRule": "this role requires a justification: set `justification` on the policy rule (or approvals.justification)",
+	"TicketingRule":     "this role requires ticket information: set `ticket: required` on the policy rule and pass a ticket number",
+	"MfaRule":           "this role requires multi-factor authentication: sign in again with MFA (e.g. `az logout` then `az login`) and retry",
+	"ExpirationRule":    "the requested grant is longer than the role allows: lower `grant` on the policy rule (or approvals.defaultGrant)",
+	"EligibilityRule":   "you are not eligible for this role (or your eligibility has expired): ask an administrator for an eligible assignment",
+}
+
+var codeMessages = map[string]string{
+	"RoleAssignmentExists":                      "the role is already active for you: call again",
+	"PendingRoleAssignmentRequest":              "a request for this role is already waiting: approve it (or cancel it) in the Entra PIM portal, then call again",
+	"RoleNotFound":                              "the role does not exist in this tenant: check the role name or id in the policy file",
+	"SubjectNotFound":                           "the principal does not exist in this tenant: check approvals.principalId and approvals.tenantId",
+	"RoleAssignmentRequestAcrsValidationFailed": "this role requires a Conditional Access authentication context: sign in again satisfying it (e.g. with MFA) and retry",
+}
+
+// UserMessage says what went wrong and what the user can do about it.
+// Unknown codes keep Graph's message.
+func (e *GraphError) UserMessage() string {
+	if len(e.FailedRules) > 0 {
+		parts := make([]string, 0, len(e.FailedRules))
+		for _, r := range e.FailedRules {
+			if m, ok := ruleMessages[r]; ok {
+				parts = append(parts, m)
+			} else {
+				parts = append(parts, fmt.Sprintf("the role's PIM policy rule %s refused the request", r))
+			}
+		}
+		return strings.Join(parts, "; ")
+	}
+	if m, ok := codeMessages[e.Code]; ok {
+		return m
+	}
+	switch {
+	case isThrottleStatus(e.StatusCode):
+		return "Microsoft Graph is throttling requests: wait a minute and call again"
+	case e.StatusCode == http.StatusUnauthorized:
+		return "Microsoft Graph rejected the sign-in token: sign in again (e.g. `az login`) and retry"
+	case e.StatusCode == http.StatusForbidden:
+		return "Microsoft Graph refused access: the signed-in user must be the configured principal and the app needs the delegated permission RoleAssignmentSchedule.ReadWrite.Directory (see the PIM client docs); " + e.Message
+	}
+	return e.Message
+}
+
+// RefusedError says PIM finished a request without granting the role.
+type RefusedError struct {
+	Status    string // Denied, Failed, Canceled, Revoked, TimedOut, AdminDenied, Invalid
+	RequestID string
+	Role      string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("pim: request %s for role %s ended %s", e.RequestID, e.Role, e.Status)
+}
+
+// UserMessage explains the refusal.
+func (e *RefusedError) UserMessage() string {
+	switch e.Status {
+	case "Denied", "AdminDenied":
+		return fmt.Sprintf("an approver denied the activation of role %s (PIM request %s)", e.Role, e.RequestID)
+	case "Canceled":
+		return fmt.Sprintf("the activation of role %s was cancelled (PIM request %s)", e.Role, e.RequestID)
+	case "TimedOut":
+		return fmt.Sprintf("nobody approved role %s in time (PIM request %s): call again to ask again", e.Role, e.RequestID)
+	}
+	return fmt.Sprintf("PIM did not activate role %s: request %s ended %s", e.Role, e.RequestID, e.Status)
+}
+
+// UserMessage turns any error from this package into a sentence the user can
+// act on.
+func UserMessage(err error) string {
+	var ge *GraphError
+	var re *RefusedError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &re):
+		return re.UserMessage()
+	case errors.Is(err, ErrThrottled) && errors.As(err, &ge):
+		return "Microsoft Graph kept throttling requests until the deadline: wait a minute and call again"
+	case errors.As(err, &ge):
+		return ge.UserMessage()
+	case errors.Is(err, ErrNotEligible), errors.Is(err, ErrInvalidPrincipal), errors.Is(err, ErrRoleNotFound):
+		return strings.TrimPrefix(err.Error(), "pim: ")
+	case errors.Is(err, ErrAuth):
+		return "could not sign in to Microsoft Graph (for desktop use: run `az login` and set credential: azurecli): " + err.Error()
+	case errors.Is(err, ErrUnreachable):
+		return "Microsoft Graph is unreachable: check the network and approvals.graphURL, then call again"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the activation did not finish in time: call again"
+	case errors.Is(err, context.Canceled):
+		return "the activation was cancelled"
+	}
+	return err.Error()
+}

@@ -1,0 +1,230 @@
+// Package pim activates Microsoft Entra directory roles through the
+// Microsoft Graph PIM API (v1.0): it resolves a role, checks that the user is
+// eligible and whether the role is already active, creates a selfActivate
+// request, follows it to an outcome and explains every failure in words the
+// user can act on. Protocol facts are in DESIGN.md §5.
+package pim
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+)
+
+// GraphScope is the OAuth scope of every token the client asks for.
+const GraphScope = "https://graph.microsoft.com/.default"
+
+// DefaultGraphURL is Microsoft Graph's v1.0 endpoint.
+const DefaultGraphURL = "https://graph.microsoft.com/v1.0"
+
+// Clock is the time source for polling and backoff, so tests can use a fake.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Request asks for one activation of Role for Principal.
+type Request struct {
+	Principal     string        // Entra object id (GUID) of the user
+	Role          string        // role display name or role definition id
+	Duration      time.Duration // how long the grant should last
+	Justification string
+	TicketNumber  string // ticketInfo is sent only when set
+	TicketSystem  string
+}
+
+// Status is what the caller can show the user while a request is pending.
+type Status struct {
+	RequestID string
+	Status    string        // Graph's status, e.g. PendingApproval
+	Elapsed   time.Duration // since Activate started
+}
+
+// Grant is an active assignment of a role.
+type Grant struct {
+	RoleDefinitionID string
+	RequestID        string // empty when the role was already active
+	Start, End       time.Time
+	AlreadyActive    bool
+}
+
+// Config configures a Client. Only Credential is required.
+type Config struct {
+	GraphURL       string // default DefaultGraphURL; http:// only for a loopback host
+	CAFile         string // extra PEM CA certificate(s) to trust besides the system pool
+	Credential     azcore.TokenCredential
+	PrincipalID    string             // the user's object id; empty: the oid of the credential's token
+	PollInterval   time.Duration      // first poll delay, default 1s
+	PollMaxBackoff time.Duration      // cap of the doubling poll delay, default 30s
+	Clock          Clock              // default the real clock
+	Jitter         func() float64     // uniform in [0,1); default math/rand
+	Logger         *slog.Logger       // default discards
+	Transport      policy.Transporter // replaces the HTTP client built from CAFile (tests, proxies)
+}
+
+// Client talks to Graph PIM for one credential. It is safe for concurrent use.
+type Client struct {
+	base        *url.URL
+	pl          runtime.Pipeline
+	cred        azcore.TokenCredential
+	principalID string
+	poll, max   time.Duration
+	clock       Clock
+	jitter      func() float64
+	log         *slog.Logger
+
+	mu    sync.Mutex
+	roles map[string]string // role name -> roleDefinitionId
+	oid   string            // cached oid of the credential's token
+}
+
+// New validates cfg and builds a Client. It makes no network calls.
+func New(cfg Config) (*Client, error) {
+	if cfg.Credential == nil {
+		return nil, errors.New("pim: a credential is required")
+	}
+	if cfg.GraphURL == "" {
+		cfg.GraphURL = DefaultGraphURL
+	}
+	base, err := parseGraphURL(cfg.GraphURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PrincipalID != "" && !IsGUID(cfg.PrincipalID) {
+		return nil, fmt.Errorf("%w: principalId %q", ErrInvalidPrincipal, cfg.PrincipalID)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.PollMaxBackoff < cfg.PollInterval {
+		cfg.PollMaxBackoff = max(30*time.Second, cfg.PollInterval)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if cfg.Jitter == nil {
+		cfg.Jitter = rand.Float64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	transport := cfg.Transport
+	if transport == nil {
+		hc, err := httpClient(cfg.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		transport = hc
+	}
+	c := &Client{
+		base:        base,
+		cred:        cfg.Credential,
+		principalID: cfg.PrincipalID,
+		poll:        cfg.PollInterval,
+		max:         cfg.PollMaxBackoff,
+		clock:       cfg.Clock,
+		jitter:      cfg.Jitter,
+		log:         cfg.Logger,
+		roles:       map[string]string{},
+	}
+	c.pl = runtime.NewPipeline("mcp-gate/pim", "v1", runtime.PipelineOptions{
+		PerCall: []policy.Policy{&retryPolicy{c: c}},
+		PerRetry: []policy.Policy{runtime.NewBearerTokenPolicy(authCredential{cfg.Credential}, []string{GraphScope},
+			&policy.BearerTokenOptions{InsecureAllowCredentialWithHTTP: base.Scheme == "http"})},
+	}, &policy.ClientOptions{
+		// Retries are ours (retryPolicy): they run on Clock and never replay the create POST.
+		Retry:     policy.RetryOptions{MaxRetries: -1},
+		Transport: markUnreachable{transport},
+		Telemetry: policy.TelemetryOptions{ApplicationID: "mcp-gate"},
+	})
+	return c, nil
+}
+
+// parseGraphURL accepts https, and http only for a loopback host, because a
+// bearer token sent over plain http anywhere else could be read on the way.
+func parseGraphURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("pim: graphURL: %w", err)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("pim: graphURL %s: plain http is allowed only for a loopback host (127.0.0.1, ::1, localhost); use https", raw)
+		}
+	default:
+		return nil, fmt.Errorf("pim: graphURL %q: want an https URL", raw)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("pim: graphURL %q has no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("pim: graphURL %q must not have a query or fragment", raw)
+	}
+	return u, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func httpClient(caFile string) (*http.Client, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = time.Minute
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("pim: graphCAFile: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("pim: graphCAFile %s: no PEM certificate found", caFile)
+		}
+		t.TLSClientConfig.RootCAs = pool
+	}
+	// Redirects would carry the request elsewhere; Graph does not redirect these APIs.
+	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}, nil
+}
+
+// authCredential marks token failures so callers can tell "sign in again"
+// from "Graph unreachable".
+type authCredential struct{ azcore.TokenCredential }
+
+func (a authCredential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	tok, err := a.TokenCredential.GetToken(ctx, o)
+	if err != nil && ctx.Err() == nil {
+		return tok, fmt.Errorf("%w: %w", ErrAuth, err)
+	}
+	return tok, err
+}

@@ -1,0 +1,73 @@
+package pim
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+)
+
+var guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// IsGUID reports whether s is a GUID such as an Entra object id.
+func IsGUID(s string) bool { return guid.MatchString(s) }
+
+// Principal returns the user's Entra object id: the configured principalId,
+// else the oid claim of the credential's Graph token (decoded, not verified:
+// Graph verifies it on every call).
+func (c *Client) Principal(ctx context.Context) (string, error) {
+	if c.principalID != "" {
+		return c.principalID, nil
+	}
+	c.mu.Lock()
+	oid := c.oid
+	c.mu.Unlock()
+	if oid != "" {
+		return oid, nil
+	}
+	tok, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{GraphScope}})
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrAuth, err)
+	}
+	claims, err := decodeClaims(tok.Token)
+	if err != nil {
+		return "", fmt.Errorf("%w: reading the oid claim of the Graph token: %w", ErrInvalidPrincipal, err)
+	}
+	if !IsGUID(claims.OID) {
+		return "", fmt.Errorf("%w: the Graph token's oid claim is %q; set approvals.principalId", ErrInvalidPrincipal, claims.OID)
+	}
+	c.mu.Lock()
+	c.oid = claims.OID
+	c.mu.Unlock()
+	return claims.OID, nil
+}
+
+type tokenClaims struct {
+	OID string `json:"oid"`
+	Exp int64  `json:"exp"`
+}
+
+func (t tokenClaims) expiry() time.Time { return time.Unix(t.Exp, 0) }
+
+// decodeClaims reads the payload of a JWT without verifying its signature.
+func decodeClaims(token string) (tokenClaims, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return tokenClaims{}, errors.New("not a JWT (want header.payload.signature)")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return tokenClaims{}, fmt.Errorf("JWT payload: %w", err)
+	}
+	var cl tokenClaims
+	if err := json.Unmarshal(payload, &cl); err != nil {
+		return tokenClaims{}, fmt.Errorf("JWT payload: %w", err)
+	}
+	return cl, nil
+}
