@@ -101,5 +101,8 @@ func (r *Record) check() error {
 	if r.ArgsSHA256 != "" && !hexHash.MatchString(r.ArgsSHA256) {
 		return errors.New("argsSha256 is not a hex SHA-256")
 	}
+	if len(r.Args) > 0 && !json.Valid(r.Args) {
+		return errors.New("args is not valid JSON")
+	}
 	return nil
 }

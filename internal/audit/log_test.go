@@ -1,0 +1,380 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcp-gate/mcp-gate/internal/clock"
+)
+
+var t0 = time.Date(2026, 11, 23, 17, 0, 0, 123456789, time.UTC)
+
+func record(i int) Record {
+	return Record{
+		TraceID:    fmt.Sprintf("trace-%d", i),
+		Principal:  "6f1c2a3b-0000-4000-8000-000000000001",
+		Client:     Client{Name: "claude-ai", Version: "0.1.0"},
+		Tool:       fmt.Sprintf("db__tool_%d", i),
+		Upstream:   "db",
+		Rule:       "policies.yaml:12",
+		Decision:   DecisionActivate,
+		Role:       "Database Administrator",
+		RequestID:  "8f3e",
+		Outcome:    OutcomeForwarded,
+		WaitMS:     47000,
+		UpstreamMS: 12,
+		ArgKeys:    []string{"table"},
+		ArgsSHA256: strings.Repeat("ab", 32),
+	}
+}
+
+func openLog(t testing.TB, path string, opts ...Option) *Log {
+	t.Helper()
+	l, err := Open(path, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func writeN(t testing.TB, l *Log, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		if err := l.Write(context.Background(), record(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func readLines(t testing.TB, path string) [][]byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		t.Fatalf("file does not end in a newline: %q", data)
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	return lines[:len(lines)-1] // SplitAfter leaves an empty element after the last newline
+}
+
+func hashOf(line []byte) string {
+	sum := sha256.Sum256(bytes.TrimSuffix(line, []byte("\n")))
+	return hex.EncodeToString(sum[:])
+}
+
+func verifyFile(t testing.TB, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n, err := Verify(f)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	return n
+}
+
+func TestWriteChainsLinesAndStampsTime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	fake := clock.NewFake(t0)
+	l := openLog(t, path, WithClock(fake))
+	writeN(t, l, 0, 2)
+	fake.Advance(time.Second)
+	elsewhere := time.FixedZone("CET", 3600)
+	r := record(2)
+	r.Time = time.Date(2026, 1, 2, 4, 4, 5, 0, elsewhere)
+	if err := l.Write(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+
+	lines := readLines(t, path)
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3", len(lines))
+	}
+	wantPrev := []string{zeroHash, hashOf(lines[0]), hashOf(lines[1])}
+	wantTime := []string{"2026-11-23T17:00:00.123456789Z", "2026-11-23T17:00:00.123456789Z", "2026-01-02T03:04:05Z"}
+	for i, line := range lines {
+		var got map[string]any
+		if err := json.Unmarshal(line, &got); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if got["prev"] != wantPrev[i] {
+			t.Errorf("line %d: prev = %v, want %s", i+1, got["prev"], wantPrev[i])
+		}
+		if got["time"] != wantTime[i] {
+			t.Errorf("line %d: time = %v, want %s", i+1, got["time"], wantTime[i])
+		}
+		if got["tool"] != fmt.Sprintf("db__tool_%d", i) {
+			t.Errorf("line %d: tool = %v", i+1, got["tool"])
+		}
+	}
+	if n := verifyFile(t, path); n != 3 {
+		t.Errorf("Verify = %d lines, want 3", n)
+	}
+}
+
+func TestArgumentValuesOnlyWhenGiven(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := openLog(t, path)
+	raw := json.RawMessage(`{"card": "4111-1111", "amount": 5}`)
+	keys, sha, err := ArgsDigest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redacted := Record{Tool: "pay", Decision: DecisionAllow, Outcome: OutcomeForwarded, ArgKeys: keys, ArgsSHA256: sha}
+	clear := redacted
+	clear.Args = raw
+	for _, r := range []Record{redacted, clear} {
+		if err := l.Write(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := readLines(t, path)
+	if bytes.Contains(lines[0], []byte("4111")) || bytes.Contains(lines[0], []byte(`"args"`)) {
+		t.Errorf("redacted record holds values: %s", lines[0])
+	}
+	if !bytes.Contains(lines[0], []byte(`"argKeys":["amount","card"]`)) || !bytes.Contains(lines[0], []byte(sha)) {
+		t.Errorf("redacted record lacks names or digest: %s", lines[0])
+	}
+	if !bytes.Contains(lines[1], []byte(`"args":{"card":"4111-1111","amount":5}`)) {
+		t.Errorf("clear record lacks its arguments: %s", lines[1])
+	}
+}
+
+func TestOpenCreatesPrivateFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state", "mcp-gate")
+	path := filepath.Join(dir, "audit.jsonl")
+	openLog(t, path)
+	for p, want := range map[string]os.FileMode{dir: 0o700, path: 0o600} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestChainContinuesAcrossReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, l, 0, 2)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, openLog(t, path), 2, 2)
+
+	lines := readLines(t, path)
+	var third Record
+	if err := json.Unmarshal(lines[2], &third); err != nil {
+		t.Fatal(err)
+	}
+	if third.Prev != hashOf(lines[1]) {
+		t.Errorf("after reopen prev = %s, want hash of line 2 %s", third.Prev, hashOf(lines[1]))
+	}
+	if n := verifyFile(t, path); n != 4 {
+		t.Errorf("Verify = %d lines, want 4", n)
+	}
+}
+
+func TestOpenRefusesBrokenLastLine(t *testing.T) {
+	tests := []struct {
+		name, tail, want string
+	}{
+		{"torn line", `{"time":"2026-11-23T17:00:00Z","tool":"x","deci`, "incomplete"},
+		{"not JSON", "garbage\n", "not a valid record"},
+		{"blank line", "\n", "not a valid record"},
+		{"missing fields", `{"time":"2026-11-23T17:00:00Z","tool":"x"}` + "\n", "missing field decision, outcome, prev"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			l := openLog(t, path)
+			writeN(t, l, 0, 2)
+			l.Close()
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(tt.tail)
+			f.Close()
+			before, _ := os.ReadFile(path)
+
+			l2, err := Open(path)
+			if err == nil {
+				l2.Close()
+				t.Fatal("Open accepted a log whose last line is broken")
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("error %q should name the file and contain %q", err, tt.want)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+				t.Error("Open changed the file it refused")
+			}
+		})
+	}
+}
+
+func TestOpenReadsLongLastLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := openLog(t, path)
+	writeN(t, l, 0, 1)
+	r := record(1)
+	r.Message = strings.Repeat("long ", 3000) // spans several read chunks
+	if err := l.Write(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	writeN(t, openLog(t, path), 2, 1)
+	if n := verifyFile(t, path); n != 3 {
+		t.Errorf("Verify = %d lines, want 3", n)
+	}
+}
+
+func TestWriteRejectsIncompleteRecord(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Record)
+		want   string
+	}{
+		{"no tool", func(r *Record) { r.Tool = "" }, "missing field tool"},
+		{"no decision", func(r *Record) { r.Decision = "" }, "missing field decision"},
+		{"no outcome", func(r *Record) { r.Outcome = "" }, "missing field outcome"},
+		{"unknown decision", func(r *Record) { r.Decision = "maybe" }, "unknown decision"},
+		{"bad digest", func(r *Record) { r.ArgsSHA256 = "xyz" }, "argsSha256"},
+		{"args not JSON", func(r *Record) { r.Args = json.RawMessage(`{`) }, "args"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			l := openLog(t, path)
+			r := record(0)
+			tt.change(&r)
+			err := l.Write(context.Background(), r)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Write error = %v, want one containing %q", err, tt.want)
+			}
+			if data, _ := os.ReadFile(path); len(data) != 0 {
+				t.Errorf("rejected record was written: %s", data)
+			}
+			writeN(t, l, 1, 1) // the log stays usable
+		})
+	}
+}
+
+func TestConcurrentWritersKeepOneChain(t *testing.T) {
+	const goroutines, each = 50, 20
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := openLog(t, path)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() { writeN(t, l, g*each, each) })
+	}
+	wg.Wait()
+
+	if n := verifyFile(t, path); n != goroutines*each {
+		t.Errorf("Verify = %d lines, want %d", n, goroutines*each)
+	}
+	seen := map[string]bool{}
+	for _, line := range readLines(t, path) {
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		seen[r.TraceID] = true
+	}
+	if len(seen) != goroutines*each {
+		t.Errorf("%d distinct records, want %d", len(seen), goroutines*each)
+	}
+}
+
+// Two Logs on one file stand for two gate processes sharing an audit path.
+func TestLogsSharingAFileKeepOneChain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	a, b := openLog(t, path), openLog(t, path)
+	var wg sync.WaitGroup
+	for i, l := range []*Log{a, b, a, b} {
+		wg.Go(func() { writeN(t, l, i*25, 25) })
+	}
+	wg.Wait()
+	if n := verifyFile(t, path); n != 100 {
+		t.Errorf("Verify = %d lines, want 100", n)
+	}
+}
+
+func TestWriteRefusesAfterTruncation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := openLog(t, path)
+	writeN(t, l, 0, 2)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // and it stays refused
+		if err := l.Write(context.Background(), record(2)); err == nil || !strings.Contains(err.Error(), "truncated") {
+			t.Errorf("Write after truncation: error = %v, want one saying truncated", err)
+		}
+	}
+}
+
+func TestWriteAfterClose(t *testing.T) {
+	l := openLog(t, filepath.Join(t.TempDir(), "audit.jsonl"))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Write(context.Background(), record(0)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Write after Close = %v, want ErrClosed", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+}
+
+func BenchmarkWrite(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		opts []Option
+	}{{"page-cache", nil}, {"fsync-each", []Option{WithSyncEachWrite()}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			l := openLog(b, filepath.Join(b.TempDir(), "audit.jsonl"), bc.opts...)
+			r := record(0)
+			ctx := context.Background()
+			for b.Loop() {
+				if err := l.Write(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("parallel", func(b *testing.B) {
+		l := openLog(b, filepath.Join(b.TempDir(), "audit.jsonl"))
+		r := record(0)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := l.Write(context.Background(), r); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
