@@ -282,7 +282,7 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 		var sr scheduleRequest
 		_, err := a.c.send(ctx, http.MethodPost, a.c.url(pathRequests), body, &sr)
 		if err == nil && sr.ID == "" {
-			return scheduleRequest{}, a.wrap(errors.New("Graph answered without a request id"))
+			return scheduleRequest{}, a.wrap(errors.New("the answer has no request id"))
 		}
 		if err == nil {
 			a.c.log.Info("pim: activation requested", "requestId", sr.ID, "status", sr.Status, "roleDefinitionId", a.roleID)
