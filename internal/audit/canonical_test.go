@@ -141,3 +141,12 @@ func TestArgsDigest(t *testing.T) {
 		}
 	})
 }
+
+func BenchmarkArgsDigest(b *testing.B) {
+	raw := json.RawMessage(`{"table":"users","where":{"id":12345,"tenant":"contoso"},"cascade":true,"columns":["a","b","c"],"limit":1.5e2}`)
+	for b.Loop() {
+		if _, _, err := ArgsDigest(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
