@@ -1,0 +1,90 @@
+package pimtest
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// serveAdmin is the emulator's own surface, on a path Graph does not use:
+// token minting for the scenario's users and the approver's actions.
+//
+//	POST /_emulator/token                  {"oid": "...", "mfa": true}  (or "name")
+//	GET  /_emulator/requests[?status=S]    every request, Graph-shaped
+//	POST /_emulator/requests/{id}/approve  204
+//	POST /_emulator/requests/{id}/deny     204
+func (s *Server) serveAdmin(ex *exchange) {
+	rest := strings.Trim(strings.TrimPrefix(ex.r.URL.Path, "/_emulator/"), "/")
+	segs := strings.Split(rest, "/")
+	switch {
+	case rest == "token":
+		if checkMethod(ex, http.MethodPost) {
+			s.adminToken(ex)
+		}
+	case rest == "requests":
+		if checkMethod(ex, http.MethodGet) {
+			s.adminRequests(ex)
+		}
+	case len(segs) == 3 && segs[0] == "requests" && (segs[2] == "approve" || segs[2] == "deny"):
+		if checkMethod(ex, http.MethodPost) {
+			s.adminDecide(ex, segs[1], segs[2] == "approve")
+		}
+	default:
+		ex.fail(&graphError{http.StatusNotFound, "NotFound", "No such emulator endpoint: " + ex.r.URL.Path})
+	}
+}
+
+func (s *Server) adminToken(ex *exchange) {
+	var req tokenRequest
+	if err := json.NewDecoder(io.LimitReader(ex.r.Body, maxRequestBytes)).Decode(&req); err != nil {
+		ex.fail(&graphError{http.StatusBadRequest, "BadRequest", "body must be JSON like {\"oid\":\"...\",\"mfa\":true}: " + err.Error()})
+		return
+	}
+	oid := strings.ToLower(req.OID)
+	if oid == "" {
+		oid = s.dir.byName[strings.ToLower(req.Name)]
+	}
+	if _, ok := s.dir.users[oid]; !ok || oid == "" {
+		ex.fail(&graphError{http.StatusBadRequest, "SubjectNotFound", "no scenario user has that oid or name"})
+		return
+	}
+	var opts []TokenOption
+	if req.MFA {
+		opts = append(opts, WithMFA())
+	}
+	ex.writeJSON(http.StatusOK, tokenResponse{
+		AccessToken: s.Token(oid, opts...),
+		TokenType:   "Bearer",
+		ExpiresIn:   int(defaultTokenLifetime.Seconds()),
+	})
+}
+
+func (s *Server) adminRequests(ex *exchange) {
+	status := ex.r.URL.Query().Get("status")
+	s.mu.Lock()
+	s.st.settle(s.clock.Now())
+	out := []requestJSON{}
+	for _, r := range s.st.requests {
+		if status == "" || strings.EqualFold(status, r.Status) {
+			out = append(out, r.json())
+		}
+	}
+	s.mu.Unlock()
+	ex.writeJSON(http.StatusOK, struct {
+		Value []requestJSON `json:"value"`
+	}{out})
+}
+
+func (s *Server) adminDecide(ex *exchange, id string, approve bool) {
+	err := s.decide(id, approve)
+	switch {
+	case err == nil:
+		ex.w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, ErrNotFound):
+		ex.fail(errRequestNotFound(id))
+	default:
+		ex.fail(&graphError{http.StatusConflict, "InvalidRequestStatus", err.Error()})
+	}
+}

@@ -1,0 +1,405 @@
+package pimtest
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Request statuses the emulator produces.
+const (
+	StatusPendingApproval = "PendingApproval"
+	StatusGranted         = "Granted"
+	StatusProvisioned     = "Provisioned"
+	StatusDenied          = "Denied"
+	StatusCanceled        = "Canceled"
+	StatusRevoked         = "Revoked"
+)
+
+// Request actions the emulator accepts.
+const (
+	ActionSelfActivate   = "selfActivate"
+	ActionSelfDeactivate = "selfDeactivate"
+)
+
+// Errors of the approver methods.
+var (
+	ErrNotFound   = errors.New("pimtest: no such request")
+	ErrNotPending = errors.New("pimtest: request is not pending approval")
+)
+
+// Request is a schedule request as the emulator recorded it.
+type Request struct {
+	ID               string
+	Action           string
+	Principal        string
+	RoleDefinitionID string
+	Status           string
+	Justification    string
+	TicketNumber     string
+	TicketSystem     string
+	Duration         time.Duration
+	Created          time.Time
+}
+
+// request is the stored form of a schedule request.
+type request struct {
+	Request
+	scope        string
+	start        time.Time // when the assignment may begin
+	given        scheduleInfo
+	ticket       ticketInfo
+	completed    *time.Time
+	approvalID   string // "" when the role needs no approval
+	scheduleID   string
+	approver     Approver
+	createStatus string // what the create response said, before any transition
+}
+
+// assignment is an active role assignment (an assignment schedule instance).
+type assignment struct {
+	id, principal, roleID, scheduleID, originID, kind string
+	start                                             time.Time
+	end                                               *time.Time // nil: permanent
+}
+
+func (a *assignment) liveAt(t time.Time) bool {
+	return !t.Before(a.start) && (a.end == nil || t.Before(*a.end))
+}
+
+// notOver reports whether the assignment is live or yet to start.
+func (a *assignment) notOver(t time.Time) bool { return a.end == nil || t.Before(*a.end) }
+
+// state is everything that changes. Server guards it with one mutex; every
+// method expects the lock held. Transitions that depend on time happen in
+// settle, called with the current time before every read or write, so no
+// goroutine or timer is needed and a fake clock drives everything.
+type state struct {
+	dir         *directory
+	started     time.Time
+	requests    []*request
+	byID        map[string]*request
+	pending     []*request // PendingApproval, in creation order
+	assignments []*assignment
+}
+
+func newState(dir *directory, now time.Time) *state {
+	st := &state{dir: dir, started: now, byID: map[string]*request{}}
+	for _, a := range dir.active {
+		as := &assignment{id: newID(), principal: a.Principal, roleID: a.Role, scheduleID: newID(), originID: newID(), kind: "Assigned", start: now}
+		switch {
+		case !a.End.IsZero():
+			end := a.End
+			as.end = &end
+		case a.Duration > 0:
+			end := now.Add(a.Duration)
+			as.end = &end
+		}
+		st.assignments = append(st.assignments, as)
+	}
+	return st
+}
+
+// settle applies automatic approver decisions that are due at now.
+func (st *state) settle(now time.Time) {
+	kept := st.pending[:0]
+	for _, r := range st.pending {
+		due := r.Created.Add(r.approver.After)
+		switch {
+		case r.Status != StatusPendingApproval:
+			continue
+		case r.approver.Mode == ApproveAuto && !now.Before(due):
+			st.provision(r, due)
+			continue
+		case r.approver.Mode == DenyAuto && !now.Before(due):
+			st.finish(r, StatusDenied, due)
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(st.pending[len(kept):])
+	st.pending = kept
+}
+
+func (st *state) finish(r *request, status string, at time.Time) {
+	r.Status = status
+	r.completed = &at
+}
+
+// provision makes r's assignment active from the later of its requested
+// start and the decision time at.
+func (st *state) provision(r *request, at time.Time) {
+	start := r.start
+	if at.After(start) {
+		start = at
+	}
+	end := start.Add(r.Duration)
+	st.assignments = append(st.assignments, &assignment{
+		id: newID(), principal: r.Principal, roleID: r.RoleDefinitionID, scheduleID: r.scheduleID,
+		originID: newID(), kind: "Activated", start: start, end: &end,
+	})
+	st.finish(r, StatusProvisioned, at)
+}
+
+// decide is the manual approver's action.
+func (st *state) decide(id string, approve bool, now time.Time) error {
+	st.settle(now)
+	r := st.byID[strings.ToLower(id)]
+	if r == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if r.Status != StatusPendingApproval {
+		return fmt.Errorf("%w: %s is %s", ErrNotPending, id, r.Status)
+	}
+	if approve {
+		st.provision(r, now)
+	} else {
+		st.finish(r, StatusDenied, now)
+	}
+	return nil
+}
+
+// cancel is the requester withdrawing a pending request.
+func (st *state) cancel(c caller, id string, now time.Time) *graphError {
+	st.settle(now)
+	r := st.byID[strings.ToLower(id)]
+	if r == nil {
+		return errRequestNotFound(id)
+	}
+	if r.Principal != c.oid {
+		return &graphError{http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."}
+	}
+	if r.Status != StatusPendingApproval {
+		return &graphError{http.StatusBadRequest, "InvalidRequestStatus", fmt.Sprintf("The request cannot be canceled in its current status %s.", r.Status)}
+	}
+	st.finish(r, StatusCanceled, now)
+	return nil
+}
+
+func errRequestNotFound(id string) *graphError {
+	return &graphError{http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The role assignment schedule request %s was not found.", id)}
+}
+
+func (st *state) get(id string, now time.Time) (*request, *graphError) {
+	st.settle(now)
+	r := st.byID[strings.ToLower(id)]
+	if r == nil {
+		return nil, errRequestNotFound(id)
+	}
+	return r, nil
+}
+
+// activeFor is the principal's assignment of role that has not ended.
+func (st *state) activeFor(principal, role string, now time.Time) *assignment {
+	for _, a := range st.assignments {
+		if a.principal == principal && a.roleID == role && a.notOver(now) {
+			return a
+		}
+	}
+	return nil
+}
+
+// Policy rules Graph names in RoleAssignmentRequestPolicyValidationFailed.
+const (
+	ruleEligibility   = "EligibilityRule"
+	ruleExpiration    = "ExpirationRule"
+	ruleJustification = "JustificationRule"
+	ruleTicketing     = "TicketingRule"
+	ruleMFA           = "MfaRule"
+)
+
+// create validates a schedule request body as Graph does and records it.
+func (st *state) create(c caller, b requestBody, now time.Time) (*request, *graphError) {
+	st.settle(now)
+	badRequest := func(format string, args ...any) *graphError {
+		return &graphError{http.StatusBadRequest, "BadRequest", fmt.Sprintf(format, args...)}
+	}
+	if b.Action != ActionSelfActivate && b.Action != ActionSelfDeactivate {
+		return nil, badRequest("The action %q is not supported; this endpoint serves selfActivate and selfDeactivate.", b.Action)
+	}
+	if b.PrincipalID == "" || b.RoleDefinitionID == "" {
+		return nil, badRequest("principalId and roleDefinitionId are required.")
+	}
+	if b.DirectoryScopeID == "" && (b.AppScopeID == nil || *b.AppScopeID == "") {
+		return nil, badRequest("Either directoryScopeId or appScopeId must be set.")
+	}
+	principal := strings.ToLower(b.PrincipalID)
+	if principal != c.oid {
+		return nil, &graphError{http.StatusForbidden, "Authorization_RequestDenied",
+			"Insufficient privileges to complete the operation. A self action can only be requested for the signed-in user."}
+	}
+	if _, ok := st.dir.users[principal]; !ok {
+		return nil, &graphError{http.StatusBadRequest, "SubjectNotFound", "The subject is not found."}
+	}
+	role := st.dir.roleByID[strings.ToLower(b.RoleDefinitionID)]
+	if role == nil {
+		return nil, &graphError{http.StatusNotFound, "RoleNotFound", "The role is not found."}
+	}
+	r := &request{
+		Request: Request{
+			ID: newID(), Action: b.Action, Principal: principal, RoleDefinitionID: role.ID,
+			Justification: b.Justification, Created: now,
+		},
+		scope:      b.DirectoryScopeID,
+		scheduleID: newID(),
+		approver:   *role.Approver,
+	}
+	if b.TicketInfo != nil {
+		r.ticket = *b.TicketInfo
+		r.TicketNumber = deref(b.TicketInfo.TicketNumber)
+		r.TicketSystem = deref(b.TicketInfo.TicketSystem)
+	}
+	if b.Action == ActionSelfDeactivate {
+		a := st.activeFor(principal, role.ID, now)
+		if a == nil || a.kind != "Activated" {
+			return nil, &graphError{http.StatusBadRequest, "RoleAssignmentDoesNotExist", "The Role assignment does not exist."}
+		}
+		end := now
+		a.end = &end
+		r.start = now
+		r.given = scheduleInfo{StartDateTime: &r.start}
+		r.scheduleID = a.scheduleID
+		st.finish(r, StatusRevoked, now)
+		r.createStatus = StatusRevoked
+		st.record(r)
+		return r, nil
+	}
+	for _, p := range st.pending {
+		if p.Principal == principal && p.RoleDefinitionID == role.ID && p.Status == StatusPendingApproval {
+			return nil, &graphError{http.StatusBadRequest, "PendingRoleAssignmentRequest", "There is already an existing pending Role assignment request."}
+		}
+	}
+	if st.activeFor(principal, role.ID, now) != nil {
+		return nil, &graphError{http.StatusBadRequest, "RoleAssignmentExists", "The Role assignment already exists."}
+	}
+	var failed []string
+	if !st.dir.eligible[roleKey{principal, role.ID}] {
+		failed = append(failed, ruleEligibility)
+	}
+	start, duration, ok, gerr := schedule(b.ScheduleInfo, role.MaxDuration, now)
+	if gerr != nil {
+		return nil, gerr
+	}
+	if !ok {
+		failed = append(failed, ruleExpiration)
+	}
+	if role.RequiresJustification && strings.TrimSpace(b.Justification) == "" {
+		failed = append(failed, ruleJustification)
+	}
+	if role.RequiresTicket && strings.TrimSpace(r.TicketNumber) == "" {
+		failed = append(failed, ruleTicketing)
+	}
+	if role.RequiresMFA && !c.mfa {
+		failed = append(failed, ruleMFA)
+	}
+	if len(failed) > 0 {
+		return nil, &graphError{http.StatusBadRequest, "RoleAssignmentRequestPolicyValidationFailed",
+			fmt.Sprintf("The following policy rules failed: [\"%s\"]", strings.Join(failed, `","`))}
+	}
+	r.start, r.Duration = start, duration
+	if b.ScheduleInfo != nil {
+		r.given = *b.ScheduleInfo
+	}
+	if r.given.StartDateTime == nil {
+		r.given.StartDateTime = &r.start
+	}
+	if r.given.Expiration == nil {
+		d := formatISODuration(duration)
+		r.given.Expiration = &expiration{Type: "afterDuration", Duration: &d}
+	}
+	if role.RequiresApproval {
+		r.approvalID = newID()
+		r.Status = StatusPendingApproval
+		r.createStatus = StatusPendingApproval
+		st.pending = append(st.pending, r)
+	} else {
+		// Graph answers Granted, then moves to Provisioned as soon as the
+		// assignment exists, which here is at once.
+		r.createStatus = StatusGranted
+		st.provision(r, now)
+	}
+	st.record(r)
+	return r, nil
+}
+
+func (st *state) record(r *request) {
+	st.requests = append(st.requests, r)
+	st.byID[r.ID] = r
+}
+
+// schedule reads the requested window. ok is false when the window breaks
+// the role's expiration rule (too long, or no expiration at all); a
+// malformed window is a 400 of its own.
+func schedule(si *scheduleInfo, limit time.Duration, now time.Time) (start time.Time, d time.Duration, ok bool, gerr *graphError) {
+	start = now
+	if si == nil || si.Expiration == nil {
+		// Graph applies the role's maximum when no expiration is given.
+		return start, limit, true, nil
+	}
+	if si.StartDateTime != nil {
+		start = *si.StartDateTime
+	}
+	bad := func(msg string) (time.Time, time.Duration, bool, *graphError) {
+		return time.Time{}, 0, false, &graphError{http.StatusBadRequest, "InvalidScheduleInfo", msg}
+	}
+	switch e := si.Expiration; e.Type {
+	case "afterDuration":
+		if e.Duration == nil {
+			return bad("expiration.duration is required when expiration.type is afterDuration.")
+		}
+		v, err := parseISODuration(*e.Duration)
+		if err != nil {
+			return bad("expiration.duration: " + err.Error())
+		}
+		d = v
+	case "afterDateTime":
+		if e.EndDateTime == nil {
+			return bad("expiration.endDateTime is required when expiration.type is afterDateTime.")
+		}
+		d = e.EndDateTime.Sub(start)
+	case "noExpiration":
+		return start, 0, false, nil
+	default:
+		return bad(fmt.Sprintf("expiration.type %q is not afterDuration, afterDateTime or noExpiration.", e.Type))
+	}
+	if d <= 0 {
+		return bad("The requested schedule ends before it starts.")
+	}
+	return start, d, d <= limit, nil
+}
+
+// snapshot copies the public view of every request, in creation order.
+func (st *state) snapshot(now time.Time) []Request {
+	st.settle(now)
+	out := make([]Request, len(st.requests))
+	for i, r := range st.requests {
+		out[i] = r.Request
+	}
+	return out
+}
+
+// graphError is a Graph error response.
+type graphError struct {
+	status        int
+	code, message string
+}
+
+func (e *graphError) Error() string { return e.code + ": " + e.message }
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand does not fail
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
