@@ -1,0 +1,61 @@
+package policy
+
+import "time"
+
+// Every default of the policy file lives here, so the reference in
+// docs/policy.md, the parser and the example file agree.
+const (
+	DefaultBackend        = "entra-pim"
+	DefaultCredential     = "default"
+	DefaultGraphURL       = "https://graph.microsoft.com/v1.0"
+	DefaultGrant          = 15 * time.Minute
+	DefaultWait           = 3*time.Minute + 30*time.Second
+	DefaultPollInterval   = time.Second
+	DefaultPollMaxBackoff = 30 * time.Second
+	DefaultDeadline       = time.Hour
+	DefaultGrantMargin    = 30 * time.Second
+	DefaultMaxBackground  = 100
+	DefaultJustification  = "{{.Tool}} called by an AI agent through mcp-gate"
+	DefaultTicketSystem   = "mcp-gate"
+	DefaultAuditPath      = "~/.mcp-gate/audit.jsonl"
+	DefaultAuditArguments = ArgumentsHashed
+
+	// maxDuration bounds every duration in the file: PIM grants longer than
+	// a working day are a misconfiguration, and so are waits that long.
+	maxDuration = 24 * time.Hour
+)
+
+// Values allowed for approvals.backend, approvals.credential and
+// audit.arguments.
+var (
+	backends    = []string{"entra-pim"}
+	credentials = []string{"default", "azurecli", "devicecode", "browser", "managedidentity", "workloadidentity", "environment", "token"}
+	argModes    = []string{ArgumentsHashed, ArgumentsClear}
+)
+
+// Audit argument modes.
+const (
+	ArgumentsHashed = "hashed"
+	ArgumentsClear  = "clear"
+)
+
+func defaultApprovals() Approvals {
+	return Approvals{
+		Backend:        DefaultBackend,
+		Credential:     DefaultCredential,
+		GraphURL:       DefaultGraphURL,
+		DefaultGrant:   DefaultGrant,
+		Wait:           DefaultWait,
+		PollInterval:   DefaultPollInterval,
+		PollMaxBackoff: DefaultPollMaxBackoff,
+		Deadline:       DefaultDeadline,
+		GrantMargin:    DefaultGrantMargin,
+		MaxBackground:  DefaultMaxBackground,
+		Justification:  DefaultJustification,
+		TicketSystem:   DefaultTicketSystem,
+	}
+}
+
+func defaultAudit() Audit {
+	return Audit{Path: DefaultAuditPath, Arguments: DefaultAuditArguments}
+}

@@ -1,0 +1,99 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Explanation is Decide's answer with the reasoning shown: the rules tried
+// before the deciding one and why each was passed over.
+type Explanation struct {
+	Decision Decision
+	Tried    []Step
+}
+
+// Step is one rule or alternative that was tried and did not decide.
+type Step struct {
+	Rule    string // file:line
+	Pattern string
+	Why     string
+}
+
+// Explain decides like Decide, by walking every rule in file order instead
+// of using the index, and records what it passed over. It is for humans
+// (mcp-gate explain) and for checking Decide, not for the call path.
+func (p *Policy) Explain(tool string, args map[string]any) Explanation {
+	if p == nil {
+		return Explanation{Decision: p.Decide(tool, args)}
+	}
+	var ex Explanation
+	for i := range p.entries {
+		e := &p.entries[i]
+		if !match(e.pattern, tool) {
+			ex.Tried = append(ex.Tried, Step{Rule: e.loc, Pattern: e.pattern, Why: "pattern does not match"})
+			continue
+		}
+		for _, a := range e.alts {
+			if why := unmet(a.when, args); why != "" {
+				ex.Tried = append(ex.Tried, Step{Rule: a.decision.Rule, Pattern: e.pattern, Why: why})
+				continue
+			}
+			ex.Decision = a.decision
+			return ex
+		}
+		ex.Decision = e.noCondition
+		return ex
+	}
+	ex.Decision = p.noMatch
+	return ex
+}
+
+// unmet says which condition fails, or "" when all hold.
+func unmet(conds []cond, args map[string]any) string {
+	for _, c := range conds {
+		s, ok := argString(args, c.path)
+		switch {
+		case !ok:
+			return fmt.Sprintf("when %s: argument missing", c.key)
+		case !match(c.glob, s):
+			return fmt.Sprintf("when %s: %q does not match %q", c.key, s, c.glob)
+		}
+	}
+	return ""
+}
+
+// String renders the explanation the way `mcp-gate explain` prints it.
+func (ex Explanation) String() string {
+	var b strings.Builder
+	d := ex.Decision
+	fmt.Fprintf(&b, "decision: %s (%s)\n", d.Action, d.Reason)
+	if d.Pattern != "" {
+		fmt.Fprintf(&b, "rule:     %s  %q\n", d.Rule, d.Pattern)
+	} else {
+		fmt.Fprintf(&b, "rule:     none matched in %s (default deny)\n", d.Rule)
+	}
+	if d.Action == Activate {
+		fmt.Fprintf(&b, "role:     %s\n", d.Role)
+		fmt.Fprintf(&b, "grant:    %s\n", d.Grant)
+		fmt.Fprintf(&b, "justification: %s\n", textOrRequired(d.JustificationRequired, d.Justification, ArgJustification))
+		if d.TicketRequired || d.Ticket != "" {
+			fmt.Fprintf(&b, "ticket:   %s (system %s)\n", textOrRequired(d.TicketRequired, d.Ticket, ArgTicket), d.TicketSystem)
+		}
+	}
+	if len(ex.Tried) == 0 {
+		b.WriteString("tried before: none\n")
+		return b.String()
+	}
+	b.WriteString("tried before:\n")
+	for _, s := range ex.Tried {
+		fmt.Fprintf(&b, "  %s  %q: %s\n", s.Rule, s.Pattern, s.Why)
+	}
+	return b.String()
+}
+
+func textOrRequired(required bool, text, arg string) string {
+	if required {
+		return fmt.Sprintf("required (the call's %q argument)", arg)
+	}
+	return fmt.Sprintf("%q", text)
+}

@@ -1,0 +1,110 @@
+// Package policy parses and validates mcp-gate's policy file (which tool
+// calls are allowed, denied, or need a PIM role; how approvals, audit and
+// upstreams are set up), decides calls against it without I/O, and reloads
+// it when the file changes.
+//
+// A Policy is immutable once built, so one value can serve any number of
+// concurrent calls while a reload swaps in the next one.
+package policy
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Policy is a validated policy file. Build one with Load or Parse; a Policy
+// only exists for a file without errors.
+type Policy struct {
+	file      string // path as given, for messages
+	approvals Approvals
+	audit     Audit
+	upstreams []Upstream
+	entries   []entry
+	roles     []string
+
+	exact   map[string]int // exact tool name -> entry index
+	globs   *trieNode      // glob entries by literal prefix
+	noMatch Decision
+}
+
+// Approvals is the approvals: section with defaults filled in.
+type Approvals struct {
+	Backend        string // "entra-pim"
+	TenantID       string // GUID or empty
+	PrincipalID    string // GUID or empty: the signed-in credential's oid
+	Credential     string // one of default, azurecli, devicecode, browser, managedidentity, workloadidentity, environment, token
+	TokenFile      string // for credential: token; empty means the caller finds the token elsewhere
+	GraphURL       string // without a trailing slash
+	GraphCAFile    string // extra CA (PEM) trusted for GraphURL, or empty
+	DefaultGrant   time.Duration
+	Wait           time.Duration // 0: answer with a receipt at once
+	PollInterval   time.Duration
+	PollMaxBackoff time.Duration
+	Deadline       time.Duration // lifetime of a background activation
+	GrantMargin    time.Duration // a grant counts as expired this long before its end
+	MaxBackground  int           // activations polled in the background at most
+	Justification  string        // default justification template, or "required"
+	TicketSystem   string
+}
+
+// Audit is the audit: section with defaults filled in.
+type Audit struct {
+	Path      string // may start with ~/; see ExpandHome
+	Arguments string // ArgumentsHashed or ArgumentsClear
+}
+
+// Upstream is one entry of upstreams:, in file order. Exactly one of
+// Command and URL is set. ${VAR} references are kept as written: the proxy
+// expands them when it connects, so secrets never sit in the parsed policy.
+type Upstream struct {
+	Name    string
+	Command []string
+	Env     map[string]string
+	URL     string
+	Headers map[string]string
+}
+
+// File returns the path the policy was loaded from.
+func (p *Policy) File() string { return p.file }
+
+// Rules returns the number of entries under tools:.
+func (p *Policy) Rules() int { return len(p.entries) }
+
+// Approvals returns the approvals: settings, defaults filled in.
+func (p *Policy) Approvals() Approvals { return p.approvals }
+
+// Audit returns the audit: settings, defaults filled in.
+func (p *Policy) Audit() Audit { return p.audit }
+
+// Upstreams returns the upstreams: entries in file order.
+func (p *Policy) Upstreams() []Upstream {
+	out := make([]Upstream, len(p.upstreams))
+	for i, u := range p.upstreams {
+		out[i] = u
+		out[i].Command = append([]string(nil), u.Command...)
+		out[i].Env = maps.Clone(u.Env)
+		out[i].Headers = maps.Clone(u.Headers)
+	}
+	return out
+}
+
+// Roles returns every distinct role named by a rule, in file order, so a
+// server can resolve them or check eligibility at start.
+func (p *Policy) Roles() []string { return append([]string(nil), p.roles...) }
+
+// ExpandHome replaces a leading "~" or "~/" in path with the user's home
+// directory. Other paths are returned unchanged.
+func ExpandHome(path string) (string, error) {
+	if path != "~" && !strings.HasPrefix(path, "~/") {
+		return path, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("expand %q: %w", path, err)
+	}
+	return filepath.Join(home, strings.TrimPrefix(path, "~")), nil
+}
