@@ -167,8 +167,6 @@ func UserMessage(err error) string {
 		return ""
 	case errors.As(err, &re):
 		return re.UserMessage()
-	case errors.Is(err, ErrThrottled) && errors.As(err, &ge):
-		return "Microsoft Graph kept throttling requests until the deadline: wait a minute and call again"
 	case errors.As(err, &ge):
 		return ge.UserMessage()
 	case errors.Is(err, ErrNotEligible), errors.Is(err, ErrInvalidPrincipal), errors.Is(err, ErrRoleNotFound):

@@ -1,0 +1,156 @@
+package pim_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/mcp-gate/mcp-gate/internal/pim"
+)
+
+// jwt builds an unsigned token with the given claims (the client only
+// decodes; Graph verifies).
+func jwt(t *testing.T, claims map[string]any) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	return enc(map[string]string{"alg": "none", "typ": "JWT"}) + "." + enc(claims) + ".c2ln"
+}
+
+func TestTokenCredential(t *testing.T) {
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	good := jwt(t, map[string]any{"oid": alice, "exp": exp.Unix()})
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name, file, env, wantErr string
+	}{
+		{name: "file", file: write("good", good+"\n")},
+		{name: "env", env: good},
+		{name: "file wins over env", file: write("good2", good), env: "garbage"},
+		{name: "expired", file: write("old", jwt(t, map[string]any{"oid": alice, "exp": time.Now().Add(-time.Minute).Unix()})), wantErr: "expired"},
+		{name: "no exp", file: write("noexp", jwt(t, map[string]any{"oid": alice})), wantErr: "no exp"},
+		{name: "not a JWT", file: write("opaque", "opaque-token"), wantErr: "not a JWT"},
+		{name: "empty file", file: write("empty", " \n"), wantErr: "empty"},
+		{name: "missing file", file: filepath.Join(dir, "absent"), wantErr: "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(pim.TokenEnv, tt.env)
+			cred, err := pim.NewCredential("token", pim.CredentialOptions{TokenFile: tt.file})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{pim.GraphScope}})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || tok.Token != good || !tok.ExpiresOn.Equal(exp) {
+				t.Fatalf("token %q expiring %v, %v; want the good token expiring %v", tok.Token, tok.ExpiresOn, err, exp)
+			}
+		})
+	}
+	t.Run("neither file nor env", func(t *testing.T) {
+		t.Setenv(pim.TokenEnv, "")
+		if _, err := pim.NewCredential("token", pim.CredentialOptions{}); err == nil || !strings.Contains(err.Error(), pim.TokenEnv) {
+			t.Fatalf("err = %v, want one naming %s", err, pim.TokenEnv)
+		}
+	})
+	t.Run("file refreshed on disk", func(t *testing.T) {
+		p := write("rotating", jwt(t, map[string]any{"oid": alice, "exp": time.Now().Add(-time.Minute).Unix()}))
+		cred, err := pim.NewCredential("token", pim.CredentialOptions{TokenFile: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{}); err == nil {
+			t.Fatal("expired token accepted")
+		}
+		write("rotating", good)
+		if tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{}); err != nil || tok.Token != good {
+			t.Fatalf("after refresh: %q, %v", tok.Token, err)
+		}
+	})
+}
+
+func TestNewCredentialKinds(t *testing.T) {
+	t.Setenv(pim.TokenEnv, "x.y.z")
+	// environment and workloadidentity need AZURE_* variables to build.
+	for _, kind := range []string{"default", "azurecli", "devicecode", "browser", "managedidentity", "token"} {
+		if _, err := pim.NewCredential(kind, pim.CredentialOptions{TenantID: "72f988bf-0000-4000-8000-000000000001"}); err != nil {
+			t.Errorf("NewCredential(%s): %v", kind, err)
+		}
+	}
+	if _, err := pim.NewCredential("kerberos", pim.CredentialOptions{}); err == nil || !strings.Contains(err.Error(), "azurecli") {
+		t.Errorf("unknown kind: err = %v, want the list of kinds", err)
+	}
+}
+
+func TestPrincipal(t *testing.T) {
+	exp := time.Now().Add(time.Hour).Unix()
+	dir := t.TempDir()
+	client := func(t *testing.T, oid, principalID string) (*pim.Client, error) {
+		p := filepath.Join(dir, t.Name()[len("TestPrincipal/"):])
+		if err := os.WriteFile(p, []byte(jwt(t, map[string]any{"oid": oid, "exp": exp})), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cred, err := pim.NewCredential("token", pim.CredentialOptions{TokenFile: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pim.New(pim.Config{Credential: cred, PrincipalID: principalID})
+	}
+	t.Run("from token", func(t *testing.T) {
+		c, err := client(t, alice, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Principal(context.Background()); err != nil || got != alice {
+			t.Fatalf("Principal = %q, %v; want %s", got, err, alice)
+		}
+	})
+	t.Run("configured wins", func(t *testing.T) {
+		c, err := client(t, alice, bob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Principal(context.Background()); err != nil || got != bob {
+			t.Fatalf("Principal = %q, %v; want %s", got, err, bob)
+		}
+	})
+	t.Run("token oid not a GUID", func(t *testing.T) {
+		c, err := client(t, "alice@contoso.com", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Principal(context.Background()); !errors.Is(err, pim.ErrInvalidPrincipal) {
+			t.Fatalf("err = %v, want ErrInvalidPrincipal", err)
+		}
+	})
+	t.Run("configured not a GUID", func(t *testing.T) {
+		if _, err := client(t, alice, "alice"); !errors.Is(err, pim.ErrInvalidPrincipal) {
+			t.Fatalf("New err = %v, want ErrInvalidPrincipal", err)
+		}
+	})
+}
