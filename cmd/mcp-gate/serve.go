@@ -3,10 +3,51 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mcp-gate/mcp-gate/internal/proxy"
 )
 
-// runServe is being built; see the open issues.
+// shutdownGrace bounds how long open HTTP streams may delay shutdown.
+const shutdownGrace = 5 * time.Second
+
+// runServe serves Streamable HTTP (and SSE) until ctx is cancelled.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("serve: not built yet")
+	fs := flag.NewFlagSet("mcp-gate serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on; keep it loopback unless a trusted proxy fronts the gate")
+	p, log, err := newProxy(ctx, fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: p.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+	log.Info("serving MCP over HTTP", "streamable", "http://"+ln.Addr().String()+proxy.StreamablePath,
+		"sse", "http://"+ln.Addr().String()+proxy.SSEPath)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	// Long-lived streams (SSE, GET listeners) keep Shutdown waiting; close
+	// whatever is left once the grace period is over.
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	_ = srv.Close()
+	return nil
 }

@@ -2,11 +2,20 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
 	"io"
 )
 
-// runStdio is being built; see the open issues.
+// runStdio serves MCP on stdin/stdout in front of the upstream(s). stdout
+// carries only MCP messages; logs and upstream stderr go to stderr.
 func runStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return errors.New("stdio: not built yet")
+	fs := flag.NewFlagSet("mcp-gate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	p, log, err := newProxy(ctx, fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	log.Debug("serving MCP on stdio")
+	return p.ServeStdio(ctx, stdin, stdout)
 }

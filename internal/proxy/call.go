@@ -1,0 +1,72 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// ClientInfo names the client software, as it introduced itself.
+type ClientInfo struct {
+	Name    string
+	Version string
+}
+
+// Call is one tools/call on its way to an upstream.
+type Call struct {
+	Tool         string          // the tool name the client sees (NAME__TOOL with several upstreams)
+	Upstream     string          // the owning upstream's name
+	UpstreamTool string          // the tool's name at the upstream
+	Arguments    json.RawMessage // arguments exactly as the client sent them (may be nil)
+	Client       ClientInfo
+	SessionID    string
+	// Progress sends notifications/progress to the client with the client's
+	// own progress token; nil when the client gave no progress token.
+	Progress func(ctx context.Context, progress float64, message string)
+
+	// meta is the client's params._meta, forwarded to the upstream.
+	meta json.RawMessage
+	// relay re-sends upstream progress to the client; nil without a token.
+	relay progressFunc
+}
+
+// progressFunc delivers one progress notification to a client.
+type progressFunc func(progress float64, total *float64, message string)
+
+// Result is a raw JSON CallToolResult, forwarded as-is when it comes from an
+// upstream.
+type Result = json.RawMessage
+
+// CallFunc forwards (or answers) one call. An error becomes a JSON-RPC error
+// to the client; an *RPCError keeps its code.
+type CallFunc func(ctx context.Context, c *Call) (Result, error)
+
+// Middleware wraps the forwarder; the gate is one.
+type Middleware func(next CallFunc) CallFunc
+
+// ToolFilter rewrites tools/list: it returns false to hide a tool and may
+// change the tool (its description, say) in place.
+type ToolFilter func(t *mcp.Tool) bool
+
+// ToolErrorResult builds a CallToolResult with isError:true and one text
+// content.
+func ToolErrorResult(text string) Result {
+	q, _ := json.Marshal(text) // a string always marshals
+	b := make([]byte, 0, len(q)+64)
+	b = append(b, `{"content":[{"type":"text","text":`...)
+	b = append(b, q...)
+	return append(b, `}],"isError":true}`...)
+}
+
+// RPCError is a JSON-RPC error answer, relayed to the client with its code.
+type RPCError struct {
+	Code    int
+	Message string
+	Data    json.RawMessage
+}
+
+func (e *RPCError) Error() string {
+	return fmt.Sprintf("JSON-RPC error %d: %s", e.Code, e.Message)
+}

@@ -1,0 +1,608 @@
+// Package proxy is mcp-gate's MCP proxy: an MCP server toward the client
+// (stdio, Streamable HTTP, SSE), MCP clients toward upstream servers, the
+// routing of tools, resources and prompts to their owners, and the tool-call
+// pipeline that the gate hooks into as a Middleware.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-gate/mcp-gate/internal/clock"
+)
+
+// Separator joins an upstream's name and its tool or prompt name when there
+// are several upstreams.
+const Separator = "__"
+
+// Options configure a Proxy.
+type Options struct {
+	Upstreams  []UpstreamConfig
+	Middleware Middleware // wraps every tools/call; nil forwards every call
+	ToolFilter ToolFilter // rewrites tools/list; nil shows every tool
+	Logger     *slog.Logger
+	Stderr     io.Writer // receives upstream stderr, each line prefixed with "[name] "; default os.Stderr
+	Version    string    // reported in serverInfo and to upstreams
+	Clock      Clock     // default the real clock
+
+	StopGrace  time.Duration // SIGTERM to SIGKILL for child upstreams; default 5s
+	MinBackoff time.Duration // first restart delay; default 250ms
+	MaxBackoff time.Duration // default 30s
+	// InitWait bounds how long initialize waits for upstreams to report
+	// their capabilities before answering with the full set; default 40ms.
+	InitWait time.Duration
+	// ListWait bounds how long a list request waits for upstreams still
+	// starting; default 60s.
+	ListWait time.Duration
+}
+
+// Proxy serves MCP to clients and forwards to its upstreams. One Proxy
+// serves any number of client sessions.
+type Proxy struct {
+	opts   Options
+	log    *slog.Logger
+	srv    *server.MCPServer
+	ups    []*upstream
+	byName map[string]*upstream
+	call   CallFunc
+
+	routes    atomic.Pointer[routeTable]
+	rebuildMu sync.Mutex
+	published published // what the MCPServer was last given, to skip no-op updates
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// route is where a client-facing name goes.
+type route struct {
+	up   *upstream
+	name string // at the upstream
+}
+
+type routeTable struct {
+	tools   map[string]route
+	prompts map[string]route
+}
+
+type published struct {
+	tools, resources, templates, prompts []byte
+}
+
+// New starts connecting to every upstream in parallel and returns at once;
+// requests wait for an upstream only as long as they need it.
+func New(ctx context.Context, opts Options) (*Proxy, error) {
+	if len(opts.Upstreams) == 0 {
+		return nil, errors.New("no upstream configured")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	setDefault(&opts.StopGrace, 5*time.Second)
+	setDefault(&opts.MinBackoff, 250*time.Millisecond)
+	setDefault(&opts.MaxBackoff, 30*time.Second)
+	setDefault(&opts.InitWait, 40*time.Millisecond)
+	setDefault(&opts.ListWait, 60*time.Second)
+
+	p := &Proxy{opts: opts, log: opts.Logger, byName: make(map[string]*upstream)}
+	p.routes.Store(&routeTable{})
+	several := len(opts.Upstreams) > 1
+	for _, cfg := range opts.Upstreams {
+		if err := validUpstream(cfg, several); err != nil {
+			return nil, err
+		}
+		if _, dup := p.byName[cfg.Name]; dup {
+			return nil, fmt.Errorf("upstream %q configured twice", cfg.Name)
+		}
+		u := &upstream{
+			cfg:        cfg,
+			log:        p.log,
+			stderr:     opts.Stderr,
+			clock:      opts.Clock,
+			grace:      opts.StopGrace,
+			minBackoff: opts.MinBackoff,
+			maxBackoff: opts.MaxBackoff,
+			clientInfo: mcp.Implementation{Name: "mcp-gate", Version: opts.Version},
+			changed:    p.rebuild,
+			relay:      p.relay,
+			refresh:    make(chan struct{}, 1),
+			ready:      make(chan struct{}),
+		}
+		if several {
+			u.prefix = cfg.Name + Separator
+		}
+		p.ups = append(p.ups, u)
+		p.byName[cfg.Name] = u
+	}
+
+	p.call = p.forward
+	if opts.Middleware != nil {
+		p.call = opts.Middleware(p.forward)
+	}
+	p.srv = p.newServer()
+
+	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, u := range p.ups {
+		p.wg.Go(func() { u.run(ctx) })
+	}
+	return p, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+func validUpstream(cfg UpstreamConfig, several bool) error {
+	switch {
+	case cfg.Name == "":
+		return errors.New("upstream without a name")
+	case several && strings.Contains(cfg.Name, Separator):
+		return fmt.Errorf("upstream name %q must not contain %q", cfg.Name, Separator)
+	case len(cfg.Command) > 0 && cfg.URL != "":
+		return fmt.Errorf("upstream %q: give a command or a url, not both", cfg.Name)
+	case len(cfg.Command) == 0 && cfg.URL == "":
+		return fmt.Errorf("upstream %q: needs a command or a url", cfg.Name)
+	}
+	return nil
+}
+
+// Close stops every upstream (child processes get SIGTERM, then SIGKILL
+// after the grace period) and waits for them.
+func (p *Proxy) Close() error {
+	p.cancel()
+	p.wg.Wait()
+	return nil
+}
+
+// NotifyToolsChanged re-applies the ToolFilter and, when tools/list changed,
+// tells every client (notifications/tools/list_changed).
+func (p *Proxy) NotifyToolsChanged() { p.rebuild() }
+
+func (p *Proxy) newServer() *server.MCPServer {
+	hooks := &server.Hooks{}
+	hooks.AddAfterInitialize(func(ctx context.Context, _ any, _ *mcp.InitializeRequest, res *mcp.InitializeResult) {
+		res.Capabilities, res.Instructions = p.capabilities(ctx)
+	})
+	hooks.AddAfterDiscover(func(ctx context.Context, _ any, _ *mcp.DiscoverRequest, res *mcp.DiscoverResult) {
+		res.Capabilities, res.Instructions = p.capabilities(ctx)
+	})
+	wait := func(ctx context.Context, _ any, _ any) { p.waitStarted(ctx, p.opts.ListWait) }
+	hooks.AddBeforeListTools(func(ctx context.Context, id any, m *mcp.ListToolsRequest) { wait(ctx, id, m) })
+	hooks.AddBeforeListResources(func(ctx context.Context, id any, m *mcp.ListResourcesRequest) { wait(ctx, id, m) })
+	hooks.AddBeforeListResourceTemplates(func(ctx context.Context, id any, m *mcp.ListResourceTemplatesRequest) { wait(ctx, id, m) })
+	hooks.AddBeforeListPrompts(func(ctx context.Context, id any, m *mcp.ListPromptsRequest) { wait(ctx, id, m) })
+	hooks.AddAfterSubscribe(func(ctx context.Context, _ any, m *mcp.SubscribeRequest, _ *mcp.EmptyResult) {
+		p.subscribe(ctx, m.Params.URI, true)
+	})
+	hooks.AddAfterUnsubscribe(func(ctx context.Context, _ any, m *mcp.UnsubscribeRequest, _ *mcp.EmptyResult) {
+		p.subscribe(ctx, m.Params.URI, false)
+	})
+	hooks.AddAfterSetLevel(func(ctx context.Context, _ any, m *mcp.SetLevelRequest, _ *mcp.EmptyResult) {
+		p.setLevel(ctx, m.Params.Level)
+	})
+
+	// Every capability the gate can proxy is declared; initialize and
+	// server/discover then narrow the answer to what the upstreams have.
+	return server.NewMCPServer("mcp-gate", p.opts.Version,
+		server.WithToolCapabilities(true),
+		server.WithResourceCapabilities(true, true),
+		server.WithPromptCapabilities(true),
+		server.WithLogging(),
+		server.WithCompletions(),
+		server.WithPromptCompletionProvider(completer{p}),
+		server.WithResourceCompletionProvider(completer{p}),
+		server.WithHooks(hooks),
+		server.WithPaginationLimit(1000),
+	)
+}
+
+// waitStarted waits, at most d, until every upstream finished its first
+// connection attempt.
+func (p *Proxy) waitStarted(ctx context.Context, d time.Duration) bool {
+	timeout := p.opts.Clock.After(d)
+	for _, u := range p.ups {
+		select {
+		case <-u.ready:
+		case <-ctx.Done():
+			return false
+		case <-timeout:
+			return false
+		}
+	}
+	return true
+}
+
+// capabilities mirrors the upstreams: a capability is offered when some
+// upstream has it. While an upstream has not yet said what it has, every
+// capability the gate can proxy is offered, so none is hidden for the
+// session's lifetime.
+func (p *Proxy) capabilities(ctx context.Context) (mcp.ServerCapabilities, string) {
+	var caps mcp.ServerCapabilities
+	caps.Tools = &struct {
+		ListChanged bool `json:"listChanged,omitempty"`
+	}{ListChanged: true}
+	all := p.waitStarted(ctx, p.opts.InitWait)
+	var resources, subscribe, prompts, logging, completions bool
+	var instructions []string
+	for _, u := range p.ups {
+		l := u.listed.Load()
+		if l == nil {
+			all = false
+			continue
+		}
+		resources = resources || l.caps.Resources != nil
+		subscribe = subscribe || (l.caps.Resources != nil && l.caps.Resources.Subscribe)
+		prompts = prompts || l.caps.Prompts != nil
+		logging = logging || l.caps.Logging != nil
+		completions = completions || l.caps.Completions != nil
+		if l.instructions != "" {
+			if len(p.ups) > 1 {
+				instructions = append(instructions, u.cfg.Name+": "+l.instructions)
+			} else {
+				instructions = append(instructions, l.instructions)
+			}
+		}
+	}
+	if !all {
+		resources, subscribe, prompts, logging, completions = true, true, true, true, true
+	}
+	if resources {
+		caps.Resources = &struct {
+			Subscribe   bool `json:"subscribe,omitempty"`
+			ListChanged bool `json:"listChanged,omitempty"`
+		}{Subscribe: subscribe, ListChanged: true}
+	}
+	if prompts {
+		caps.Prompts = &struct {
+			ListChanged bool `json:"listChanged,omitempty"`
+		}{ListChanged: true}
+	}
+	if logging {
+		caps.Logging = &struct{}{}
+	}
+	if completions {
+		caps.Completions = &struct{}{}
+	}
+	return caps, strings.Join(instructions, "\n\n")
+}
+
+// rebuild recomputes what clients see from every upstream's last listing
+// and hands the MCPServer only what changed, which notifies clients.
+func (p *Proxy) rebuild() {
+	p.rebuildMu.Lock()
+	defer p.rebuildMu.Unlock()
+
+	rt := &routeTable{tools: map[string]route{}, prompts: map[string]route{}}
+	var tools []server.ServerTool
+	var resources []server.ServerResource
+	var templates []server.ServerResourceTemplate
+	var prompts []server.ServerPrompt
+	seenURI := map[string]bool{}
+	for _, u := range p.ups {
+		l := u.listed.Load()
+		if l == nil {
+			continue
+		}
+		for _, t := range l.tools {
+			upstreamName := t.Name
+			t.Name = u.prefix + t.Name
+			// The gate forwards calls synchronously; task markers would
+			// invite task-augmented calls it does not relay.
+			t.Execution = nil
+			if p.opts.ToolFilter != nil && !p.opts.ToolFilter(&t) {
+				continue
+			}
+			if err := mcp.ValidateParamHeaderAnnotations(&t); err != nil {
+				p.log.Warn("hiding tool with invalid header annotations", "tool", t.Name, "err", err)
+				continue
+			}
+			if _, dup := rt.tools[t.Name]; dup {
+				continue
+			}
+			rt.tools[t.Name] = route{up: u, name: upstreamName}
+			tools = append(tools, server.ServerTool{Tool: t, Handler: p.handleTool})
+		}
+		for _, r := range l.resources {
+			if seenURI[r.URI] {
+				continue
+			}
+			seenURI[r.URI] = true
+			resources = append(resources, server.ServerResource{Resource: r, Handler: u.readResource})
+		}
+		for _, t := range l.templates {
+			templates = append(templates, server.ServerResourceTemplate{Template: t, Handler: u.readResource})
+		}
+		for _, pr := range l.prompts {
+			upstreamName := pr.Name
+			pr.Name = u.prefix + pr.Name
+			rt.prompts[pr.Name] = route{up: u, name: upstreamName}
+			prompts = append(prompts, server.ServerPrompt{Prompt: pr, Handler: u.getPrompt(upstreamName)})
+		}
+	}
+	p.routes.Store(rt)
+
+	if b := fingerprint(tools, func(t server.ServerTool) any { return t.Tool }); !bytes.Equal(b, p.published.tools) {
+		p.published.tools = b
+		p.srv.SetTools(tools...)
+	}
+	if b := fingerprint(resources, func(r server.ServerResource) any { return r.Resource }); !bytes.Equal(b, p.published.resources) {
+		p.published.resources = b
+		p.srv.SetResources(resources...)
+	}
+	if b := fingerprint(templates, func(t server.ServerResourceTemplate) any { return t.Template }); !bytes.Equal(b, p.published.templates) {
+		p.published.templates = b
+		p.srv.SetResourceTemplates(templates...)
+	}
+	if b := fingerprint(prompts, func(pr server.ServerPrompt) any { return pr.Prompt }); !bytes.Equal(b, p.published.prompts) {
+		p.published.prompts = b
+		p.srv.SetPrompts(prompts...)
+	}
+}
+
+// fingerprint encodes what clients would see of a list, to detect changes.
+func fingerprint[T any](items []T, view func(T) any) []byte {
+	views := make([]any, len(items))
+	for i, it := range items {
+		views[i] = view(it)
+	}
+	b, _ := json.Marshal(views)
+	return b
+}
+
+// relay sends an upstream notification (log message, resource update) to
+// every client.
+func (p *Proxy) relay(method string, params json.RawMessage) {
+	var fields map[string]any
+	if len(params) > 0 && json.Unmarshal(params, &fields) != nil {
+		return
+	}
+	p.srv.SendNotificationToAllClients(method, fields)
+}
+
+// forward is the innermost CallFunc: it sends the call to its upstream.
+func (p *Proxy) forward(ctx context.Context, c *Call) (Result, error) {
+	u, ok := p.byName[c.Upstream]
+	if !ok {
+		return nil, &RPCError{Code: mcp.INVALID_PARAMS, Message: fmt.Sprintf("no upstream %q", c.Upstream)}
+	}
+	return u.callTool(ctx, c)
+}
+
+// newCall resolves a client-facing tool name into a Call. A name not yet
+// known waits for upstreams still starting.
+func (p *Proxy) newCall(ctx context.Context, name string, args, meta json.RawMessage) (*Call, error) {
+	r, ok := p.routes.Load().tools[name]
+	if !ok && p.waitStarted(ctx, p.opts.ListWait) {
+		r, ok = p.routes.Load().tools[name]
+	}
+	if !ok {
+		return nil, &RPCError{Code: mcp.INVALID_PARAMS, Message: fmt.Sprintf("tool '%s' not found", name)}
+	}
+	return &Call{Tool: name, Upstream: r.up.cfg.Name, UpstreamTool: r.name, Arguments: args, meta: meta}, nil
+}
+
+// handleTool serves tools/call for requests that go through mcp-go's
+// server: HTTP, SSE, and stdio requests of protocol version 2026-07-28.
+func (p *Proxy) handleTool(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	var meta json.RawMessage
+	var token any
+	if req.Params.Meta != nil {
+		token = req.Params.Meta.ProgressToken
+		meta, _ = json.Marshal(req.Params.Meta)
+	}
+	c, err := p.newCall(ctx, req.Params.Name, req.Params.RawArguments, meta)
+	if err != nil {
+		return nil, err
+	}
+	session := server.ClientSessionFromContext(ctx)
+	if session != nil {
+		c.SessionID = session.SessionID()
+	}
+	c.Client = clientInfo(ctx, session)
+	if token != nil {
+		c.relay = func(progress float64, total *float64, message string) {
+			params := map[string]any{"progressToken": token, "progress": progress}
+			if total != nil {
+				params["total"] = *total
+			}
+			if message != "" {
+				params["message"] = message
+			}
+			if err := p.srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationProgress), params); err != nil {
+				p.log.Debug("progress not delivered", "err", err)
+			}
+		}
+		c.Progress = progressFor(c.relay)
+	}
+	raw, err := p.call(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	var res mcp.CallToolResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, fmt.Errorf("upstream %s returned an unreadable result: %w", c.Upstream, err)
+	}
+	return &res, nil
+}
+
+func progressFor(relay progressFunc) func(context.Context, float64, string) {
+	return func(_ context.Context, progress float64, message string) { relay(progress, nil, message) }
+}
+
+func clientInfo(ctx context.Context, session server.ClientSession) ClientInfo {
+	if info := server.RequestProtocolInfoFromContext(ctx); info != nil && info.ClientInfo != nil {
+		return ClientInfo{Name: info.ClientInfo.Name, Version: info.ClientInfo.Version}
+	}
+	if s, ok := session.(server.SessionWithClientInfo); ok {
+		ci := s.GetClientInfo()
+		return ClientInfo{Name: ci.Name, Version: ci.Version}
+	}
+	return ClientInfo{}
+}
+
+func (u *upstream) readResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+	l, err := u.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := l.client.ReadResource(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return res.Contents, nil
+}
+
+func (u *upstream) getPrompt(name string) server.PromptHandlerFunc {
+	return func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		l, err := u.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req.Params.Name = name
+		return l.client.GetPrompt(ctx, req)
+	}
+}
+
+// owner finds the upstream that lists uri, or whose template matches it.
+func (p *Proxy) owner(uri string) *upstream {
+	for _, u := range p.ups {
+		l := u.listed.Load()
+		if l == nil {
+			continue
+		}
+		for _, r := range l.resources {
+			if r.URI == uri {
+				return u
+			}
+		}
+	}
+	for _, u := range p.ups {
+		l := u.listed.Load()
+		if l == nil {
+			continue
+		}
+		for _, t := range l.templates {
+			if t.URITemplate != nil && t.URITemplate.Regexp().MatchString(uri) {
+				return u
+			}
+		}
+	}
+	if len(p.ups) == 1 {
+		return p.ups[0]
+	}
+	return nil
+}
+
+func (p *Proxy) subscribe(ctx context.Context, uri string, on bool) {
+	u := p.owner(uri)
+	if u == nil {
+		return
+	}
+	l, err := u.get(ctx)
+	if err != nil || l.caps.Resources == nil || !l.caps.Resources.Subscribe {
+		return
+	}
+	if on {
+		req := mcp.SubscribeRequest{}
+		req.Params.URI = uri
+		err = l.client.Subscribe(ctx, req)
+	} else {
+		req := mcp.UnsubscribeRequest{}
+		req.Params.URI = uri
+		err = l.client.Unsubscribe(ctx, req)
+	}
+	if err != nil {
+		p.log.Warn("resource subscription not forwarded", "upstream", u.cfg.Name, "uri", uri, "err", err)
+	}
+}
+
+// setLevel passes the client's log level on to every upstream that logs.
+func (p *Proxy) setLevel(ctx context.Context, level mcp.LoggingLevel) {
+	for _, u := range p.ups {
+		l := u.live.Load()
+		if l == nil || l.caps.Logging == nil {
+			continue
+		}
+		req := mcp.SetLevelRequest{}
+		req.Params.Level = level
+		if err := l.client.SetLevel(ctx, req); err != nil {
+			p.log.Warn("log level not forwarded", "upstream", u.cfg.Name, "err", err)
+		}
+	}
+}
+
+// completer forwards completion/complete to the owner of the prompt or
+// resource template.
+type completer struct{ p *Proxy }
+
+func (c completer) CompletePromptArgument(ctx context.Context, name string, arg mcp.CompleteArgument, cctx mcp.CompleteContext) (*mcp.Completion, error) {
+	r, ok := c.p.routes.Load().prompts[name]
+	if !ok {
+		return nil, fmt.Errorf("prompt %q not found", name)
+	}
+	return c.complete(ctx, r.up, mcp.PromptReference{Type: "ref/prompt", Name: r.name}, arg, cctx)
+}
+
+func (c completer) CompleteResourceArgument(ctx context.Context, uri string, arg mcp.CompleteArgument, cctx mcp.CompleteContext) (*mcp.Completion, error) {
+	u := c.p.templateOwner(uri)
+	if u == nil {
+		return nil, fmt.Errorf("resource template %q not found", uri)
+	}
+	return c.complete(ctx, u, mcp.ResourceReference{Type: "ref/resource", URI: uri}, arg, cctx)
+}
+
+func (c completer) complete(ctx context.Context, u *upstream, ref any, arg mcp.CompleteArgument, cctx mcp.CompleteContext) (*mcp.Completion, error) {
+	l, err := u.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l.caps.Completions == nil {
+		return &mcp.Completion{Values: []string{}}, nil
+	}
+	req := mcp.CompleteRequest{}
+	req.Params.Ref = ref
+	req.Params.Argument = arg
+	req.Params.Context = cctx
+	res, err := l.client.Complete(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &res.Completion, nil
+}
+
+func (p *Proxy) templateOwner(uriTemplate string) *upstream {
+	for _, u := range p.ups {
+		if l := u.listed.Load(); l != nil {
+			for _, t := range l.templates {
+				if t.URITemplate != nil && t.URITemplate.Raw() == uriTemplate {
+					return u
+				}
+			}
+		}
+	}
+	return nil
+}

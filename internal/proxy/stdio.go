@@ -1,0 +1,396 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// ServeStdio serves one client on in/out (newline-delimited JSON-RPC) until
+// in ends or ctx is cancelled. Every request runs on its own goroutine, so a
+// held call never delays another. tools/call of the initialize-handshake
+// protocol generation takes a direct path: raw arguments in, the upstream's
+// raw result out. Everything else goes through mcp-go's server.
+func (p *Proxy) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	sess := &stdioSession{notes: make(chan mcp.JSONRPCNotification, 256)}
+	if err := p.srv.RegisterSession(ctx, sess); err != nil {
+		return err
+	}
+	defer p.srv.UnregisterSession(ctx, sess.SessionID())
+	ctx = p.srv.WithContext(ctx, sess)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	w := &lineWriter{w: out}
+	var notesDone sync.WaitGroup
+	notesDone.Go(func() {
+		for {
+			select {
+			case n := <-sess.notes:
+				w.json(n)
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+
+	// Messages are routed on the reading goroutine, without a hand-off;
+	// reading runs apart from this one so that a cancelled ctx ends
+	// ServeStdio even while in blocks.
+	var requests tracker
+	readErr := make(chan error, 1)
+	go func() {
+		r := bufio.NewReaderSize(in, 64<<10)
+		for {
+			line, err := r.ReadBytes('\n')
+			if len(bytes.TrimSpace(line)) > 0 && ctx.Err() == nil {
+				p.stdioMessage(ctx, sess, w, line, &requests)
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+
+	var err error
+	select {
+	case err = <-readErr:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	cancel()
+	requests.closeAndWait()
+	notesDone.Wait()
+	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// tracker runs request goroutines and waits for them; once closed it
+// starts no more.
+type tracker struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (t *tracker) Go(f func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	t.wg.Go(f)
+}
+
+func (t *tracker) closeAndWait() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+// head is the part of a message needed to route it.
+type head struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+}
+
+// toolCallParams is tools/call's params as the direct path needs them.
+type toolCallParams struct {
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments"`
+	Meta      json.RawMessage `json:"_meta"`
+	Task      json.RawMessage `json:"task"`
+}
+
+var modernMarker = []byte(`"` + mcp.MetaKeyProtocolVersion + `"`)
+
+func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWriter, line []byte, requests *tracker) {
+	var h head
+	if err := json.Unmarshal(line, &h); err != nil {
+		code, msg := mcp.PARSE_ERROR, "Parse error"
+		if json.Valid(line) {
+			code, msg = mcp.INVALID_REQUEST, "Invalid Request: expected one JSON-RPC message object"
+		}
+		w.error(nil, code, msg, nil)
+		return
+	}
+	hasID := len(h.ID) > 0 && !bytes.Equal(h.ID, []byte("null"))
+	switch {
+	case h.Method == "" && hasID:
+		return // an answer to a request of ours; the gate sends none to clients
+	case h.Method == string(mcp.MethodToolsCall) && hasID:
+		var cp toolCallParams
+		if json.Unmarshal(h.Params, &cp) == nil && len(cp.Task) == 0 && !bytes.Contains(cp.Meta, modernMarker) {
+			requests.Go(func() { p.directCall(ctx, sess, w, h.ID, &cp) })
+			return
+		}
+	case h.Method == string(mcp.MethodInitialize):
+		sess.handshake.Store(true)
+	case h.Method == string(mcp.MethodNotificationInitialized):
+		sess.initialized.Store(true)
+	case h.Method == string(mcp.MethodNotificationCancelled):
+		var cn struct {
+			RequestID json.RawMessage `json:"requestId"`
+		}
+		if json.Unmarshal(h.Params, &cn) == nil {
+			if cancel, ok := sess.inflight.LoadAndDelete(string(cn.RequestID)); ok {
+				cancel.(context.CancelFunc)()
+				return
+			}
+		}
+	}
+	if !hasID {
+		p.srv.HandleMessage(ctx, line) // notifications answer nothing
+		return
+	}
+	requests.Go(func() {
+		if resp := p.srv.HandleMessage(ctx, line); resp != nil {
+			w.json(resp)
+		}
+	})
+}
+
+// directCall serves a tools/call without mcp-go's server: one decode of the
+// envelope, the raw result spliced into the response.
+func (p *Proxy) directCall(ctx context.Context, sess *stdioSession, w *lineWriter, id json.RawMessage, cp *toolCallParams) {
+	c, err := p.newCall(ctx, cp.Name, cp.Arguments, cp.Meta)
+	if err != nil {
+		w.fail(id, err)
+		return
+	}
+	c.SessionID = sess.SessionID()
+	c.Client = sess.clientInfo()
+	if token := progressToken(cp.Meta); token != nil {
+		c.relay = func(progress float64, total *float64, message string) {
+			w.progress(token, progress, total, message)
+		}
+		c.Progress = progressFor(c.relay)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	key := string(id)
+	sess.inflight.Store(key, cancel)
+	res, err := p.call(ctx, c)
+	_, stillOpen := sess.inflight.LoadAndDelete(key)
+	cancel()
+	if !stillOpen {
+		return // the client cancelled it and expects no answer
+	}
+	if err != nil {
+		w.fail(id, err)
+		return
+	}
+	w.result(id, res)
+}
+
+func progressToken(meta json.RawMessage) json.RawMessage {
+	if len(meta) == 0 {
+		return nil
+	}
+	var m struct {
+		ProgressToken json.RawMessage `json:"progressToken"`
+	}
+	if json.Unmarshal(meta, &m) != nil || bytes.Equal(m.ProgressToken, []byte("null")) {
+		return nil
+	}
+	return m.ProgressToken
+}
+
+// lineWriter writes whole JSON-RPC lines, one at a time.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) write(b []byte) {
+	l.mu.Lock()
+	_, _ = l.w.Write(b) // a vanished client is noticed on the read side
+	l.mu.Unlock()
+}
+
+func (l *lineWriter) json(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	l.write(append(b, '\n'))
+}
+
+func (l *lineWriter) result(id, res json.RawMessage) {
+	b := make([]byte, 0, len(res)+len(id)+40)
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	b = append(b, `,"result":`...)
+	b = append(b, res...)
+	l.write(append(b, "}\n"...))
+}
+
+func (l *lineWriter) fail(id json.RawMessage, err error) {
+	var rpc *RPCError
+	if errors.As(err, &rpc) {
+		l.error(id, rpc.Code, rpc.Message, rpc.Data)
+		return
+	}
+	l.error(id, mcp.INTERNAL_ERROR, err.Error(), nil)
+}
+
+func (l *lineWriter) error(id json.RawMessage, code int, message string, data json.RawMessage) {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	msg, _ := json.Marshal(message)
+	b := make([]byte, 0, len(msg)+len(id)+len(data)+64)
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	b = append(b, `,"error":{"code":`...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, `,"message":`...)
+	b = append(b, msg...)
+	if len(data) > 0 {
+		b = append(b, `,"data":`...)
+		b = append(b, data...)
+	}
+	l.write(append(b, "}}\n"...))
+}
+
+func (l *lineWriter) progress(token json.RawMessage, progress float64, total *float64, message string) {
+	b := make([]byte, 0, 128+len(message))
+	b = append(b, `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":`...)
+	b = append(b, token...)
+	b = append(b, `,"progress":`...)
+	b = strconv.AppendFloat(b, progress, 'g', -1, 64)
+	if total != nil {
+		b = append(b, `,"total":`...)
+		b = strconv.AppendFloat(b, *total, 'g', -1, 64)
+	}
+	if message != "" {
+		m, _ := json.Marshal(message)
+		b = append(b, `,"message":`...)
+		b = append(b, m...)
+	}
+	l.write(append(b, "}}\n"...))
+}
+
+// stdioSession is the one client of a stdio front.
+type stdioSession struct {
+	notes       chan mcp.JSONRPCNotification
+	initialized atomic.Bool
+	handshake   atomic.Bool // an initialize request was seen: wait for notifications/initialized
+	inflight    sync.Map // request id JSON -> context.CancelFunc, for direct calls
+
+	mu     sync.Mutex
+	info   mcp.Implementation
+	caps   mcp.ClientCapabilities
+	level  mcp.LoggingLevel
+	subs   map[string]bool
+	hasLvl bool
+}
+
+var (
+	_ server.SessionWithLogging               = (*stdioSession)(nil)
+	_ server.SessionWithClientInfo            = (*stdioSession)(nil)
+	_ server.SessionWithResourceSubscriptions = (*stdioSession)(nil)
+)
+
+func (s *stdioSession) SessionID() string { return "stdio" }
+func (s *stdioSession) NotificationChannel() chan<- mcp.JSONRPCNotification {
+	return s.notes
+}
+// Initialize marks the session ready for notifications, except during the
+// initialize handshake, where the client's notifications/initialized does:
+// nothing may reach the client before its initialize answer.
+func (s *stdioSession) Initialize() {
+	if !s.handshake.Load() {
+		s.initialized.Store(true)
+	}
+}
+
+func (s *stdioSession) Initialized() bool { return s.initialized.Load() }
+
+func (s *stdioSession) SetLogLevel(level mcp.LoggingLevel) {
+	s.mu.Lock()
+	s.level, s.hasLvl = level, true
+	s.mu.Unlock()
+}
+
+func (s *stdioSession) GetLogLevel() mcp.LoggingLevel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.hasLvl {
+		return mcp.LoggingLevelError
+	}
+	return s.level
+}
+
+func (s *stdioSession) GetClientInfo() mcp.Implementation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.info
+}
+
+func (s *stdioSession) SetClientInfo(info mcp.Implementation) {
+	s.mu.Lock()
+	s.info = info
+	s.mu.Unlock()
+}
+
+func (s *stdioSession) GetClientCapabilities() mcp.ClientCapabilities {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.caps
+}
+
+func (s *stdioSession) SetClientCapabilities(caps mcp.ClientCapabilities) {
+	s.mu.Lock()
+	s.caps = caps
+	s.mu.Unlock()
+}
+
+func (s *stdioSession) clientInfo() ClientInfo {
+	info := s.GetClientInfo()
+	return ClientInfo{Name: info.Name, Version: info.Version}
+}
+
+func (s *stdioSession) SubscribeToResource(uri string) {
+	s.mu.Lock()
+	if s.subs == nil {
+		s.subs = map[string]bool{}
+	}
+	s.subs[uri] = true
+	s.mu.Unlock()
+}
+
+func (s *stdioSession) UnsubscribeFromResource(uri string) {
+	s.mu.Lock()
+	delete(s.subs, uri)
+	s.mu.Unlock()
+}
+
+func (s *stdioSession) SubscribedResources() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.subs))
+	for u := range s.subs {
+		out = append(out, u)
+	}
+	return out
+}
+
+func (s *stdioSession) IsSubscribedToResource(uri string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.subs[uri]
+}

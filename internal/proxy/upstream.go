@@ -1,0 +1,389 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// UpstreamConfig says how to reach one upstream MCP server: a command to run
+// (stdio) or a URL (Streamable HTTP, or the legacy SSE transport when the
+// path ends in /sse).
+type UpstreamConfig struct {
+	Name    string
+	Command []string          // stdio: argv
+	Env     map[string]string // extra environment for the child; values may contain ${VAR}
+	URL     string            // Streamable HTTP or SSE endpoint
+	Headers map[string]string // values may contain ${VAR}, expanded from the environment at connect time
+}
+
+// Clock is the time the proxy needs: restart backoff waits.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// idBase keeps the ids of forwarded calls apart from the small ids mcp-go's
+// client numbers its own requests with on the same connection.
+const idBase = 1 << 40
+
+// stableAfter is how long a connection must live before a later crash
+// restarts it without the accumulated backoff.
+const stableAfter = 30 * time.Second
+
+// link is one live connection to an upstream and what it offered when it
+// was last listed. A refresh replaces the whole link value.
+type link struct {
+	conn         conn
+	client       *client.Client
+	caps         mcp.ServerCapabilities
+	instructions string
+	tools        []mcp.Tool
+	resources    []mcp.Resource
+	templates    []mcp.ResourceTemplate
+	prompts      []mcp.Prompt
+}
+
+// upstream supervises the connection to one upstream: it connects, lists,
+// relays notifications, and restarts a lost connection with backoff.
+type upstream struct {
+	cfg        UpstreamConfig
+	prefix     string // "NAME__" when there are several upstreams
+	log        *slog.Logger
+	stderr     io.Writer
+	clock      Clock
+	grace      time.Duration
+	minBackoff time.Duration
+	maxBackoff time.Duration
+	clientInfo mcp.Implementation
+	changed    func()                                   // what it offers changed
+	relay      func(method string, params json.RawMessage) // notifications for clients
+
+	live     atomic.Pointer[link] // nil while down
+	listed   atomic.Pointer[link] // the last successful listing, kept while down
+	ids      atomic.Int64
+	progress sync.Map // progress token (our request id) -> progressFunc
+
+	refresh   chan struct{} // a list_changed asks the supervisor to list again
+	ready     chan struct{} // closed after the first connection attempt
+	readyOnce sync.Once
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+func (u *upstream) markReady() { u.readyOnce.Do(func() { close(u.ready) }) }
+
+// run keeps the upstream connected until ctx ends.
+func (u *upstream) run(ctx context.Context) {
+	wait := u.minBackoff
+	for {
+		l, err := u.connect(ctx)
+		if err == nil {
+			started := u.clock.Now()
+			u.setLive(l)
+			err = u.serve(ctx, l)
+			if u.clock.Now().Sub(started) > stableAfter {
+				wait = u.minBackoff
+			}
+		}
+		u.setDown(err)
+		if ctx.Err() != nil {
+			return
+		}
+		u.log.Error("upstream unavailable; restarting", "upstream", u.cfg.Name, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-u.clock.After(wait):
+		}
+		wait = min(2*wait, u.maxBackoff)
+	}
+}
+
+// serve relists on list_changed until the connection is lost or ctx ends.
+func (u *upstream) serve(ctx context.Context, l *link) error {
+	for {
+		select {
+		case <-ctx.Done():
+			_ = l.conn.Close()
+			return ctx.Err()
+		case <-l.conn.closed():
+			return l.conn.Err()
+		case <-u.refresh:
+			next := *l
+			if err := u.list(ctx, &next); err != nil {
+				u.log.Warn("upstream relist failed", "upstream", u.cfg.Name, "err", err)
+				continue
+			}
+			l = &next
+			u.setLive(l)
+		}
+	}
+}
+
+func (u *upstream) setLive(l *link) {
+	u.live.Store(l)
+	u.listed.Store(l)
+	u.mu.Lock()
+	u.lastErr = nil
+	u.mu.Unlock()
+	u.markReady()
+	u.changed()
+}
+
+func (u *upstream) setDown(err error) {
+	if l := u.live.Swap(nil); l != nil {
+		_ = l.conn.Close()
+	}
+	u.mu.Lock()
+	u.lastErr = err
+	u.mu.Unlock()
+	u.markReady()
+}
+
+func (u *upstream) connect(ctx context.Context) (*link, error) {
+	var c conn
+	var tr transport.Interface
+	if len(u.cfg.Command) > 0 {
+		env := make([]string, 0, len(u.cfg.Env))
+		for k, v := range u.cfg.Env {
+			env = append(env, k+"="+os.ExpandEnv(v))
+		}
+		sort.Strings(env)
+		child, err := startChild(u.cfg.Name, u.cfg.Command, env, u.stderr, u.grace, u.onNotify)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: start %q: %w", u.cfg.Name, u.cfg.Command[0], err)
+		}
+		c, tr = child, child
+	} else {
+		headers := make(map[string]string, len(u.cfg.Headers))
+		for k, v := range u.cfg.Headers {
+			headers[k] = os.ExpandEnv(v)
+		}
+		hc, err := newHTTPConn(u.cfg.Name, u.cfg.URL, headers, u.log)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", u.cfg.Name, err)
+		}
+		c, tr = hc, hc.tr
+	}
+	cl := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+	if err := cl.Start(ctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("upstream %s: %w", u.cfg.Name, err)
+	}
+	if hc, ok := c.(*httpConn); ok {
+		cl.OnNotification(func(n mcp.JSONRPCNotification) {
+			params, _ := json.Marshal(n.Params)
+			u.onNotify(n.Method, params)
+		})
+		cl.OnConnectionLost(hc.lost)
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcp.ProtocolVersion20251125
+	init.Params.ClientInfo = u.clientInfo
+	res, err := cl.Initialize(ctx, init)
+	if err != nil {
+		_ = c.Close()
+		if cerr := c.Err(); cerr != nil {
+			err = cerr // the process exit says more than the broken pipe
+		}
+		return nil, fmt.Errorf("upstream %s: initialize: %w", u.cfg.Name, err)
+	}
+	l := &link{conn: c, client: cl, caps: res.Capabilities, instructions: res.Instructions}
+	if err := u.list(ctx, l); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	u.log.Info("upstream connected", "upstream", u.cfg.Name, "server", res.ServerInfo.Name,
+		"tools", len(l.tools), "resources", len(l.resources), "prompts", len(l.prompts))
+	return l, nil
+}
+
+// list fetches what the upstream offers, per its capabilities.
+func (u *upstream) list(ctx context.Context, l *link) error {
+	if l.caps.Tools != nil {
+		res, err := l.client.ListTools(ctx, mcp.ListToolsRequest{})
+		if err != nil {
+			return fmt.Errorf("upstream %s: tools/list: %w", u.cfg.Name, err)
+		}
+		l.tools = res.Tools
+	}
+	if l.caps.Resources != nil {
+		res, err := l.client.ListResources(ctx, mcp.ListResourcesRequest{})
+		if err != nil {
+			return fmt.Errorf("upstream %s: resources/list: %w", u.cfg.Name, err)
+		}
+		l.resources = res.Resources
+		tres, err := l.client.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
+		if err != nil {
+			return fmt.Errorf("upstream %s: resources/templates/list: %w", u.cfg.Name, err)
+		}
+		l.templates = tres.ResourceTemplates
+	}
+	if l.caps.Prompts != nil {
+		res, err := l.client.ListPrompts(ctx, mcp.ListPromptsRequest{})
+		if err != nil {
+			return fmt.Errorf("upstream %s: prompts/list: %w", u.cfg.Name, err)
+		}
+		l.prompts = res.Prompts
+	}
+	return nil
+}
+
+// onNotify handles a notification from the upstream. It runs on the
+// connection's reader, so it must not wait on the upstream.
+func (u *upstream) onNotify(method string, params json.RawMessage) {
+	switch mcp.MCPMethod(method) {
+	case mcp.MethodNotificationProgress:
+		u.relayProgress(params)
+	case mcp.MethodNotificationToolsListChanged, mcp.MethodNotificationResourcesListChanged, mcp.MethodNotificationPromptsListChanged:
+		select {
+		case u.refresh <- struct{}{}:
+		default: // a relist is already due
+		}
+	case mcp.MethodNotificationCancelled:
+		// The gate forwards no upstream requests, so there is nothing to cancel.
+	default:
+		u.relay(method, params)
+	}
+}
+
+func (u *upstream) relayProgress(params json.RawMessage) {
+	var p struct {
+		ProgressToken json.RawMessage `json:"progressToken"`
+		Progress      float64         `json:"progress"`
+		Total         *float64        `json:"total"`
+		Message       string          `json:"message"`
+	}
+	if json.Unmarshal(params, &p) != nil {
+		return
+	}
+	token, err := strconv.ParseInt(string(p.ProgressToken), 10, 64)
+	if err != nil {
+		return // not one of ours
+	}
+	if f, ok := u.progress.Load(token); ok {
+		f.(progressFunc)(p.Progress, p.Total, p.Message)
+	}
+}
+
+// errUnavailable wraps why an upstream cannot take a request.
+var errUnavailable = errors.New("upstream unavailable")
+
+// get returns the live connection, waiting for the first connection attempt
+// if it has not finished yet.
+func (u *upstream) get(ctx context.Context) (*link, error) {
+	if l := u.live.Load(); l != nil {
+		return l, nil
+	}
+	select {
+	case <-u.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if l := u.live.Load(); l != nil {
+		return l, nil
+	}
+	u.mu.Lock()
+	err := u.lastErr
+	u.mu.Unlock()
+	return nil, fmt.Errorf("%w: %s is restarting (%v)", errUnavailable, u.cfg.Name, err)
+}
+
+// callTool forwards one tools/call and returns the upstream's raw result.
+func (u *upstream) callTool(ctx context.Context, c *Call) (Result, error) {
+	l, err := u.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := idBase + u.ids.Add(1)
+	params, err := callParams(c.UpstreamTool, c.Arguments, c.meta, id, c.relay != nil)
+	if err != nil {
+		return nil, &RPCError{Code: mcp.INVALID_PARAMS, Message: err.Error()}
+	}
+	if c.relay != nil {
+		u.progress.Store(id, c.relay)
+		defer u.progress.Delete(id)
+	}
+	res, err := l.conn.call(ctx, id, string(mcp.MethodToolsCall), params)
+	if err == nil {
+		return res, nil
+	}
+	if ctx.Err() != nil {
+		u.cancel(l, id, ctx)
+		return nil, ctx.Err()
+	}
+	var rpc *RPCError
+	if errors.As(err, &rpc) {
+		return nil, rpc
+	}
+	return nil, fmt.Errorf("%w: %s failed during the call (%v); restarting it", errUnavailable, u.cfg.Name, err)
+}
+
+// cancel tells the upstream to stop working on request id.
+func (u *upstream) cancel(l *link, id int64, ctx context.Context) {
+	reason := context.Cause(ctx).Error()
+	params, _ := json.Marshal(map[string]any{"requestId": id, "reason": reason})
+	if err := l.conn.notify(string(mcp.MethodNotificationCancelled), params); err != nil {
+		u.log.Debug("could not cancel upstream request", "upstream", u.cfg.Name, "err", err)
+	}
+}
+
+// hopMetaKeys are the _meta keys of protocol version 2026-07-28 that belong
+// to one connection.
+var hopMetaKeys = []string{mcp.MetaKeyProtocolVersion, mcp.MetaKeyClientInfo, mcp.MetaKeyClientCapabilities, mcp.MetaKeyLogLevel}
+
+// callParams builds tools/call params for the upstream: its own tool name,
+// the arguments as sent, and the client's _meta with the progress token
+// replaced by ours.
+func callParams(name string, args, meta json.RawMessage, token int64, withToken bool) (json.RawMessage, error) {
+	qname, err := json.Marshal(name)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(qname)+len(args)+len(meta)+48)
+	b = append(b, `{"name":`...)
+	b = append(b, qname...)
+	if len(args) > 0 {
+		b = append(b, `,"arguments":`...)
+		b = append(b, args...)
+	}
+	if withToken || len(meta) > 0 {
+		fields := map[string]json.RawMessage{}
+		if len(meta) > 0 {
+			if err := json.Unmarshal(meta, &fields); err != nil {
+				return nil, fmt.Errorf("_meta: %w", err)
+			}
+		}
+		delete(fields, "progressToken")
+		// The client's per-request protocol declaration describes its
+		// connection to us, not ours to the upstream.
+		for _, k := range hopMetaKeys {
+			delete(fields, k)
+		}
+		if withToken {
+			fields["progressToken"] = strconv.AppendInt(nil, token, 10)
+		}
+		m, err := json.Marshal(fields)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"_meta":`...)
+		b = append(b, m...)
+	}
+	return append(b, '}'), nil
+}
