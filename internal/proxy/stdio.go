@@ -289,7 +289,7 @@ type stdioSession struct {
 	notes       chan mcp.JSONRPCNotification
 	initialized atomic.Bool
 	handshake   atomic.Bool // an initialize request was seen: wait for notifications/initialized
-	inflight    sync.Map // request id JSON -> context.CancelFunc, for direct calls
+	inflight    sync.Map    // request id JSON -> context.CancelFunc, for direct calls
 
 	mu     sync.Mutex
 	info   mcp.Implementation
@@ -309,6 +309,7 @@ func (s *stdioSession) SessionID() string { return "stdio" }
 func (s *stdioSession) NotificationChannel() chan<- mcp.JSONRPCNotification {
 	return s.notes
 }
+
 // Initialize marks the session ready for notifications, except during the
 // initialize handshake, where the client's notifications/initialized does:
 // nothing may reach the client before its initialize answer.

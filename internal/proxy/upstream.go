@@ -69,7 +69,7 @@ type upstream struct {
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	clientInfo mcp.Implementation
-	changed    func()                                   // what it offers changed
+	changed    func()                                      // what it offers changed
 	relay      func(method string, params json.RawMessage) // notifications for clients
 
 	live     atomic.Pointer[link] // nil while down
