@@ -304,12 +304,16 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 			if attempt == createAttempts {
 				return scheduleRequest{}, a.wrap(err)
 			}
-			if isGE && ge.RetryAfter > 0 {
-				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < ge.RetryAfter {
+			if isGE {
+				wait := ge.RetryAfter
+				if wait == 0 {
+					wait = a.c.backoff(a.c.poll)
+				}
+				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 					return scheduleRequest{}, a.wrap(err)
 				}
 				select {
-				case <-a.c.clock.After(ge.RetryAfter):
+				case <-a.c.clock.After(wait):
 				case <-ctx.Done():
 					a.cancelOrphan(ctx, firstPost)
 					return scheduleRequest{}, ctx.Err()

@@ -493,6 +493,28 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	}
 }
 
+func TestThrottledCreateLooksBeforePostingAgain(t *testing.T) {
+	sc := scenario()
+	// Graph requests: 1 eligibility, 2 assignments, 3 pending look-up,
+	// 4 create (429), 5 look-up again, 6 create, 7 poll, 8 read-back (429), 9 its retry.
+	sc.Faults = pimtest.Faults{ThrottleEvery: 4, RetryAfter: "3"}
+	e := start(t, sc)
+	g, err := e.activate(e.client(t, alice), context.Background(), req(helpdeskID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.srv.CreateCount() != 1 || g.RequestID != e.srv.Requests()[0].ID {
+		t.Errorf("grant %+v, %d created; want one request", g, e.srv.CreateCount())
+	}
+	want := []time.Duration{3 * time.Second, time.Second, 3 * time.Second}
+	if got := e.clk.Waits(); len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("waits = %v, want %v", got, want)
+	}
+	if h := e.srv.HitCount(); h != 9 {
+		t.Errorf("%d Graph requests, want 9", h)
+	}
+}
+
 func TestThrottledPastDeadline(t *testing.T) {
 	sc := scenario()
 	sc.Faults = pimtest.Faults{ThrottleEvery: 1, RetryAfter: "120"}
