@@ -50,14 +50,14 @@ func (s *Server) adminToken(ex *exchange) {
 		ex.fail(&graphError{http.StatusBadRequest, "SubjectNotFound", "no scenario user has that oid or name"})
 		return
 	}
-	var opts []TokenOption
+	opts := []TokenOption{WithTokenLifetime(httpTokenLifetime)}
 	if req.MFA {
 		opts = append(opts, WithMFA())
 	}
 	ex.writeJSON(http.StatusOK, tokenResponse{
 		AccessToken: s.Token(oid, opts...),
 		TokenType:   "Bearer",
-		ExpiresIn:   int(defaultTokenLifetime.Seconds()),
+		ExpiresIn:   int(httpTokenLifetime.Seconds()),
 	})
 }
 

@@ -80,9 +80,10 @@ func (s *Server) serveGraph(ex *exchange) {
 		ex.fail(&graphError{http.StatusUnauthorized, "InvalidAuthenticationToken", err.Error()})
 		return
 	}
-	rest, ok := strings.CutPrefix(strings.TrimPrefix(ex.r.URL.Path, apiVersion), dirPrefix)
+	path := strings.TrimPrefix(ex.r.URL.Path, apiVersion)
+	rest, ok := strings.CutPrefix(path, dirPrefix)
 	if !ok {
-		ex.fail(notFoundSegment(ex.r.URL.Path))
+		ex.fail(notFoundSegment(firstSegment(path)))
 		return
 	}
 	segs := strings.Split(strings.TrimSuffix(rest, "/"), "/")

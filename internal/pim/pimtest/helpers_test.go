@@ -36,6 +36,7 @@ func testScenario() Scenario {
 			{ID: treasuryID, DisplayName: "Treasury", RequiresJustification: true, RequiresTicket: true, RequiresMFA: true},
 			{ID: autoOKID, DisplayName: "Auto Approved", RequiresApproval: true, Approver: &Approver{Mode: ApproveAuto, After: 5 * time.Minute}},
 			{ID: autoNoID, DisplayName: "Auto Denied", RequiresApproval: true, Approver: &Approver{Mode: DenyAuto, After: 5 * time.Minute}},
+			{DisplayName: "Ops O'Brien"}, // id derived from the name
 		},
 		Eligibilities: []Eligibility{
 			{Principal: alice, Role: "Reader"}, {Principal: alice, Role: dbaID}, {Principal: alice, Role: "Treasury"},

@@ -158,13 +158,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.srv.Shutdown(ctx)
 }
 
-// Token mints a bearer token for oid, valid for an hour on the server's
-// clock. Any oid is accepted so tests can reach SubjectNotFound.
+// Token mints a bearer token for oid (see WithTokenLifetime for how long it
+// lasts). Any oid is accepted so tests can reach SubjectNotFound.
 func (s *Server) Token(oid string, opts ...TokenOption) string {
 	now := s.clock.Now()
 	c := tokenClaims{
 		Aud: "https://graph.microsoft.com", Iss: "https://sts.windows.net/" + s.dir.tenantID + "/",
-		IAT: now.Unix(), NBF: now.Unix(), Exp: now.Add(defaultTokenLifetime).Unix(),
+		IAT: now.Unix(), NBF: now.Unix(), Exp: now.Add(goTokenLifetime).Unix(),
 		AMR: []string{"pwd"}, Name: s.dir.users[strings.ToLower(oid)].Name,
 		OID: oid, Scp: graphScopes, Sub: oid, TID: s.dir.tenantID, Ver: "1.0",
 	}

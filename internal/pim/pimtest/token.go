@@ -19,13 +19,18 @@ func WithMFA() TokenOption {
 	return func(c *tokenClaims) { c.AMR = append(c.AMR, "mfa") }
 }
 
-// WithTokenLifetime sets how long the token is valid (default one hour,
-// measured on the emulator's clock).
+// WithTokenLifetime sets how long the token is valid, measured on the
+// emulator's clock. Server.Token defaults to 30 days, because tests on a
+// fake clock routinely move it by hours; /_emulator/token issues one-hour
+// tokens, as Entra does.
 func WithTokenLifetime(d time.Duration) TokenOption {
 	return func(c *tokenClaims) { c.Exp = c.IAT + int64(d/time.Second) }
 }
 
-const defaultTokenLifetime = time.Hour
+const (
+	goTokenLifetime   = 30 * 24 * time.Hour
+	httpTokenLifetime = time.Hour
+)
 
 // graphScopes are the delegated permissions a real Graph token for PIM
 // self-activation carries.
