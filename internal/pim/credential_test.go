@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/mcp-gate/mcp-gate/internal/pim"
+	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
 )
 
 // jwt builds an unsigned token with the given claims (the client only
@@ -153,4 +154,39 @@ func TestPrincipal(t *testing.T) {
 			t.Fatalf("New err = %v, want ErrInvalidPrincipal", err)
 		}
 	})
+}
+
+// The "token" credential end to end: a token minted by the emulator, read
+// from MCP_GATE_GRAPH_TOKEN, names the principal and authorises the calls.
+func TestTokenCredentialAgainstEmulator(t *testing.T) {
+	srv, err := pimtest.NewServer(scenario()) // real clock: the token's exp is checked against it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, srv.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(pim.TokenEnv, srv.Token(alice))
+	cred, err := pim.NewCredential("token", pim.CredentialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pim.New(pim.Config{GraphURL: srv.URL(), CAFile: caFile, Credential: cred, PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p, err := c.Principal(ctx)
+	if err != nil || p != alice {
+		t.Fatalf("Principal = %q, %v", p, err)
+	}
+	g, err := c.Activate(ctx, pim.Request{Principal: p, Role: "Helpdesk Administrator", Duration: time.Hour}, nil)
+	if err != nil || g.RoleDefinitionID != helpdeskID || g.End.Sub(g.Start) != time.Hour {
+		t.Fatalf("grant %+v, %v", g, err)
+	}
 }
