@@ -1,0 +1,168 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mcp-gate/mcp-gate/internal/audit"
+	"github.com/mcp-gate/mcp-gate/internal/grants"
+	"github.com/mcp-gate/mcp-gate/internal/pim"
+	"github.com/mcp-gate/mcp-gate/internal/policy"
+	"github.com/mcp-gate/mcp-gate/internal/proxy"
+)
+
+// maxJustification is the longest justification PIM accepts, in characters.
+const maxJustification = 500
+
+// requestIDGrace is how long past the wait a receipt waits for PIM to name
+// the request it is about.
+const requestIDGrace = 30 * time.Second
+
+// approverHint says where approvers act, for progress and receipts.
+const approverHint = "Approvers act in the Entra admin center: Identity Governance > Privileged Identity Management > Approve requests."
+
+// activate forwards a call that needs a role once the role is active for the
+// caller, and refuses it otherwise.
+func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d policy.Decision, args map[string]any,
+	ap policy.Approvals, next proxy.CallFunc, start time.Time) (proxy.Result, error) {
+	act := g.cfg.Activator
+	if act == nil {
+		return g.refuse(ctx, rec, fmt.Sprintf("%s, but no approvals backend is configured: add an approvals: section to the policy", d.Why()))
+	}
+	principal, err := act.Principal(ctx)
+	if err == nil && !pim.IsGUID(principal) {
+		err = fmt.Errorf("%w: got %q", pim.ErrInvalidPrincipal, principal)
+	}
+	if err != nil {
+		return g.refuse(ctx, rec, "refused: cannot tell who is calling: "+pim.UserMessage(err))
+	}
+	rec.Principal = principal
+	roleID, err := act.ResolveRole(ctx, d.Role)
+	if err != nil {
+		return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' (%s): %s", d.Role, d.Rule, pim.UserMessage(err)))
+	}
+	rec.RoleDefinitionID = roleID
+	key := grants.Key{Principal: principal, RoleID: roleID, Scope: directoryScope}
+	if gr, ok := g.cfg.Grants.Live(key); ok {
+		rec.RequestID = gr.RequestID
+		return g.forward(ctx, rec, c, next, start)
+	}
+
+	justification, ticket, err := d.Justify(c.Tool, args)
+	if err != nil {
+		return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' (%s): %s", d.Role, d.Rule, err))
+	}
+	req := pim.Request{
+		Principal:     principal,
+		Role:          roleID,
+		Duration:      d.Grant,
+		Justification: truncate(justification, maxJustification),
+		TicketNumber:  ticket,
+		TicketSystem:  d.TicketSystem,
+	}
+	w := g.cfg.Grants.Join(key, func(ctx context.Context, report func(grants.Progress)) (grants.Grant, error) {
+		pg, err := act.Activate(ctx, req, func(s pim.Status) {
+			report(grants.Progress{RequestID: s.RequestID, Status: s.Status})
+		})
+		return grants.Grant{RequestID: pg.RequestID, Start: pg.Start, End: pg.End}, err
+	})
+	return g.await(ctx, rec, c, d.Role, w, ap.Wait, next, start)
+}
+
+// await waits for the activation behind w: it forwards once granted,
+// reports progress meanwhile, answers with a receipt once the wait is over,
+// and leaves (cancelling the activation if nobody else wants it) when the
+// client gives up.
+func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role string, w *grants.Waiter,
+	wait time.Duration, next proxy.CallFunc, start time.Time) (proxy.Result, error) {
+	waitOver := g.cfg.Clock.After(wait)
+	tick := g.cfg.Clock.After(g.cfg.ProgressEvery)
+	var receiptDue bool
+	var idGrace <-chan time.Time
+	for {
+		p, started, changed := w.Progress()
+		rec.RequestID = p.RequestID
+		if receiptDue && p.RequestID != "" {
+			return g.receipt(ctx, rec, w, role, p)
+		}
+		select {
+		case <-w.Done():
+			w.Leave()
+			gr, err := w.Result()
+			if err != nil {
+				return g.refuse(ctx, rec, refusal(role, p.RequestID, err))
+			}
+			rec.RequestID = gr.RequestID
+			if !g.cfg.Clock.Now().Before(gr.End) {
+				return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' ended at %s, before the call could be forwarded: call again", role, gr.End.Format(time.RFC3339)))
+			}
+			return g.forward(ctx, rec, c, next, start)
+		case <-ctx.Done():
+			w.Leave()
+			rec.Outcome, rec.Message = audit.OutcomeCancelled, "the client cancelled the call while it waited for approval"
+			g.write(context.WithoutCancel(ctx), rec)
+			return nil, ctx.Err()
+		case <-waitOver:
+			// A receipt without a request id gives the user nothing to look
+			// for, so it waits a little longer for PIM to have the request.
+			receiptDue, waitOver = true, nil
+			idGrace = g.cfg.Clock.After(requestIDGrace)
+		case <-idGrace:
+			return g.receipt(ctx, rec, w, role, p)
+		case <-changed:
+		case <-tick:
+			tick = g.cfg.Clock.After(g.cfg.ProgressEvery)
+			if c.Progress != nil {
+				elapsed := g.cfg.Clock.Now().Sub(started).Round(time.Second)
+				c.Progress(ctx, elapsed.Seconds(), waiting(role, p, elapsed))
+			}
+		}
+	}
+}
+
+// receipt hands the activation to the background and answers with what the
+// user needs to get it approved and call again.
+func (g *Gate) receipt(ctx context.Context, rec *audit.Record, w *grants.Waiter, role string, p grants.Progress) (proxy.Result, error) {
+	if err := w.Background(); err != nil {
+		w.Leave()
+		return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' is not active yet (request %s) and %s: call again later", role, p.RequestID, err))
+	}
+	msg := fmt.Sprintf("Not run yet: PIM role '%s' is waiting for approval (request %s, status %s). %s Call this tool again once the request is approved.",
+		role, p.RequestID, p.Status, approverHint)
+	if p.RequestID == "" {
+		msg = fmt.Sprintf("Not run yet: PIM has not yet answered the activation request for role '%s'; it goes on in the background. Call this tool again in a minute.", role)
+	}
+	rec.Outcome, rec.Message = audit.OutcomeReceipt, msg
+	g.write(ctx, rec)
+	return proxy.ToolErrorResult(msg), nil
+}
+
+// waiting is the progress sentence for a call that waits for approval.
+func waiting(role string, p grants.Progress, elapsed time.Duration) string {
+	if p.RequestID == "" {
+		return fmt.Sprintf("Requesting PIM role '%s' (%s).", role, elapsed)
+	}
+	return fmt.Sprintf("Waiting for approval of PIM role '%s' (request %s, %s, %s). %s", role, p.RequestID, p.Status, elapsed, approverHint)
+}
+
+// refusal explains why an activation did not give a grant.
+func refusal(role, requestID string, err error) string {
+	msg := fmt.Sprintf("refused: PIM role '%s' was not activated: %s", role, pim.UserMessage(err))
+	var re *pim.RefusedError
+	if requestID != "" && !errors.As(err, &re) {
+		msg += fmt.Sprintf(" (PIM request %s)", requestID)
+	}
+	return msg
+}
+
+// truncate cuts s to at most n characters.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}

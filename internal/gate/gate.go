@@ -1,0 +1,202 @@
+// Package gate is the decision point on mcp-gate's call path: for each
+// tools/call it asks the policy what the call needs, activates the PIM role
+// when it needs one (one activation per user and role, however many calls
+// wait on it, with the grant cached until shortly before it ends), keeps the
+// client informed while approvers decide, refuses with a reason whenever
+// anything on that path fails, and writes one audit record per decision.
+package gate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-gate/mcp-gate/internal/audit"
+	"github.com/mcp-gate/mcp-gate/internal/grants"
+	"github.com/mcp-gate/mcp-gate/internal/pim"
+	"github.com/mcp-gate/mcp-gate/internal/policy"
+	"github.com/mcp-gate/mcp-gate/internal/proxy"
+)
+
+// Activator activates PIM roles for the signed-in user; *pim.Client is one.
+type Activator interface {
+	Principal(ctx context.Context) (string, error)
+	ResolveRole(ctx context.Context, role string) (string, error)
+	Activate(ctx context.Context, req pim.Request, onStatus func(pim.Status)) (pim.Grant, error)
+}
+
+// Auditor records decisions; *audit.Log is one.
+type Auditor interface {
+	Write(ctx context.Context, r audit.Record) error
+}
+
+// Clock is the time source; tests pass a fake one.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// DefaultProgressEvery is how often a waiting call tells the client it is
+// still waiting.
+const DefaultProgressEvery = 5 * time.Second
+
+// directoryScope is the scope of directory role grants: the whole tenant.
+const directoryScope = "/"
+
+// Config holds a Gate's dependencies.
+type Config struct {
+	// Policy returns the policy in force; a reload swaps what it returns.
+	Policy func() *policy.Policy
+	// Activator is nil when no approvals backend is configured: every call
+	// that needs a role is then refused.
+	Activator Activator
+	Grants    *grants.Cache
+	Audit     Auditor
+	Clock     Clock
+	Logger    *slog.Logger
+	// ProgressEvery is how often a waiting call sends a progress notification;
+	// default DefaultProgressEvery.
+	ProgressEvery time.Duration
+}
+
+// Gate decides tool calls. It is safe for concurrent use.
+type Gate struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Gate, or an error when a required dependency is missing.
+func New(cfg Config) (*Gate, error) {
+	switch {
+	case cfg.Policy == nil:
+		return nil, errors.New("gate: a policy source is required")
+	case cfg.Grants == nil:
+		return nil, errors.New("gate: a grant cache is required")
+	case cfg.Audit == nil:
+		return nil, errors.New("gate: an audit log is required")
+	case cfg.Clock == nil:
+		return nil, errors.New("gate: a clock is required")
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = DefaultProgressEvery
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Gate{cfg: cfg, log: log}, nil
+}
+
+// FilterTool is the proxy's tools/list filter: it hides tools the policy
+// denies outright and tells the model which role a gated tool needs.
+func (g *Gate) FilterTool(t *mcp.Tool) bool {
+	hidden, role := g.cfg.Policy().Visibility(t.Name)
+	if hidden {
+		return false
+	}
+	if role != "" {
+		note := fmt.Sprintf("Requires PIM role '%s' (approval may take minutes).", role)
+		if t.Description == "" {
+			t.Description = note
+		} else {
+			t.Description += "\n\n" + note
+		}
+	}
+	return true
+}
+
+// Middleware puts the gate in front of the proxy's forwarder.
+func (g *Gate) Middleware(next proxy.CallFunc) proxy.CallFunc {
+	return func(ctx context.Context, c *proxy.Call) (proxy.Result, error) {
+		return g.call(ctx, c, next)
+	}
+}
+
+// call is one call from decision to answer.
+func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (proxy.Result, error) {
+	start := g.cfg.Clock.Now()
+	pol := g.cfg.Policy()
+	rec := audit.Record{
+		TraceID:  newTraceID(),
+		Client:   audit.Client{Name: c.Client.Name, Version: c.Client.Version},
+		Tool:     c.Tool,
+		Upstream: c.Upstream,
+	}
+	g.redact(&rec, pol, c.Arguments)
+
+	var args map[string]any
+	if pol.NeedsArgs(c.Tool) && len(c.Arguments) > 0 {
+		if err := json.Unmarshal(c.Arguments, &args); err != nil {
+			rec.Decision, rec.Rule = audit.DecisionDeny, pol.File()
+			return g.refuse(ctx, &rec, "refused: the call's arguments are not a JSON object, so the policy's conditions cannot be checked")
+		}
+	}
+	d := pol.Decide(c.Tool, args)
+	rec.Rule, rec.Reason = d.Rule, string(d.Reason)
+
+	switch d.Action {
+	case policy.Allow:
+		rec.Decision = audit.DecisionAllow
+		return g.forward(ctx, &rec, c, next, start)
+	case policy.Activate:
+		rec.Decision, rec.Role = audit.DecisionActivate, d.Role
+		return g.activate(ctx, &rec, c, d, args, pol.Approvals(), next, start)
+	default:
+		rec.Decision = audit.DecisionDeny
+		return g.refuse(ctx, &rec, d.Why())
+	}
+}
+
+// redact puts the arguments into the record as the policy asks: by default
+// only their names and a digest.
+func (g *Gate) redact(rec *audit.Record, pol *policy.Policy, raw json.RawMessage) {
+	keys, sum, err := audit.ArgsDigest(raw)
+	if err != nil {
+		// Not JSON: still fingerprint what came, without showing it.
+		keys, sum, _ = audit.ArgsDigest(nil)
+	}
+	rec.ArgKeys, rec.ArgsSHA256 = keys, sum
+	if pol.Audit().Arguments == policy.ArgumentsClear && err == nil && len(raw) > 0 {
+		rec.Args = raw
+	}
+}
+
+// forward sends the call upstream and audits how it went.
+func (g *Gate) forward(ctx context.Context, rec *audit.Record, c *proxy.Call, next proxy.CallFunc, start time.Time) (proxy.Result, error) {
+	sent := g.cfg.Clock.Now()
+	rec.WaitMS = sent.Sub(start).Milliseconds()
+	res, err := next(ctx, c)
+	rec.UpstreamMS = g.cfg.Clock.Now().Sub(sent).Milliseconds()
+	rec.Outcome = audit.OutcomeForwarded
+	if err != nil {
+		rec.Outcome, rec.Message = audit.OutcomeError, err.Error()
+	}
+	g.write(ctx, rec)
+	return res, err
+}
+
+// refuse answers with a tool error and audits the refusal. Nothing is forwarded.
+func (g *Gate) refuse(ctx context.Context, rec *audit.Record, msg string) (proxy.Result, error) {
+	rec.Outcome, rec.Message = audit.OutcomeRefused, msg
+	g.write(ctx, rec)
+	return proxy.ToolErrorResult(msg), nil
+}
+
+func (g *Gate) write(ctx context.Context, rec *audit.Record) {
+	if err := g.cfg.Audit.Write(ctx, *rec); err != nil {
+		g.log.Error("audit record not written", "tool", rec.Tool, "trace", rec.TraceID, "err", err)
+	}
+}
+
+func newTraceID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,466 @@
+package gate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-gate/mcp-gate/internal/audit"
+	"github.com/mcp-gate/mcp-gate/internal/clock"
+	"github.com/mcp-gate/mcp-gate/internal/grants"
+	"github.com/mcp-gate/mcp-gate/internal/pim"
+	"github.com/mcp-gate/mcp-gate/internal/policy"
+	"github.com/mcp-gate/mcp-gate/internal/proxy"
+)
+
+const (
+	alice  = "11111111-1111-1111-1111-111111111111"
+	roleID = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"
+)
+
+var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+const testPolicy = `version: 1
+approvals:
+  tenantId: 00000000-1111-2222-3333-444444444444
+  wait: 1m
+tools:
+  read_*: allow
+  drop_table: {role: Database Administrator, grant: 10m}
+  pay:
+    role: Treasury
+    justification: required
+  merge:
+    - when: {repo: "prod-*"}
+      role: Prod Maintainers
+    - allow
+  "*": deny
+`
+
+// fakeActivator activates roles by handing each activation to the test.
+type fakeActivator struct {
+	principal string
+	resolved  atomic.Int32
+	started   chan activation
+}
+
+type activation struct {
+	ctx      context.Context
+	req      pim.Request
+	onStatus func(pim.Status)
+	result   chan activationResult
+}
+
+type activationResult struct {
+	grant pim.Grant
+	err   error
+}
+
+func newFakeActivator() *fakeActivator {
+	return &fakeActivator{principal: alice, started: make(chan activation, 16)}
+}
+
+func (f *fakeActivator) Principal(context.Context) (string, error) { return f.principal, nil }
+
+func (f *fakeActivator) ResolveRole(_ context.Context, role string) (string, error) {
+	f.resolved.Add(1)
+	if role == "Unknown Role" {
+		return "", pim.ErrRoleNotFound
+	}
+	return roleID, nil
+}
+
+func (f *fakeActivator) Activate(ctx context.Context, req pim.Request, onStatus func(pim.Status)) (pim.Grant, error) {
+	a := activation{ctx: ctx, req: req, onStatus: onStatus, result: make(chan activationResult, 1)}
+	f.started <- a
+	select {
+	case r := <-a.result:
+		return r.grant, r.err
+	case <-ctx.Done():
+		return pim.Grant{}, ctx.Err()
+	}
+}
+
+// memAudit keeps records in memory.
+type memAudit struct {
+	mu   sync.Mutex
+	recs []audit.Record
+}
+
+func (m *memAudit) Write(_ context.Context, r audit.Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recs = append(m.recs, r)
+	return nil
+}
+
+func (m *memAudit) last(t *testing.T) audit.Record {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.recs) == 0 {
+		t.Fatal("no audit record written")
+	}
+	return m.recs[len(m.recs)-1]
+}
+
+// upstream counts the calls that reach it.
+type upstream struct{ calls atomic.Int32 }
+
+func (u *upstream) call(context.Context, *proxy.Call) (proxy.Result, error) {
+	u.calls.Add(1)
+	return proxy.Result(`{"content":[{"type":"text","text":"done"}]}`), nil
+}
+
+type harness struct {
+	gate  *Gate
+	act   *fakeActivator
+	clk   *clock.Fake
+	audit *memAudit
+	up    *upstream
+	next  proxy.CallFunc
+}
+
+func newHarness(t *testing.T, policyYAML string) *harness {
+	t.Helper()
+	pol, _, err := policy.Parse("test.yaml", []byte(policyYAML))
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	clk := clock.NewFake(t0)
+	cache, err := grants.New(grants.Config{Size: 64, Margin: 30 * time.Second, MaxBackground: 8, Lifetime: time.Hour, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{act: newFakeActivator(), clk: clk, audit: &memAudit{}, up: &upstream{}}
+	h.gate, err = New(Config{
+		Policy:    func() *policy.Policy { return pol },
+		Activator: h.act,
+		Grants:    cache,
+		Audit:     h.audit,
+		Clock:     clk,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.next = h.gate.Middleware(h.up.call)
+	return h
+}
+
+// callAsync runs one call in the background and delivers its answer.
+func (h *harness) callAsync(ctx context.Context, c *proxy.Call) <-chan answer {
+	ch := make(chan answer, 1)
+	go func() {
+		res, err := h.next(ctx, c)
+		ch <- answer{res, err}
+	}()
+	return ch
+}
+
+type answer struct {
+	res proxy.Result
+	err error
+}
+
+func toolError(t *testing.T, res proxy.Result) (string, bool) {
+	t.Helper()
+	var r struct {
+		Content []struct{ Text string } `json:"content"`
+		IsError bool                    `json:"isError"`
+	}
+	if err := json.Unmarshal(res, &r); err != nil {
+		t.Fatalf("result is not a CallToolResult: %v: %s", err, res)
+	}
+	if len(r.Content) == 0 {
+		return "", r.IsError
+	}
+	return r.Content[0].Text, r.IsError
+}
+
+func TestAllowAndDenyNeedNoActivation(t *testing.T) {
+	tests := []struct {
+		name        string
+		tool        string
+		args        string
+		forwarded   bool
+		wantText    string
+		wantOutcome string
+	}{
+		{"allowed by pattern", "read_rows", `{"table":"t"}`, true, "done", audit.OutcomeForwarded},
+		{"denied by catch-all", "truncate", `{}`, false, "denied by test.yaml:15", audit.OutcomeRefused},
+		{"condition not met falls to allow", "merge", `{"repo":"dev-x"}`, true, "done", audit.OutcomeForwarded},
+		{"arguments not an object", "merge", `[1,2]`, false, "not a JSON object", audit.OutcomeRefused},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, testPolicy)
+			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, isErr := toolError(t, res)
+			if !strings.Contains(text, tt.wantText) || isErr == tt.forwarded {
+				t.Fatalf("answer = %q (isError %v), want it to contain %q", text, isErr, tt.wantText)
+			}
+			if got := h.up.calls.Load() == 1; got != tt.forwarded {
+				t.Fatalf("forwarded = %v, want %v", got, tt.forwarded)
+			}
+			if rec := h.audit.last(t); rec.Outcome != tt.wantOutcome || rec.ArgsSHA256 == "" {
+				t.Fatalf("audit = %+v, want outcome %s and an argument digest", rec, tt.wantOutcome)
+			}
+			if len(h.act.started) != 0 {
+				t.Fatal("an activation started for a call that needs no role")
+			}
+		})
+	}
+}
+
+func TestGrantedCallIsForwardedAndCached(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	done := h.callAsync(t.Context(), &proxy.Call{Tool: "drop_table", Arguments: json.RawMessage(`{"table":"users"}`)})
+	a := <-h.act.started
+	if a.req.Principal != alice || a.req.Role != roleID || a.req.Duration != 10*time.Minute {
+		t.Fatalf("activation request = %+v", a.req)
+	}
+	if !strings.Contains(a.req.Justification, "drop_table") {
+		t.Fatalf("justification %q does not name the tool", a.req.Justification)
+	}
+	if h.up.calls.Load() != 0 {
+		t.Fatal("call forwarded before the role was granted")
+	}
+	a.result <- activationResult{grant: pim.Grant{RequestID: "req-1", Start: t0, End: t0.Add(10 * time.Minute)}}
+	ans := <-done
+	if text, isErr := toolError(t, ans.res); isErr || text != "done" {
+		t.Fatalf("answer = %q, isError %v", text, isErr)
+	}
+	if rec := h.audit.last(t); rec.Decision != audit.DecisionActivate || rec.RequestID != "req-1" || rec.Principal != alice || rec.Outcome != audit.OutcomeForwarded {
+		t.Fatalf("audit = %+v", rec)
+	}
+
+	// The same role again: straight through, no new activation.
+	if _, err := h.next(t.Context(), &proxy.Call{Tool: "drop_table", Arguments: json.RawMessage(`{"table":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if h.up.calls.Load() != 2 || len(h.act.started) != 0 {
+		t.Fatalf("second call: forwarded %d, activations pending %d", h.up.calls.Load(), len(h.act.started))
+	}
+	// Past the grant's end less the margin: a new activation.
+	h.clk.Advance(9*time.Minute + 31*time.Second)
+	done = h.callAsync(t.Context(), &proxy.Call{Tool: "drop_table"})
+	a = <-h.act.started
+	a.result <- activationResult{err: &pim.RefusedError{Status: "Denied", RequestID: "req-2", Role: "Database Administrator"}}
+	if text, isErr := toolError(t, (<-done).res); !isErr || !strings.Contains(text, "req-2") || !strings.Contains(text, "denied") {
+		t.Fatalf("answer after expiry = %q", text)
+	}
+	if h.up.calls.Load() != 2 {
+		t.Fatal("a call was forwarded on a lapsed grant")
+	}
+}
+
+func TestActivationFailuresFailClosed(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"denied", &pim.RefusedError{Status: "Denied", RequestID: "req-9", Role: "Database Administrator"}, "req-9"},
+		{"unreachable", pim.ErrUnreachable, "unreachable"},
+		{"throttled", pim.ErrThrottled, "throttl"},
+		{"not eligible", pim.ErrNotEligible, "not eligible"},
+		{"deadline", context.DeadlineExceeded, "did not finish in time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, testPolicy)
+			done := h.callAsync(t.Context(), &proxy.Call{Tool: "drop_table"})
+			a := <-h.act.started
+			a.onStatus(pim.Status{RequestID: "req-9", Status: "PendingApproval"})
+			a.result <- activationResult{err: tt.err}
+			ans := <-done
+			text, isErr := toolError(t, ans.res)
+			if !isErr || !strings.Contains(text, tt.want) || !strings.Contains(text, "Database Administrator") {
+				t.Fatalf("answer = %q, want a refusal naming the role and %q", text, tt.want)
+			}
+			if h.up.calls.Load() != 0 {
+				t.Fatal("forwarded after a failed activation")
+			}
+			if rec := h.audit.last(t); rec.Outcome != audit.OutcomeRefused || rec.RequestID != "req-9" {
+				t.Fatalf("audit = %+v", rec)
+			}
+		})
+	}
+}
+
+func TestRefusedBeforeAnyActivation(t *testing.T) {
+	tests := []struct {
+		name      string
+		principal string
+		tool      string
+		args      string
+		want      string
+	}{
+		{"principal not a GUID", "alice@example.com", "drop_table", `{}`, "cannot tell who is calling"},
+		{"no principal", "", "drop_table", `{}`, "cannot tell who is calling"},
+		{"justification required but missing", alice, "pay", `{"amount":5}`, "justification"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, testPolicy)
+			h.act.principal = tt.principal
+			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text, isErr := toolError(t, res); !isErr || !strings.Contains(text, tt.want) {
+				t.Fatalf("answer = %q, want a refusal with %q", text, tt.want)
+			}
+			if len(h.act.started) != 0 || h.up.calls.Load() != 0 {
+				t.Fatal("activation started or call forwarded")
+			}
+		})
+	}
+}
+
+func TestNoApprovalsBackendRefusesGatedCalls(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	h.gate.cfg.Activator = nil
+	res, err := h.next(t.Context(), &proxy.Call{Tool: "drop_table"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, isErr := toolError(t, res); !isErr || !strings.Contains(text, "no approvals backend") {
+		t.Fatalf("answer = %q", text)
+	}
+}
+
+func TestReceiptAfterWaitThenBackgroundGrant(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	done := h.callAsync(t.Context(), &proxy.Call{Tool: "drop_table"})
+	a := <-h.act.started
+	a.onStatus(pim.Status{RequestID: "req-7", Status: "PendingApproval"})
+	h.clk.BlockUntil(2, nil) // the wait and the progress tick
+	h.clk.Advance(time.Minute)
+	ans := <-done
+	text, isErr := toolError(t, ans.res)
+	if !isErr || !strings.Contains(text, "req-7") || !strings.Contains(text, "Call this tool again") {
+		t.Fatalf("receipt = %q", text)
+	}
+	if rec := h.audit.last(t); rec.Outcome != audit.OutcomeReceipt {
+		t.Fatalf("audit = %+v", rec)
+	}
+	select {
+	case <-a.ctx.Done():
+		t.Fatal("activation cancelled after a receipt; it must go on in the background")
+	default:
+	}
+	a.result <- activationResult{grant: pim.Grant{RequestID: "req-7", End: t0.Add(time.Hour)}}
+	// Once granted in the background, the next call goes straight through.
+	for {
+		res, err := h.next(t.Context(), &proxy.Call{Tool: "drop_table"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text, isErr := toolError(t, res); !isErr && text == "done" {
+			break
+		}
+	}
+	if len(h.act.started) != 0 {
+		t.Fatal("a second activation started")
+	}
+}
+
+func TestZeroWaitGivesReceiptOnceRequested(t *testing.T) {
+	h := newHarness(t, strings.Replace(testPolicy, "wait: 1m", "wait: 0s", 1))
+	done := h.callAsync(t.Context(), &proxy.Call{Tool: "drop_table"})
+	a := <-h.act.started
+	a.onStatus(pim.Status{RequestID: "req-0", Status: "PendingApproval"})
+	if text, isErr := toolError(t, (<-done).res); !isErr || !strings.Contains(text, "req-0") {
+		t.Fatalf("receipt = %q", text)
+	}
+}
+
+func TestProgressWhileWaiting(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	msgs := make(chan string, 8)
+	c := &proxy.Call{Tool: "drop_table", Progress: func(_ context.Context, _ float64, m string) { msgs <- m }}
+	done := h.callAsync(t.Context(), c)
+	a := <-h.act.started
+	a.onStatus(pim.Status{RequestID: "req-5", Status: "PendingApproval"})
+	h.clk.BlockUntil(2, nil)
+	h.clk.Advance(DefaultProgressEvery)
+	msg := <-msgs
+	for _, want := range []string{"Database Administrator", "req-5", "Approve requests"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("progress %q does not contain %q", msg, want)
+		}
+	}
+	a.result <- activationResult{grant: pim.Grant{RequestID: "req-5", End: t0.Add(time.Hour)}}
+	<-done
+}
+
+func TestCancelWithdrawsActivationOnlyWhenNobodyWaits(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	ctx1, cancel1 := context.WithCancel(t.Context())
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	done1 := h.callAsync(ctx1, &proxy.Call{Tool: "drop_table"})
+	a := <-h.act.started
+	done2 := h.callAsync(ctx2, &proxy.Call{Tool: "drop_table"})
+	h.clk.BlockUntil(4, nil) // both callers wait
+	cancel1()
+	if ans := <-done1; !errors.Is(ans.err, context.Canceled) {
+		t.Fatalf("cancelled call answered %s, %v", ans.res, ans.err)
+	}
+	select {
+	case <-a.ctx.Done():
+		t.Fatal("activation cancelled while another caller still waits")
+	default:
+	}
+	cancel2()
+	<-done2
+	<-a.ctx.Done() // the last caller left: the PIM request is withdrawn
+	if h.up.calls.Load() != 0 {
+		t.Fatal("a cancelled call was forwarded")
+	}
+	if rec := h.audit.last(t); rec.Outcome != audit.OutcomeCancelled {
+		t.Fatalf("audit = %+v", rec)
+	}
+}
+
+func TestFilterTool(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	tests := []struct {
+		name     string
+		visible  bool
+		wantDesc string
+	}{
+		{"read_rows", true, "Reads rows."},
+		{"drop_table", true, "Reads rows.\n\nRequires PIM role 'Database Administrator' (approval may take minutes)."},
+		{"truncate", false, ""},
+	}
+	for _, tt := range tests {
+		tool := mcp.Tool{Name: tt.name, Description: "Reads rows."}
+		if got := h.gate.FilterTool(&tool); got != tt.visible {
+			t.Errorf("%s: visible = %v, want %v", tt.name, got, tt.visible)
+		}
+		if tt.visible && tool.Description != tt.wantDesc {
+			t.Errorf("%s: description = %q, want %q", tt.name, tool.Description, tt.wantDesc)
+		}
+	}
+}
+
+func TestTruncateJustification(t *testing.T) {
+	long := strings.Repeat("é", 600)
+	if got := truncate(long, maxJustification); len([]rune(got)) != maxJustification {
+		t.Fatalf("truncated to %d characters, want %d", len([]rune(got)), maxJustification)
+	}
+	if got := truncate("short", maxJustification); got != "short" {
+		t.Fatalf("truncate(short) = %q", got)
+	}
+}
