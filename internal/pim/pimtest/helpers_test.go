@@ -82,12 +82,23 @@ func startEmu(t *testing.T, sc Scenario, opts ...Option) *emu {
 // the wire names rather than round-tripping through the emulator's structs.
 type reply struct {
 	status int
+	proto  string // "h2" or "http1"
 	header http.Header
 	raw    []byte
 	body   map[string]any
 }
 
 func (e *emu) do(t *testing.T, method, path, token string, body any) reply {
+	t.Helper()
+	r, err := e.send(t, e.hc, method, path, token, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// send is do without failing on a transport error, for dropped connections.
+func (e *emu) send(t *testing.T, hc *http.Client, method, path, token string, body any) (reply, error) {
 	t.Helper()
 	u := path
 	if len(path) > 0 && path[0] == '/' {
@@ -111,22 +122,25 @@ func (e *emu) do(t *testing.T, method, path, token string, body any) reply {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := e.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return reply{}, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		return reply{}, err
 	}
-	r := reply{status: resp.StatusCode, header: resp.Header, raw: raw}
+	r := reply{status: resp.StatusCode, proto: "http1", header: resp.Header, raw: raw}
+	if resp.ProtoMajor == 2 {
+		r.proto = "h2"
+	}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &r.body); err != nil {
 			t.Fatalf("%s %s: body is not a JSON object: %v\n%s", method, path, err, raw)
 		}
 	}
-	return r
+	return r, nil
 }
 
 func (r reply) str(t *testing.T, path ...string) string {
