@@ -3,10 +3,64 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+
+	"github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
-// runCheck is being built; see the open issues.
+const defaultPolicyFile = "policies.yaml"
+
+// runCheck validates a policy file: every problem as file:line:col, exit
+// status 1 when any is an error, one "ok" line otherwise.
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("check: not built yet")
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: mcp-gate check [policies.yaml]") }
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return exitError(2)
+	}
+	file := defaultPolicyFile
+	if fs.NArg() == 1 {
+		file = fs.Arg(0)
+	}
+	p, problems, err := loadPolicy(file, stdout)
+	if err != nil {
+		return err
+	}
+	warnings := ""
+	if n := len(problems); n > 0 {
+		warnings = fmt.Sprintf(" (%d warning%s)", n, plural(n))
+	}
+	fmt.Fprintf(stdout, "ok: %d rule%s%s\n", p.Rules(), plural(p.Rules()), warnings)
+	return nil
+}
+
+// loadPolicy loads file and prints its problems to w. An invalid file
+// yields exitError(1), the problems having been printed already.
+func loadPolicy(file string, w io.Writer) (*policy.Policy, []policy.Problem, error) {
+	p, problems, err := policy.Load(file)
+	for _, pr := range problems {
+		fmt.Fprintln(w, pr)
+	}
+	var invalid *policy.ValidationError
+	if errors.As(err, &invalid) {
+		return nil, nil, exitError(1)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, problems, nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

@@ -155,8 +155,30 @@ func (ps *parser) yamlError(err error) {
 	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
+		// yaml.v3 reports scanner errors with 1-based lines but parser
+		// errors with 0-based ones (the line where the enclosing block
+		// starts).
+		if slices.Contains(yamlParserProblems, msg) {
+			line++
+		}
 	}
 	ps.add(SeverityError, line, 1, "YAML syntax: %s", msg)
+}
+
+// yamlParserProblems are the messages of yaml.v3's parser (not scanner)
+// errors.
+var yamlParserProblems = []string{
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"did not find expected '-' indicator",
+	"did not find expected <document start>",
+	"did not find expected <stream-start>",
+	"did not find expected key",
+	"did not find expected node content",
+	"found duplicate %TAG directive",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found undefined tag handle",
 }
 
 func (ps *parser) top(root *yaml.Node) {
@@ -238,15 +260,40 @@ func join(where, key string) string {
 	return where + "." + key
 }
 
-// suggest offers the allowed key that differs only in case, the usual
-// slip (tenantID for tenantId).
-func suggest(key string, allowed []string) string {
+// suggest offers the allowed word closest to a misspelt one (tenantID for
+// tenantId, tool for tools), if one is close.
+func suggest(word string, allowed []string) string {
+	best, bestDist := "", 3
 	for _, a := range allowed {
-		if strings.EqualFold(a, key) {
-			return fmt.Sprintf(" (did you mean %q?)", a)
+		if d := distance(strings.ToLower(word), strings.ToLower(a)); d < bestDist {
+			best, bestDist = a, d
 		}
 	}
-	return ""
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// distance is the Levenshtein edit distance between a and b, in bytes.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // describe names what a node is, for "want X, got Y" messages.

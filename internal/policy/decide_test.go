@@ -1,0 +1,317 @@
+package policy
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+func mustParse(t testing.TB, src string) (*Policy, []Problem) {
+	t.Helper()
+	p, problems, err := Parse("policies.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return p, problems
+}
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{"catch-all first", head + "  \"*\": deny\n  db__query: allow\n  \"db__*\": allow\n", []string{
+			`policies.yaml:4:3: warning: tools["db__query"]: unreachable: "*" (line 3) matches every tool this pattern does and comes first`,
+			`policies.yaml:5:3: warning: tools["db__*"]: unreachable: "*" (line 3) matches every tool this pattern does and comes first`,
+		}},
+		{"broader glob first", head + "  \"db__*\": allow\n  \"db__drop_*\": deny\n  \"gh__*\": allow\n  \"db?__x\": deny\n", []string{
+			`policies.yaml:4:3: warning: tools["db__drop_*"]: unreachable: "db__*" (line 3) matches every tool this pattern does and comes first`,
+		}},
+		{"question marks", head + "  \"db_?\": allow\n  db_x: deny\n  \"db_??\": deny\n  \"db_*\": deny\n", []string{
+			`policies.yaml:4:3: warning: tools["db_x"]: unreachable: "db_?" (line 3) matches every tool this pattern does and comes first`,
+		}},
+		{"narrower glob first is fine", head + "  \"db__drop_*\": deny\n  \"db__*\": allow\n  \"*\": deny\n", nil},
+		{"alternative after unconditional", withApprovals + "  a:\n    - allow\n    - {when: {x: y}, role: R}\n    - deny\n", []string{
+			`policies.yaml:6:7: warning: tools["a"][1]: unreachable: alternative 0 (line 5) has no when and always applies first`,
+			`policies.yaml:7:7: warning: tools["a"][2]: unreachable: alternative 0 (line 5) has no when and always applies first`,
+		}},
+		{"empty tools", "version: 1\ntools: {}\n", []string{
+			"policies.yaml:2:8: warning: tools: empty; every call will be denied",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, problems := mustParse(t, tc.src)
+			var got []string
+			for _, pr := range problems {
+				got = append(got, pr.String())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("warnings:\n got  %q\n want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// decideSrc exercises first-match order, globs, conditions on nested
+// arguments and alternatives. Line numbers matter to the tests below.
+const decideSrc = `version: 1
+approvals:
+  tenantId: 00000000-1111-2222-3333-444444444444
+  defaultGrant: 20m
+  ticketSystem: ServiceNow
+tools:
+  db__drop_audit: deny
+  "db__drop_*": {role: DBA, grant: 5m}
+  "db__*": allow
+  "gh__merge_?": {role: Merger}
+  gh__merge:
+    - when: {repo: "prod-*", options.force: "true"}
+      role: Prod Force
+      justification: required
+      ticket: "CHG-{{.Arg \"change\"}}"
+    - when: {repo: "prod-*"}
+      role: Prod
+    - when: {labels.0: "hotfix", count: "1?"}
+      role: Hotfix
+    - deny
+  gh__conditional:
+    - when: {repo: "x"}
+      role: X
+  "*__get_*": allow
+  "gh__*": deny
+`
+
+func TestDecide(t *testing.T) {
+	p, _ := mustParse(t, decideSrc)
+	tests := []struct {
+		name   string
+		tool   string
+		args   map[string]any
+		action Action
+		reason Reason
+		rule   string
+		role   string
+	}{
+		{"exact before a glob that also matches", "db__drop_audit", nil, Deny, ReasonRuleDeny, "policies.yaml:7", ""},
+		{"glob before a broader glob", "db__drop_users", nil, Activate, ReasonRoleRequired, "policies.yaml:8", "DBA"},
+		{"broader glob", "db__query", nil, Allow, ReasonRuleAllow, "policies.yaml:9", ""},
+		{"glob matches an empty tail", "db__", nil, Allow, ReasonRuleAllow, "policies.yaml:9", ""},
+		{"question mark is one character", "gh__merge_x", nil, Activate, ReasonRoleRequired, "policies.yaml:10", "Merger"},
+		{"question mark is one rune", "gh__merge_é", nil, Activate, ReasonRoleRequired, "policies.yaml:10", "Merger"},
+		{"question mark is not two", "gh__merge_xy", nil, Deny, ReasonRuleDeny, "policies.yaml:25", ""},
+		{"nested condition", "gh__merge", map[string]any{"repo": "prod-api", "options": map[string]any{"force": true}}, Activate, ReasonRoleRequired, "policies.yaml:12", "Prod Force"},
+		{"all conditions must hold", "gh__merge", map[string]any{"repo": "prod-api", "options": map[string]any{"force": false}}, Activate, ReasonRoleRequired, "policies.yaml:16", "Prod"},
+		{"array index and number", "gh__merge", map[string]any{"repo": "dev", "labels": []any{"hotfix"}, "count": float64(12)}, Activate, ReasonRoleRequired, "policies.yaml:18", "Hotfix"},
+		{"number formatted plainly", "gh__merge", map[string]any{"repo": "dev", "labels": []any{"hotfix"}, "count": float64(1.5)}, Deny, ReasonRuleDeny, "policies.yaml:20", ""},
+		{"missing argument does not match", "gh__merge", map[string]any{"options": map[string]any{"force": true}}, Deny, ReasonRuleDeny, "policies.yaml:20", ""},
+		{"null does not match", "gh__merge", map[string]any{"repo": nil}, Deny, ReasonRuleDeny, "policies.yaml:20", ""},
+		{"nil args", "gh__merge", nil, Deny, ReasonRuleDeny, "policies.yaml:20", ""},
+		{"no alternative applies", "gh__conditional", map[string]any{"repo": "y"}, Deny, ReasonNoCondition, "policies.yaml:21", ""},
+		{"first matching alternative", "gh__conditional", map[string]any{"repo": "x"}, Activate, ReasonRoleRequired, "policies.yaml:22", "X"},
+		{"leading star", "gh__get_issue", nil, Allow, ReasonRuleAllow, "policies.yaml:24", ""},
+		{"later glob", "gh__delete_repo", nil, Deny, ReasonRuleDeny, "policies.yaml:25", ""},
+		{"nothing matches", "slack__post", nil, Deny, ReasonNoMatch, "policies.yaml", ""},
+		{"empty name", "", nil, Deny, ReasonNoMatch, "policies.yaml", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := p.Decide(tc.tool, tc.args)
+			if d.Action != tc.action || d.Reason != tc.reason || d.Rule != tc.rule || d.Role != tc.role {
+				t.Fatalf("Decide(%q) = %v %v %s role %q, want %v %v %s role %q", tc.tool, d.Action, d.Reason, d.Rule, d.Role, tc.action, tc.reason, tc.rule, tc.role)
+			}
+			if ex := p.Explain(tc.tool, tc.args); ex.Decision != d {
+				t.Fatalf("Explain decided %+v, Decide %+v", ex.Decision, d)
+			}
+		})
+	}
+}
+
+func TestDecisionDefaults(t *testing.T) {
+	p, _ := mustParse(t, decideSrc)
+	d := p.Decide("db__drop_users", nil)
+	if d.Grant != 5*time.Minute {
+		t.Errorf("rule grant = %v, want 5m", d.Grant)
+	}
+	if d.Justification != DefaultJustification || d.JustificationRequired || d.Ticket != "" || d.TicketRequired || d.TicketSystem != "ServiceNow" {
+		t.Errorf("defaults not applied: %+v", d)
+	}
+	if d := p.Decide("gh__merge_x", nil); d.Grant != 20*time.Minute {
+		t.Errorf("approvals.defaultGrant not applied: %v", d.Grant)
+	}
+	just, ticket, err := d.Justify("db__drop_users", nil)
+	if err != nil || just != "db__drop_users called by an AI agent through mcp-gate" || ticket != "" {
+		t.Errorf("Justify = %q, %q, %v", just, ticket, err)
+	}
+}
+
+func TestJustify(t *testing.T) {
+	p, _ := mustParse(t, decideSrc)
+	args := map[string]any{"repo": "prod-api", "options": map[string]any{"force": true}, "change": float64(42)}
+	d := p.Decide("gh__merge", args)
+	if !d.JustificationRequired || d.Ticket != `CHG-{{.Arg "change"}}` || d.TicketRequired {
+		t.Fatalf("decision = %+v", d)
+	}
+	if _, _, err := d.Justify("gh__merge", args); !errors.Is(err, ErrJustificationRequired) {
+		t.Fatalf("without a justification argument: err = %v, want ErrJustificationRequired", err)
+	}
+	args[ArgJustification] = "  release 1.2  "
+	just, ticket, err := d.Justify("gh__merge", args)
+	if err != nil || just != "release 1.2" || ticket != "CHG-42" {
+		t.Fatalf("Justify = %q, %q, %v", just, ticket, err)
+	}
+
+	p, _ = mustParse(t, withApprovals+"  pay: {role: Treasury, ticket: required}\n")
+	d = p.Decide("pay", nil)
+	if _, _, err := d.Justify("pay", map[string]any{ArgTicket: ""}); !errors.Is(err, ErrTicketRequired) {
+		t.Fatalf("empty ticket: err = %v, want ErrTicketRequired", err)
+	}
+	if _, ticket, err := d.Justify("pay", map[string]any{ArgTicket: "INC-7"}); err != nil || ticket != "INC-7" {
+		t.Fatalf("ticket = %q, %v", ticket, err)
+	}
+}
+
+func TestNeedsArgsAndVisibility(t *testing.T) {
+	p, _ := mustParse(t, decideSrc)
+	tests := []struct {
+		tool      string
+		needsArgs bool
+		hidden    bool
+		role      string
+	}{
+		{"db__drop_audit", false, true, ""},
+		{"db__drop_x", false, false, "DBA"},
+		{"db__query", false, false, ""},
+		{"gh__merge", true, false, "Prod Force"},
+		{"gh__conditional", true, false, "X"},
+		{"gh__delete_repo", false, true, ""},
+		{"slack__post", false, true, ""},
+	}
+	for _, tc := range tests {
+		if got := p.NeedsArgs(tc.tool); got != tc.needsArgs {
+			t.Errorf("NeedsArgs(%q) = %v, want %v", tc.tool, got, tc.needsArgs)
+		}
+		if hidden, role := p.Visibility(tc.tool); hidden != tc.hidden || role != tc.role {
+			t.Errorf("Visibility(%q) = %v, %q, want %v, %q", tc.tool, hidden, role, tc.hidden, tc.role)
+		}
+	}
+}
+
+func TestNilPolicyDenies(t *testing.T) {
+	var p *Policy
+	if d := p.Decide("anything", nil); d.Action != Deny || d.Reason != ReasonNoPolicy {
+		t.Fatalf("nil policy decided %+v", d)
+	}
+	if hidden, _ := p.Visibility("anything"); !hidden {
+		t.Fatal("nil policy shows tools")
+	}
+	var zero Decision
+	if zero.Action != Deny {
+		t.Fatal("the zero Decision must deny")
+	}
+}
+
+func TestAccessorsAndDefaults(t *testing.T) {
+	p, _ := mustParse(t, head+"  a: allow\n")
+	if got, want := p.Approvals(), defaultApprovals(); got != want {
+		t.Errorf("Approvals() = %+v, want defaults %+v", got, want)
+	}
+	if got := p.Audit(); got.Path != "~/.mcp-gate/audit.jsonl" || got.Arguments != "hashed" {
+		t.Errorf("Audit() = %+v", got)
+	}
+	want := Approvals{Backend: "entra-pim", Credential: "default", GraphURL: "https://graph.microsoft.com/v1.0",
+		DefaultGrant: 15 * time.Minute, Wait: 210 * time.Second, PollInterval: time.Second, PollMaxBackoff: 30 * time.Second,
+		Deadline: time.Hour, GrantMargin: 30 * time.Second, MaxBackground: 100,
+		Justification: "{{.Tool}} called by an AI agent through mcp-gate", TicketSystem: "mcp-gate"}
+	if p.Approvals() != want {
+		t.Errorf("defaults changed: %+v", p.Approvals())
+	}
+
+	src := `version: 1
+approvals:
+  backend: entra-pim
+  tenantId: 00000000-1111-2222-3333-444444444444
+  principalId: AAAAAAAA-1111-2222-3333-444444444444
+  credential: token
+  tokenFile: /run/token
+  graphURL: http://127.0.0.1:8443/v1.0/
+  graphCAFile: ca.pem
+  defaultGrant: 1h
+  wait: 0
+  pollInterval: 2s
+  pollMaxBackoff: 2s
+  deadline: 24h
+  grantMargin: 0s
+  maxBackground: 5
+  justification: required
+  ticketSystem: Jira
+audit: {path: /var/log/gate.jsonl, arguments: clear}
+upstreams:
+  db: {command: [./db, --port, 5432], env: {DSN: "${DB_DSN}"}}
+  gh: {url: "https://${HOST}/mcp", headers: {Authorization: "Bearer ${TOKEN}"}}
+tools:
+  a: {role: Reader}
+  b: {role: Writer}
+  c: {role: Reader}
+`
+	p, _ = mustParse(t, src)
+	want = Approvals{Backend: "entra-pim", TenantID: "00000000-1111-2222-3333-444444444444", PrincipalID: "AAAAAAAA-1111-2222-3333-444444444444",
+		Credential: "token", TokenFile: "/run/token", GraphURL: "http://127.0.0.1:8443/v1.0", GraphCAFile: "ca.pem",
+		DefaultGrant: time.Hour, Wait: 0, PollInterval: 2 * time.Second, PollMaxBackoff: 2 * time.Second, Deadline: 24 * time.Hour,
+		GrantMargin: 0, MaxBackground: 5, Justification: "required", TicketSystem: "Jira"}
+	if p.Approvals() != want {
+		t.Errorf("Approvals() =\n %+v\nwant\n %+v", p.Approvals(), want)
+	}
+	if d := p.Decide("a", nil); !d.JustificationRequired || d.Grant != time.Hour {
+		t.Errorf("approvals.justification: required not applied: %+v", d)
+	}
+	if got := p.Audit(); got != (Audit{Path: "/var/log/gate.jsonl", Arguments: "clear"}) {
+		t.Errorf("Audit() = %+v", got)
+	}
+	ups := p.Upstreams()
+	if len(ups) != 2 || ups[0].Name != "db" || !slices.Equal(ups[0].Command, []string{"./db", "--port", "5432"}) || ups[0].Env["DSN"] != "${DB_DSN}" ||
+		ups[1].Name != "gh" || ups[1].URL != "https://${HOST}/mcp" || ups[1].Headers["Authorization"] != "Bearer ${TOKEN}" {
+		t.Errorf("Upstreams() = %+v", ups)
+	}
+	ups[0].Command[0] = "changed"
+	if p.Upstreams()[0].Command[0] != "./db" {
+		t.Error("Upstreams() exposes the policy's own slices")
+	}
+	if got := p.Roles(); !slices.Equal(got, []string{"Reader", "Writer"}) {
+		t.Errorf("Roles() = %q", got)
+	}
+	if p.Rules() != 3 || p.File() != "policies.yaml" {
+		t.Errorf("Rules() = %d, File() = %q", p.Rules(), p.File())
+	}
+}
+
+func TestExpandHome(t *testing.T) {
+	t.Setenv("HOME", "/home/u")
+	for in, want := range map[string]string{"~/.mcp-gate/a": "/home/u/.mcp-gate/a", "~": "/home/u", "/abs": "/abs", "rel/~": "rel/~", "~other/x": "~other/x"} {
+		if got, err := ExpandHome(in); err != nil || got != want {
+			t.Errorf("ExpandHome(%q) = %q, %v, want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestExplainTried(t *testing.T) {
+	p, _ := mustParse(t, decideSrc)
+	ex := p.Explain("gh__merge", map[string]any{"repo": "dev"})
+	want := []Step{
+		{"policies.yaml:7", "db__drop_audit", "pattern does not match"},
+		{"policies.yaml:8", "db__drop_*", "pattern does not match"},
+		{"policies.yaml:9", "db__*", "pattern does not match"},
+		{"policies.yaml:10", "gh__merge_?", "pattern does not match"},
+		{"policies.yaml:12", "gh__merge", `when repo: "dev" does not match "prod-*"`},
+		{"policies.yaml:16", "gh__merge", `when repo: "dev" does not match "prod-*"`},
+		{"policies.yaml:18", "gh__merge", "when labels.0: argument missing"},
+	}
+	if !slices.Equal(ex.Tried, want) {
+		t.Fatalf("Tried =\n %q\nwant\n %q", ex.Tried, want)
+	}
+	if ex.Decision.Rule != "policies.yaml:20" || ex.Decision.Action != Deny {
+		t.Fatalf("decision = %+v", ex.Decision)
+	}
+}

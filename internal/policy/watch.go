@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// reloadDebounce lets an editor finish a save (write, rename, chmod)
+// before the file is read, so one save means one reload.
+const reloadDebounce = 100 * time.Millisecond
+
+// Watch reloads the policy file at path whenever it changes, until ctx is
+// done. It watches the file's directory, so editors that save by writing a
+// new file and renaming it over the old one are seen too. Once watching has
+// started it loads the file once, so a change made between the caller's
+// own Load and the start of Watch is not missed.
+//
+// A valid file is passed to onChange (called from Watch's goroutine, one
+// at a time); the caller swaps it in for new calls. An invalid or missing
+// file is logged, every problem on its own line, and the last good policy
+// stays. Content identical to the last file read causes no reload.
+func Watch(ctx context.Context, path string, log *slog.Logger, onChange func(*Policy)) error {
+	return watch(ctx, path, log, onChange, reloadDebounce)
+}
+
+func watch(ctx context.Context, path string, log *slog.Logger, onChange func(*Policy), debounce time.Duration) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("watch policy: %w", err)
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch policy: %w", err)
+	}
+	defer w.Close()
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		return fmt.Errorf("watch policy directory: %w", err)
+	}
+	r := reloader{path: path, log: log, onChange: onChange}
+	r.reload()
+	var due <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return errors.New("watch policy: watcher closed")
+			}
+			if filepath.Clean(ev.Name) == abs {
+				due = time.After(debounce)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return errors.New("watch policy: watcher closed")
+			}
+			log.Warn("policy watch error", "path", path, "err", err)
+		case <-due:
+			due = nil
+			r.reload()
+		}
+	}
+}
+
+type reloader struct {
+	path     string
+	log      *slog.Logger
+	onChange func(*Policy)
+	last     []byte // content last read, valid or not
+}
+
+func (r *reloader) reload() {
+	data, err := os.ReadFile(r.path)
+	if err != nil {
+		// Between an editor's remove and create the file may be gone;
+		// the create brings another reload.
+		r.log.Error("policy reload: cannot read the file; keeping the last good policy", "path", r.path, "err", err)
+		r.last = nil
+		return
+	}
+	if r.last != nil && bytes.Equal(data, r.last) {
+		return
+	}
+	r.last = data
+	p, problems, err := Parse(r.path, data)
+	if err != nil {
+		for _, pr := range problems {
+			if pr.Severity == SeverityError {
+				r.log.Error("policy reload rejected; keeping the last good policy", "problem", pr.String())
+			}
+		}
+		return
+	}
+	for _, pr := range problems {
+		r.log.Warn("policy warning", "problem", pr.String())
+	}
+	r.log.Info("policy loaded", "path", r.path, "rules", p.Rules())
+	r.onChange(p)
+}
