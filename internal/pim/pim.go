@@ -128,13 +128,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	transport := cfg.Transport
-	if transport == nil {
-		hc, err := httpClient(cfg.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		transport = hc
+	hc, err := httpClient(cfg.CAFile)
+	if err != nil {
+		return nil, err
 	}
 	c := &Client{
 		base:        base,
@@ -154,7 +150,7 @@ func New(cfg Config) (*Client, error) {
 	}, &policy.ClientOptions{
 		// Retries are ours (retryPolicy): they run on Clock and never replay the create POST.
 		Retry:     policy.RetryOptions{MaxRetries: -1},
-		Transport: markUnreachable{transport},
+		Transport: markUnreachable{hc},
 		Telemetry: policy.TelemetryOptions{ApplicationID: "mcp-gate"},
 	})
 	return c, nil
