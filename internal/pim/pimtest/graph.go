@@ -222,11 +222,12 @@ func (s *Server) listRequests(ex *exchange, c caller, mine bool) {
 	}
 	s.mu.Lock()
 	s.st.settle(s.clock.Now())
+	all := s.st.requests
+	if mine {
+		all = s.st.requestsOf[c.oid]
+	}
 	var out []requestJSON
-	for _, r := range s.st.requests {
-		if mine && r.Principal != c.oid {
-			continue
-		}
+	for _, r := range all {
 		if matches(cs, r.field) {
 			out = append(out, r.json())
 		}
@@ -243,9 +244,13 @@ func (s *Server) listAssignments(ex *exchange, c caller, mine bool) {
 	now := s.clock.Now()
 	s.mu.Lock()
 	s.st.settle(now)
+	all := s.st.assignments
+	if mine {
+		all = s.st.assignmentsOf[c.oid]
+	}
 	var out []assignmentInstanceJSON
-	for _, a := range s.st.assignments {
-		if (mine && a.principal != c.oid) || !a.liveAt(now) {
+	for _, a := range all {
+		if !a.liveAt(now) {
 			continue
 		}
 		v := a.json()
@@ -263,24 +268,24 @@ func (s *Server) listEligibilities(ex *exchange, c caller, mine bool) {
 		return
 	}
 	// Eligibilities never change after start, so no lock is needed.
+	all := s.dir.eligibility
+	if mine {
+		all = s.dir.eligibleOf[c.oid]
+	}
 	var out []eligibilityInstanceJSON
-	for _, role := range s.dir.roles {
-		for _, u := range s.dir.userOrder {
-			if (mine && u != c.oid) || !s.dir.eligible[roleKey{u, role.ID}] {
-				continue
-			}
-			v := eligibilityInstanceJSON{
-				ID:                        eligibilityID(u, role.ID),
-				PrincipalID:               u,
-				RoleDefinitionID:          role.ID,
-				DirectoryScopeID:          "/",
-				StartDateTime:             s.st.started.UTC(),
-				MemberType:                "Direct",
-				RoleEligibilityScheduleID: eligibilityID(u, role.ID),
-			}
-			if matches(cs, v.field) {
-				out = append(out, v)
-			}
+	for _, k := range all {
+		id := eligibilityID(k.principal, k.role)
+		v := eligibilityInstanceJSON{
+			ID:                        id,
+			PrincipalID:               k.principal,
+			RoleDefinitionID:          k.role,
+			DirectoryScopeID:          "/",
+			StartDateTime:             s.st.started.UTC(),
+			MemberType:                "Direct",
+			RoleEligibilityScheduleID: id,
+		}
+		if matches(cs, v.field) {
+			out = append(out, v)
 		}
 	}
 	writePage(ex, ex.metadata("Collection(unifiedRoleEligibilityScheduleInstance)"), out)

@@ -118,8 +118,12 @@ type directory struct {
 	roles     []*Role           // in scenario order
 	roleByID  map[string]*Role
 	eligible  map[roleKey]bool
-	active    []Assignment // Role resolved to an id
-	pageSize  int
+	// eligibility lists every (principal, role) pair, by role then user in
+	// scenario order; eligibleOf holds each principal's share of it.
+	eligibility []roleKey
+	eligibleOf  map[string][]roleKey
+	active      []Assignment // Role resolved to an id
+	pageSize    int
 }
 
 type roleKey struct{ principal, role string }
@@ -237,6 +241,15 @@ func (sc Scenario) normalize() (*directory, error) {
 		if ok {
 			a.Principal, a.Role = k.principal, k.role
 			d.active = append(d.active, a)
+		}
+	}
+	d.eligibleOf = map[string][]roleKey{}
+	for _, r := range d.roles {
+		for _, u := range d.userOrder {
+			if k := (roleKey{u, r.ID}); d.eligible[k] {
+				d.eligibility = append(d.eligibility, k)
+				d.eligibleOf[u] = append(d.eligibleOf[u], k)
+			}
 		}
 	}
 	if err := sc.Faults.validate(); err != nil {

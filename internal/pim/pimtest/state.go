@@ -84,10 +84,14 @@ type state struct {
 	byID        map[string]*request
 	pending     []*request // PendingApproval, in creation order
 	assignments []*assignment
+	// Per-principal views of requests and assignments, in order, so the
+	// calls every gate request makes do not scan everyone's.
+	requestsOf    map[string][]*request
+	assignmentsOf map[string][]*assignment
 }
 
 func newState(dir *directory, now time.Time) *state {
-	st := &state{dir: dir, started: now, byID: map[string]*request{}}
+	st := &state{dir: dir, started: now, byID: map[string]*request{}, requestsOf: map[string][]*request{}, assignmentsOf: map[string][]*assignment{}}
 	for _, a := range dir.active {
 		as := &assignment{id: newID(), principal: a.Principal, roleID: a.Role, scheduleID: newID(), originID: newID(), kind: "Assigned", start: now}
 		switch {
@@ -98,7 +102,7 @@ func newState(dir *directory, now time.Time) *state {
 			end := now.Add(a.Duration)
 			as.end = &end
 		}
-		st.assignments = append(st.assignments, as)
+		st.addAssignment(as)
 	}
 	return st
 }
@@ -137,7 +141,7 @@ func (st *state) provision(r *request, at time.Time) {
 		start = at
 	}
 	end := start.Add(r.Duration)
-	st.assignments = append(st.assignments, &assignment{
+	st.addAssignment(&assignment{
 		id: newID(), principal: r.Principal, roleID: r.RoleDefinitionID, scheduleID: r.scheduleID,
 		originID: newID(), kind: "Activated", start: start, end: &end,
 	})
@@ -194,8 +198,8 @@ func (st *state) get(id string, now time.Time) (*request, *graphError) {
 
 // activeFor is the principal's assignment of role that has not ended.
 func (st *state) activeFor(principal, role string, now time.Time) *assignment {
-	for _, a := range st.assignments {
-		if a.principal == principal && a.roleID == role && a.notOver(now) {
+	for _, a := range st.assignmentsOf[principal] {
+		if a.roleID == role && a.notOver(now) {
 			return a
 		}
 	}
@@ -327,7 +331,13 @@ func (st *state) create(c caller, b requestBody, now time.Time) (*request, *grap
 
 func (st *state) record(r *request) {
 	st.requests = append(st.requests, r)
+	st.requestsOf[r.Principal] = append(st.requestsOf[r.Principal], r)
 	st.byID[r.ID] = r
+}
+
+func (st *state) addAssignment(a *assignment) {
+	st.assignments = append(st.assignments, a)
+	st.assignmentsOf[a.principal] = append(st.assignmentsOf[a.principal], a)
 }
 
 // schedule reads the requested window. ok is false when the window breaks
