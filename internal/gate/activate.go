@@ -82,11 +82,24 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role
 	tick := g.cfg.Clock.After(g.cfg.ProgressEvery)
 	var receiptDue bool
 	var idGrace <-chan time.Time
+	var told grants.Progress // what the client last heard
+	progress := func(p grants.Progress, started time.Time) {
+		if c.Progress == nil {
+			return
+		}
+		elapsed := g.cfg.Clock.Now().Sub(started).Round(time.Second)
+		c.Progress(ctx, elapsed.Seconds(), waiting(role, p, elapsed))
+		told = p
+	}
 	for {
 		p, started, changed := w.Progress()
 		rec.RequestID = p.RequestID
 		if receiptDue && p.RequestID != "" {
 			return g.receipt(ctx, rec, w, role, p)
+		}
+		if p.RequestID != "" && p != told {
+			// The user hears of the request, and of each new status, at once.
+			progress(p, started)
 		}
 		select {
 		case <-w.Done():
@@ -115,10 +128,7 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role
 		case <-changed:
 		case <-tick:
 			tick = g.cfg.Clock.After(g.cfg.ProgressEvery)
-			if c.Progress != nil {
-				elapsed := g.cfg.Clock.Now().Sub(started).Round(time.Second)
-				c.Progress(ctx, elapsed.Seconds(), waiting(role, p, elapsed))
-			}
+			progress(p, started)
 		}
 	}
 }
