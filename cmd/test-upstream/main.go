@@ -36,10 +36,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	addrFile := fs.String("addr-file", "", "with --transport http, write the bound host:port to this file")
 	name := fs.String("name", "test-upstream", "server name, reported by initialize and the whoami tool")
 	sse := fs.Bool("sse", false, "with --transport http, also serve SSE at /sse and /message")
+	demo := fs.Bool("demo", false, "also offer the demo tools read_table, delete_database, send_payment and calls")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	srv := testupstream.New(testupstream.Options{Name: *name, Stderr: stderr, Exit: exit, Clock: clock.Real{}})
+	if *demo {
+		srv.AddDemoTools()
+	}
 	switch *transport {
 	case "stdio":
 		return srv.ServeStdio(ctx, stdin, stdout)

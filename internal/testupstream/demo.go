@@ -1,0 +1,65 @@
+package testupstream
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// demoTools stand for what a real database or payments server offers, so the
+// demo and the gate's end-to-end tests read like the calls mcp-gate guards.
+// Each counts its calls, and the calls tool reports the counts, so a test
+// can prove that a refused call never reached the upstream.
+type demoTools struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+// AddDemoTools registers read_table, delete_database, send_payment and
+// calls.
+func (s *Server) AddDemoTools() {
+	d := &demoTools{calls: make(map[string]int)}
+	s.mcp.AddTool(mcp.NewTool("read_table",
+		mcp.WithDescription("Reads the rows of a database table."),
+		mcp.WithString("table", mcp.Required(), mcp.Description("Table name")),
+		mcp.WithReadOnlyHintAnnotation(true),
+	), d.handler("read_table", func(req mcp.CallToolRequest) string {
+		return fmt.Sprintf("3 rows from %s", req.GetString("table", ""))
+	}))
+	s.mcp.AddTool(mcp.NewTool("delete_database",
+		mcp.WithDescription("Deletes a database and everything in it."),
+		mcp.WithString("name", mcp.Required(), mcp.Description("Database name")),
+		mcp.WithDestructiveHintAnnotation(true),
+	), d.handler("delete_database", func(req mcp.CallToolRequest) string {
+		return fmt.Sprintf("database %s deleted", req.GetString("name", ""))
+	}))
+	s.mcp.AddTool(mcp.NewTool("send_payment",
+		mcp.WithDescription("Sends a payment."),
+		mcp.WithString("to", mcp.Required(), mcp.Description("Payee")),
+		mcp.WithNumber("amount", mcp.Required(), mcp.Description("Amount in EUR")),
+		mcp.WithDestructiveHintAnnotation(true),
+	), d.handler("send_payment", func(req mcp.CallToolRequest) string {
+		return fmt.Sprintf("paid %v EUR to %s", req.GetFloat("amount", 0), req.GetString("to", ""))
+	}))
+	s.mcp.AddTool(mcp.NewTool("calls",
+		mcp.WithDescription("How many times a demo tool has run."),
+		mcp.WithString("tool", mcp.Required(), mcp.Description("Tool name")),
+		mcp.WithReadOnlyHintAnnotation(true),
+	), func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		d.mu.Lock()
+		n := d.calls[req.GetString("tool", "")]
+		d.mu.Unlock()
+		return mcp.NewToolResultText(fmt.Sprint(n)), nil
+	})
+}
+
+func (d *demoTools) handler(name string, answer func(mcp.CallToolRequest) string) func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	return func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		d.mu.Lock()
+		d.calls[name]++
+		d.mu.Unlock()
+		return mcp.NewToolResultText(answer(req)), nil
+	}
+}
