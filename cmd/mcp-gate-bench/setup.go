@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// env is what every setup needs to start its processes.
+type env struct {
+	bin    string    // directory holding test-upstream and mcp-gate
+	policy string    // an allow-everything policy file for the gate
+	logs   io.Writer // child processes' stderr
+}
+
+func (e *env) upstream() string { return filepath.Join(e.bin, "test-upstream") }
+func (e *env) gate() string     { return filepath.Join(e.bin, "mcp-gate") }
+
+// system is one started system under test.
+type system struct {
+	// sessions returns n initialized client sessions for n workers, opening
+	// more as needed. A stdio system has a single connection, which its
+	// workers share.
+	sessions func(ctx context.Context, n int) ([]*client.Client, error)
+	gatePID  int // the gate process, sampled for RSS; 0 when no gate runs
+	stop     func()
+}
+
+// setup starts a system under test.
+type setup struct {
+	name  string
+	start func(ctx context.Context, e *env) (*system, error)
+}
+
+var (
+	directStdio = setup{"direct stdio", func(ctx context.Context, e *env) (*system, error) {
+		sys, err := startStdio(ctx, e, e.upstream())
+		if err != nil {
+			return nil, err
+		}
+		return &sys.system, nil
+	}}
+	gateStdio = setup{"gate stdio→stdio", func(ctx context.Context, e *env) (*system, error) {
+		sys, err := startStdio(ctx, e, e.gate(), "--policy", e.policy, "--", e.upstream())
+		if err != nil {
+			return nil, err
+		}
+		sys.gatePID = sys.stdioPID
+		return &sys.system, nil
+	}}
+	directHTTP = setup{"direct http", func(ctx context.Context, e *env) (*system, error) {
+		up, url, err := startAnnounced(ctx, e, upstreamAnnounce, e.upstream(), "--transport", "http", "--listen", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		return httpSystem(url, 0, up), nil
+	}}
+	gateHTTPStdio = setup{"gate http→stdio", func(ctx context.Context, e *env) (*system, error) {
+		gate, url, err := startAnnounced(ctx, e, gateAnnounce, e.gate(), "serve", "--listen", "127.0.0.1:0", "--policy", e.policy, "--", e.upstream())
+		if err != nil {
+			return nil, err
+		}
+		return httpSystem(url, gate.Process.Pid, gate), nil
+	}}
+	gateHTTPHTTP = setup{"gate http→http", func(ctx context.Context, e *env) (*system, error) {
+		up, upURL, err := startAnnounced(ctx, e, upstreamAnnounce, e.upstream(), "--transport", "http", "--listen", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		gate, url, err := startAnnounced(ctx, e, gateAnnounce, e.gate(), "serve", "--listen", "127.0.0.1:0", "--policy", e.policy, "--upstream", "test="+upURL)
+		if err != nil {
+			stopProcess(up)
+			return nil, err
+		}
+		return httpSystem(url, gate.Process.Pid, gate, up), nil
+	}}
+)
+
+// allowAllPolicy lets every call through, so the gate's cost is measured
+// without an approval step.
+const allowAllPolicy = "version: 1\ntools:\n  \"*\": allow\n"
+
+// stdioSystem also remembers the pid of the process its client spawned.
+type stdioSystem struct {
+	system
+	stdioPID int
+}
+
+// startStdio spawns command as an MCP server on the client's stdio.
+func startStdio(ctx context.Context, e *env, command string, args ...string) (*stdioSystem, error) {
+	var cmd *exec.Cmd
+	t := transport.NewStdioWithOptions(command, nil, args,
+		transport.WithCommandStderrWriter(e.logs),
+		transport.WithCommandFunc(func(_ context.Context, command string, env, args []string) (*exec.Cmd, error) {
+			cmd = exec.Command(command, args...)
+			cmd.Env = append(os.Environ(), env...)
+			return cmd, nil
+		}))
+	cli := client.NewClient(t)
+	if err := cli.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start %s: %w", command, err)
+	}
+	if err := initialize(ctx, cli); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%s: %w", command, err)
+	}
+	return &stdioSystem{
+		system: system{
+			sessions: func(_ context.Context, n int) ([]*client.Client, error) {
+				out := make([]*client.Client, n)
+				for i := range out {
+					out[i] = cli
+				}
+				return out, nil
+			},
+			stop: func() { cli.Close() },
+		},
+		stdioPID: cmd.Process.Pid,
+	}, nil
+}
+
+// httpSystem serves sessions from the Streamable HTTP endpoint url; procs
+// are stopped in order when the system stops.
+func httpSystem(url string, gatePID int, procs ...*exec.Cmd) *system {
+	var clients []*client.Client
+	return &system{
+		sessions: func(ctx context.Context, n int) ([]*client.Client, error) {
+			for len(clients) < n {
+				cli, err := client.NewStreamableHttpClient(url)
+				if err != nil {
+					return nil, err
+				}
+				clients = append(clients, cli)
+				if err := cli.Start(ctx); err != nil {
+					return nil, fmt.Errorf("connect %s: %w", url, err)
+				}
+				if err := initialize(ctx, cli); err != nil {
+					return nil, fmt.Errorf("%s: %w", url, err)
+				}
+			}
+			return clients[:n], nil
+		},
+		gatePID: gatePID,
+		stop: func() {
+			for _, c := range clients {
+				c.Close()
+			}
+			for _, p := range procs {
+				stopProcess(p)
+			}
+		},
+	}
+}
+
+// initialize opens a session the way MCP clients do: the handshake, then
+// the tool list, which a gate answers once its upstreams have reported.
+func initialize(ctx context.Context, cli *client.Client) error {
+	req := mcp.InitializeRequest{}
+	req.Params.ClientInfo = mcp.Implementation{Name: "mcp-gate-bench", Version: "1"}
+	if _, err := cli.Initialize(ctx, req); err != nil {
+		return fmt.Errorf("initialize: %w", err)
+	}
+	if _, err := cli.ListTools(ctx, mcp.ListToolsRequest{}); err != nil {
+		return fmt.Errorf("list tools: %w", err)
+	}
+	return nil
+}
+
+// How the processes say where they listen: test-upstream prints a line, the
+// gate logs its Streamable HTTP URL.
+var (
+	upstreamAnnounce = regexp.MustCompile(`listening on (http://\S+)`)
+	gateAnnounce     = regexp.MustCompile(`streamable=(http://\S+)`)
+)
+
+// announceTimeout bounds how long a process may take to say where it listens.
+const announceTimeout = 10 * time.Second
+
+// startAnnounced starts command and waits for its stderr to match announce,
+// returning the first submatch (the URL). Its stderr then keeps flowing to
+// e.logs.
+func startAnnounced(ctx context.Context, e *env, announce *regexp.Regexp, command string, args ...string) (*exec.Cmd, string, error) {
+	cmd := exec.Command(command, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start %s: %w", command, err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		announced := false
+		for sc.Scan() {
+			fmt.Fprintln(e.logs, sc.Text())
+			if m := announce.FindStringSubmatch(sc.Text()); !announced && m != nil {
+				announced = true
+				found <- m[1]
+			}
+		}
+		close(found)
+	}()
+	ctx, cancel := context.WithTimeout(ctx, announceTimeout)
+	defer cancel()
+	select {
+	case url, ok := <-found:
+		if ok {
+			return cmd, url, nil
+		}
+		err = errors.New("exited without saying where it listens")
+	case <-ctx.Done():
+		err = fmt.Errorf("did not say where it listens: %w", ctx.Err())
+	}
+	stopProcess(cmd)
+	return nil, "", fmt.Errorf("%s: %w", command, err)
+}
+
+// stopGrace is how long a process gets between SIGTERM and SIGKILL.
+const stopGrace = 5 * time.Second
+
+func stopProcess(cmd *exec.Cmd) {
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(stopGrace):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}

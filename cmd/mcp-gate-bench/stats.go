@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// stats summarises one measured run.
+type stats struct {
+	P50, P99   time.Duration
+	Throughput float64 // calls per second of wall time
+}
+
+// summarize computes the latency percentiles of calls and the throughput of
+// len(calls) calls completed in wall. It sorts calls in place.
+func summarize(calls []time.Duration, wall time.Duration) stats {
+	slices.Sort(calls)
+	s := stats{P50: percentile(calls, 50), P99: percentile(calls, 99)}
+	if wall > 0 {
+		s.Throughput = float64(len(calls)) / wall.Seconds()
+	}
+	return s
+}
+
+// percentile returns the nearest-rank p-th percentile of sorted: the
+// smallest value with at least p% of the values at or below it.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+// ratio is subject/baseline, NaN when there is no baseline to compare with.
+func ratio(subject, baseline float64) float64 {
+	if baseline == 0 {
+		return math.NaN()
+	}
+	return subject / baseline
+}
+
+// statusKB reads a "Field:   1234 kB" line from a /proc/PID/status file.
+func statusKB(r io.Reader, field string) (int64, error) {
+	sc := bufio.NewScanner(r)
+	prefix := field + ":"
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		num, ok := strings.CutSuffix(strings.TrimSpace(rest), " kB")
+		if !ok {
+			return 0, fmt.Errorf("%s: unexpected unit in %q", field, rest)
+		}
+		return strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s: not found", field)
+}
