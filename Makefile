@@ -36,6 +36,7 @@ fuzz:
 
 bench: build node_modules ## benchmarks: Decide, the grant cache, and the proxy harness (gate vs direct)
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+	$(BIN)/mcp-gate-bench -bin $(BIN)
 
 lint: vet ## go vet and staticcheck
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
