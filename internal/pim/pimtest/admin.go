@@ -46,7 +46,7 @@ func (s *Server) adminToken(ex *exchange) {
 	if oid == "" {
 		oid = s.dir.byName[strings.ToLower(req.Name)]
 	}
-	if _, ok := s.dir.users[oid]; !ok || oid == "" {
+	if _, ok := s.dir.users[oid]; !ok {
 		ex.fail(&graphError{http.StatusBadRequest, "SubjectNotFound", "no scenario user has that oid or name"})
 		return
 	}

@@ -49,15 +49,21 @@ type Request struct {
 type request struct {
 	Request
 	scope        string
-	start        time.Time // when the assignment may begin
-	given        scheduleInfo
-	ticket       ticketInfo
+	start        time.Time    // when the assignment may begin
+	given        scheduleInfo // as the client sent it (defaults filled in), echoed back
+	ticket       ticketInfo   // likewise
 	completed    *time.Time
 	approvalID   string // "" when the role needs no approval
 	scheduleID   string
 	approver     Approver
 	createStatus string // what the create response said, before any transition
 }
+
+// assignmentType values: activated through PIM, or assigned outright.
+const (
+	kindActivated = "Activated"
+	kindAssigned  = "Assigned"
+)
 
 // assignment is an active role assignment (an assignment schedule instance).
 type assignment struct {
@@ -93,7 +99,7 @@ type state struct {
 func newState(dir *directory, now time.Time) *state {
 	st := &state{dir: dir, started: now, byID: map[string]*request{}, requestsOf: map[string][]*request{}, assignmentsOf: map[string][]*assignment{}}
 	for _, a := range dir.active {
-		as := &assignment{id: newID(), principal: a.Principal, roleID: a.Role, scheduleID: newID(), originID: newID(), kind: "Assigned", start: now}
+		as := &assignment{id: newID(), principal: a.Principal, roleID: a.Role, scheduleID: newID(), originID: newID(), kind: kindAssigned, start: now}
 		switch {
 		case !a.End.IsZero():
 			end := a.End
@@ -143,7 +149,7 @@ func (st *state) provision(r *request, at time.Time) {
 	end := start.Add(r.Duration)
 	st.addAssignment(&assignment{
 		id: newID(), principal: r.Principal, roleID: r.RoleDefinitionID, scheduleID: r.scheduleID,
-		originID: newID(), kind: "Activated", start: start, end: &end,
+		originID: newID(), kind: kindActivated, start: start, end: &end,
 	})
 	st.finish(r, StatusProvisioned, at)
 }
@@ -258,7 +264,7 @@ func (st *state) create(c caller, b requestBody, now time.Time) (*request, *grap
 	}
 	if b.Action == ActionSelfDeactivate {
 		a := st.activeFor(principal, role.ID, now)
-		if a == nil || a.kind != "Activated" {
+		if a == nil || a.kind != kindActivated {
 			return nil, &graphError{http.StatusBadRequest, "RoleAssignmentDoesNotExist", "The Role assignment does not exist."}
 		}
 		end := now
