@@ -83,6 +83,45 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 }
 
+// TestThousandConcurrentCallers drives the handler in-process (no sockets,
+// so the shared machine is spared 1,000 TLS handshakes) with the load the
+// gate puts on it: each caller activates and then reads its assignments.
+func TestThousandConcurrentCallers(t *testing.T) {
+	const n = 1000
+	sc, oids := manyUsers(n)
+	s, err := NewServer(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "https://127.0.0.1" + apiVersion + dirPrefix
+	serve := func(tok, method, path, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		return rec
+	}
+	var wg sync.WaitGroup
+	for _, oid := range oids {
+		wg.Go(func() {
+			tok := s.Token(oid)
+			body := `{"action":"selfActivate","principalId":"` + oid + `","roleDefinitionId":"` + readerID + `","directoryScopeId":"/"}`
+			if rec := serve(tok, http.MethodPost, "roleAssignmentScheduleRequests", body); rec.Code != http.StatusCreated {
+				t.Errorf("create for %s: %d %s", oid, rec.Code, rec.Body)
+				return
+			}
+			rec := serve(tok, http.MethodGet, "roleAssignmentScheduleInstances/"+currentUser, "")
+			if rec.Code != http.StatusOK || strings.Count(rec.Body.String(), `"principalId"`) != 1 || !strings.Contains(rec.Body.String(), oid) {
+				t.Errorf("instances for %s: %d %s", oid, rec.Code, rec.Body)
+			}
+		})
+	}
+	wg.Wait()
+	if s.CreateCount() != n || s.HitCount() != 2*n || len(s.Requests()) != n {
+		t.Fatalf("CreateCount %d, HitCount %d, requests %d; want %d, %d, %d", s.CreateCount(), s.HitCount(), len(s.Requests()), n, 2*n, n)
+	}
+}
+
 // BenchmarkCreateAndRead measures the handler alone (no network): a
 // create, a read of the request and a list of active assignments.
 func BenchmarkCreateAndRead(b *testing.B) {
