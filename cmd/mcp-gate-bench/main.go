@@ -36,22 +36,37 @@ func main() {
 	}
 }
 
-// benchCase compares a subject with its baseline at one concurrency.
+// benchCase compares a subject with its baseline at one concurrency, with
+// clients speaking one protocol version.
 // To measure something new (say, a gated call on a cached grant against an
 // ungated one), add a setup and a row here.
 type benchCase struct {
 	name        string
 	concurrency int
+	protocol    string
 	baseline    setup
 	subject     setup
 }
 
+// Both protocol generations: desktop clients use the 2025-11-25 handshake
+// today; mcp-go's client prefers 2026-07-28, and the gate serves each on a
+// different path.
+const (
+	legacy = mcp.ProtocolVersion20251125
+	modern = mcp.ProtocolVersion20260728
+)
+
 var cases = []benchCase{
-	{"stdio→stdio", 1, directStdio, gateStdio},
-	{"HTTP→stdio", 1, directHTTP, gateHTTPStdio},
-	{"HTTP→stdio", 8, directHTTP, gateHTTPStdio},
-	{"HTTP→HTTP", 1, directHTTP, gateHTTPHTTP},
-	{"HTTP→HTTP", 8, directHTTP, gateHTTPHTTP},
+	{"stdio→stdio", 1, legacy, directStdio, gateStdio},
+	{"HTTP→stdio", 1, legacy, directHTTP, gateHTTPStdio},
+	{"HTTP→stdio", 8, legacy, directHTTP, gateHTTPStdio},
+	{"HTTP→HTTP", 1, legacy, directHTTP, gateHTTPHTTP},
+	{"HTTP→HTTP", 8, legacy, directHTTP, gateHTTPHTTP},
+	{"stdio→stdio", 1, modern, directStdio, gateStdio},
+	{"HTTP→stdio", 1, modern, directHTTP, gateHTTPStdio},
+	{"HTTP→stdio", 8, modern, directHTTP, gateHTTPStdio},
+	{"HTTP→HTTP", 1, modern, directHTTP, gateHTTPHTTP},
+	{"HTTP→HTTP", 8, modern, directHTTP, gateHTTPHTTP},
 }
 
 // target is a goal the results are held to.
@@ -62,12 +77,8 @@ type target struct {
 }
 
 var targets = []target{
-	{"stdio→stdio c=1 p50, gate/direct", "≤ 2.0×", ratioTarget("stdio→stdio", 1, func(r result) float64 {
-		return ratio(float64(r.subject.P50), float64(r.baseline.P50))
-	}, func(v float64) bool { return v <= 2.0 }, "%.2f×")},
-	{"HTTP→stdio c=8 throughput, gate/direct HTTP", "≥ 75%", ratioTarget("HTTP→stdio", 8, func(r result) float64 {
-		return 100 * ratio(r.subject.Throughput, r.baseline.Throughput)
-	}, func(v float64) bool { return v >= 75 }, "%.0f%%")},
+	p50Target(legacy), p50Target(modern),
+	throughputTarget(legacy), throughputTarget(modern),
 	{"gate idle RSS (largest of all runs)", "≤ 15 MiB", func(results map[string]result) (string, bool, bool) {
 		var idle int64
 		for _, r := range results {
@@ -77,9 +88,21 @@ var targets = []target{
 	}},
 }
 
-func ratioTarget(name string, c int, value func(result) float64, met func(float64) bool, format string) func(map[string]result) (string, bool, bool) {
+func p50Target(protocol string) target {
+	return target{"stdio→stdio c=1 " + protocol + " p50, gate/direct", "≤ 2.0×", ratioTarget(caseKey("stdio→stdio", 1, protocol), func(r result) float64 {
+		return ratio(float64(r.subject.P50), float64(r.baseline.P50))
+	}, func(v float64) bool { return v <= 2.0 }, "%.2f×")}
+}
+
+func throughputTarget(protocol string) target {
+	return target{"HTTP→stdio c=8 " + protocol + " throughput, gate/direct HTTP", "≥ 75%", ratioTarget(caseKey("HTTP→stdio", 8, protocol), func(r result) float64 {
+		return 100 * ratio(r.subject.Throughput, r.baseline.Throughput)
+	}, func(v float64) bool { return v >= 75 }, "%.0f%%")}
+}
+
+func ratioTarget(key string, value func(result) float64, met func(float64) bool, format string) func(map[string]result) (string, bool, bool) {
 	return func(results map[string]result) (string, bool, bool) {
-		r, ok := results[caseKey(name, c)]
+		r, ok := results[key]
 		if !ok || r.err != nil {
 			return "", false, false
 		}
@@ -95,7 +118,9 @@ type result struct {
 	err               error
 }
 
-func caseKey(name string, c int) string { return fmt.Sprintf("%s c=%d", name, c) }
+func caseKey(name string, c int, protocol string) string {
+	return fmt.Sprintf("%s c=%d %s", name, c, protocol)
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mcp-gate-bench", flag.ContinueOnError)
@@ -104,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 2000, "measured calls per case")
 	warmup := fs.Int("warmup", 200, "unmeasured calls to each system before measuring")
 	rounds := fs.Int("rounds", 5, "alternating rounds of direct and gate calls the measured calls are split into")
-	only := fs.String("run", "", "only cases whose name (e.g. \"HTTP→stdio c=8\") matches this regexp")
+	only := fs.String("run", "", "only cases whose name (e.g. \"HTTP→stdio c=8 2025-11-25\") matches this regexp")
 	verbose := fs.Bool("v", false, "copy the servers' stderr to ours")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -126,7 +151,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		e.logs = stderr
 	}
-	if err := os.WriteFile(e.policy, []byte(allowAllPolicy), 0o600); err != nil {
+	policy := fmt.Sprintf(allowAllPolicy, filepath.Join(dir, "audit.jsonl"))
+	if err := os.WriteFile(e.policy, []byte(policy), 0o600); err != nil {
 		return err
 	}
 
@@ -134,10 +160,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	results := map[string]result{}
 	var failed bool
 	fmt.Fprintf(stdout, "mcp-gate-bench: %d echo calls to each side per case in %d alternating rounds, after %d warm-up; %d CPUs, %s\n\n", *n, *rounds, *warmup, runtime.NumCPU(), runtime.Version())
-	fmt.Fprintln(stdout, "| case | c | direct p50 | direct p99 | direct calls/s | gate p50 | gate p99 | gate calls/s | p50 gate/direct | p99 gate/direct | throughput gate/direct | gate idle RSS | gate peak RSS |")
-	fmt.Fprintln(stdout, "| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
+	fmt.Fprintln(stdout, "| case | c | protocol | direct p50 | direct p99 | direct calls/s | gate p50 | gate p99 | gate calls/s | p50 gate/direct | p99 gate/direct | throughput gate/direct | gate idle RSS | gate peak RSS |")
+	fmt.Fprintln(stdout, "| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
 	for _, bc := range cases {
-		key := caseKey(bc.name, bc.concurrency)
+		key := caseKey(bc.name, bc.concurrency, bc.protocol)
 		if !filter.MatchString(key) {
 			continue
 		}
@@ -145,11 +171,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		results[key] = r
 		if r.err != nil {
 			failed = true
-			fmt.Fprintf(stdout, "| %s | %d | error: %v |\n", bc.name, bc.concurrency, r.err)
+			fmt.Fprintf(stdout, "| %s | %d | %s | error: %v |\n", bc.name, bc.concurrency, bc.protocol, r.err)
 			continue
 		}
-		fmt.Fprintf(stdout, "| %s | %d | %s | %s | %.0f | %s | %s | %.0f | %.2f× | %.2f× | %.0f%% | %s | %s |\n",
-			bc.name, bc.concurrency,
+		fmt.Fprintf(stdout, "| %s | %d | %s | %s | %s | %.0f | %s | %s | %.0f | %.2f× | %.2f× | %.0f%% | %s | %s |\n",
+			bc.name, bc.concurrency, bc.protocol,
 			dur(r.baseline.P50), dur(r.baseline.P99), r.baseline.Throughput,
 			dur(r.subject.P50), dur(r.subject.P99), r.subject.Throughput,
 			ratio(float64(r.subject.P50), float64(r.baseline.P50)),
@@ -195,8 +221,8 @@ type running struct {
 
 // open starts s and opens c sessions. When s runs a gate, idleKB is its
 // RSS once it is up and one session has listed the tools, before any call.
-func (b *bench) open(ctx context.Context, s setup, c int) (r *running, idleKB int64, err error) {
-	sys, err := s.start(ctx, b.env)
+func (b *bench) open(ctx context.Context, s setup, c int, protocol string) (r *running, idleKB int64, err error) {
+	sys, err := s.start(ctx, b.env, protocol)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", s.name, err)
 	}
@@ -239,12 +265,12 @@ func (r *running) round(ctx context.Context, n int) error {
 // compare runs baseline and subject side by side, alternating rounds of
 // calls so that load from elsewhere on the machine falls on both alike.
 func (b *bench) compare(ctx context.Context, bc benchCase) (res result) {
-	base, _, err := b.open(ctx, bc.baseline, bc.concurrency)
+	base, _, err := b.open(ctx, bc.baseline, bc.concurrency, bc.protocol)
 	if err != nil {
 		return result{err: err}
 	}
 	defer base.sys.stop()
-	subj, idleKB, err := b.open(ctx, bc.subject, bc.concurrency)
+	subj, idleKB, err := b.open(ctx, bc.subject, bc.concurrency, bc.protocol)
 	if err != nil {
 		return result{err: err}
 	}

@@ -41,40 +41,40 @@ type system struct {
 // setup starts a system under test.
 type setup struct {
 	name  string
-	start func(ctx context.Context, e *env) (*system, error)
+	start func(ctx context.Context, e *env, protocol string) (*system, error)
 }
 
 var (
-	directStdio = setup{"direct stdio", func(ctx context.Context, e *env) (*system, error) {
-		sys, err := startStdio(ctx, e, e.upstream())
+	directStdio = setup{"direct stdio", func(ctx context.Context, e *env, protocol string) (*system, error) {
+		sys, err := startStdio(ctx, e, protocol, e.upstream())
 		if err != nil {
 			return nil, err
 		}
 		return &sys.system, nil
 	}}
-	gateStdio = setup{"gate stdio→stdio", func(ctx context.Context, e *env) (*system, error) {
-		sys, err := startStdio(ctx, e, e.gate(), "--policy", e.policy, "--", e.upstream())
+	gateStdio = setup{"gate stdio→stdio", func(ctx context.Context, e *env, protocol string) (*system, error) {
+		sys, err := startStdio(ctx, e, protocol, e.gate(), "--policy", e.policy, "--", e.upstream())
 		if err != nil {
 			return nil, err
 		}
 		sys.gatePID = sys.stdioPID
 		return &sys.system, nil
 	}}
-	directHTTP = setup{"direct http", func(ctx context.Context, e *env) (*system, error) {
+	directHTTP = setup{"direct http", func(ctx context.Context, e *env, protocol string) (*system, error) {
 		up, url, err := startAnnounced(ctx, e, upstreamAnnounce, e.upstream(), "--transport", "http", "--listen", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		return httpSystem(url, 0, up), nil
+		return httpSystem(url, protocol, 0, up), nil
 	}}
-	gateHTTPStdio = setup{"gate http→stdio", func(ctx context.Context, e *env) (*system, error) {
+	gateHTTPStdio = setup{"gate http→stdio", func(ctx context.Context, e *env, protocol string) (*system, error) {
 		gate, url, err := startAnnounced(ctx, e, gateAnnounce, e.gate(), "serve", "--listen", "127.0.0.1:0", "--policy", e.policy, "--", e.upstream())
 		if err != nil {
 			return nil, err
 		}
-		return httpSystem(url, gate.Process.Pid, gate), nil
+		return httpSystem(url, protocol, gate.Process.Pid, gate), nil
 	}}
-	gateHTTPHTTP = setup{"gate http→http", func(ctx context.Context, e *env) (*system, error) {
+	gateHTTPHTTP = setup{"gate http→http", func(ctx context.Context, e *env, protocol string) (*system, error) {
 		up, upURL, err := startAnnounced(ctx, e, upstreamAnnounce, e.upstream(), "--transport", "http", "--listen", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
@@ -84,13 +84,14 @@ var (
 			stopProcess(up)
 			return nil, err
 		}
-		return httpSystem(url, gate.Process.Pid, gate, up), nil
+		return httpSystem(url, protocol, gate.Process.Pid, gate, up), nil
 	}}
 )
 
 // allowAllPolicy lets every call through, so the gate's cost is measured
-// without an approval step.
-const allowAllPolicy = "version: 1\ntools:\n  \"*\": allow\n"
+// without an approval step (but with its audit record). %q is the audit
+// file, kept in the run's scratch directory.
+const allowAllPolicy = "version: 1\naudit:\n  path: %q\ntools:\n  \"*\": allow\n"
 
 // stdioSystem also remembers the pid of the process its client spawned.
 type stdioSystem struct {
@@ -99,7 +100,7 @@ type stdioSystem struct {
 }
 
 // startStdio spawns command as an MCP server on the client's stdio.
-func startStdio(ctx context.Context, e *env, command string, args ...string) (*stdioSystem, error) {
+func startStdio(ctx context.Context, e *env, protocol, command string, args ...string) (*stdioSystem, error) {
 	var cmd *exec.Cmd
 	t := transport.NewStdioWithOptions(command, nil, args,
 		transport.WithCommandStderrWriter(e.logs),
@@ -112,7 +113,7 @@ func startStdio(ctx context.Context, e *env, command string, args ...string) (*s
 	if err := cli.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start %s: %w", command, err)
 	}
-	if err := initialize(ctx, cli); err != nil {
+	if err := initialize(ctx, cli, protocol); err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("%s: %w", command, err)
 	}
@@ -133,7 +134,7 @@ func startStdio(ctx context.Context, e *env, command string, args ...string) (*s
 
 // httpSystem serves sessions from the Streamable HTTP endpoint url; procs
 // are stopped in order when the system stops.
-func httpSystem(url string, gatePID int, procs ...*exec.Cmd) *system {
+func httpSystem(url, protocol string, gatePID int, procs ...*exec.Cmd) *system {
 	var clients []*client.Client
 	return &system{
 		sessions: func(ctx context.Context, n int) ([]*client.Client, error) {
@@ -146,7 +147,7 @@ func httpSystem(url string, gatePID int, procs ...*exec.Cmd) *system {
 				if err := cli.Start(ctx); err != nil {
 					return nil, fmt.Errorf("connect %s: %w", url, err)
 				}
-				if err := initialize(ctx, cli); err != nil {
+				if err := initialize(ctx, cli, protocol); err != nil {
 					return nil, fmt.Errorf("%s: %w", url, err)
 				}
 			}
@@ -164,10 +165,12 @@ func httpSystem(url string, gatePID int, procs ...*exec.Cmd) *system {
 	}
 }
 
-// initialize opens a session the way MCP clients do: the handshake, then
-// the tool list, which a gate answers once its upstreams have reported.
-func initialize(ctx context.Context, cli *client.Client) error {
+// initialize opens a session the way MCP clients do: the handshake in the
+// protocol version asked for, then the tool list, which a gate answers once
+// its upstreams have reported.
+func initialize(ctx context.Context, cli *client.Client, protocol string) error {
 	req := mcp.InitializeRequest{}
+	req.Params.ProtocolVersion = protocol
 	req.Params.ClientInfo = mcp.Implementation{Name: "mcp-gate-bench", Version: "1"}
 	if _, err := cli.Initialize(ctx, req); err != nil {
 		return fmt.Errorf("initialize: %w", err)
