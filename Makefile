@@ -26,7 +26,7 @@ race:
 	$(GO) test -race -count=1 ./...
 
 # Each fuzz target runs alone: go test -fuzz takes one target at a time.
-FUZZ_TARGETS :=
+FUZZ_TARGETS := ./internal/policy:FuzzParse ./internal/policy:FuzzDecide
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -228,8 +228,10 @@ func (p *Policy) lookup(tool string) int {
 	if i, ok := p.exact[tool]; ok {
 		limit = i
 	}
-	if p.globs != nil {
-		limit = p.globs.first(tool, limit, func(i int) bool { return match(p.entries[i].pattern, tool) })
+	matches := func(i int) bool { return match(p.entries[i].pattern, tool) }
+	if p.prefixGlobs != nil {
+		limit = p.prefixGlobs.first(tool, false, limit, matches)
+		limit = p.suffixGlobs.first(tool, true, limit, matches)
 	}
 	if limit == len(p.entries) {
 		return -1

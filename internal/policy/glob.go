@@ -97,33 +97,50 @@ func covers(a, b string) bool {
 	return rec(0, 0)
 }
 
-// trieNode indexes glob entries by their literal prefix, so a lookup only
-// tries the globs whose prefix the tool name starts with instead of every
-// glob in the file.
+// literalSuffix is the part of a pattern after its last wildcard: every
+// name the pattern matches ends with it.
+func literalSuffix(pattern string) string {
+	return pattern[strings.LastIndexAny(pattern, "*?")+1:]
+}
+
+// trieNode indexes glob entries by a literal part, so a lookup only tries
+// the globs that can match instead of every glob in the file. The policy
+// keeps two: one keyed by literal prefix (db__drop_*), one keyed by the
+// reversed literal suffix for globs that start with a wildcard (*__delete).
 type trieNode struct {
-	globs    []int // entry indices, ascending, whose literal prefix ends here
+	globs    []int // entry indices, ascending, whose key ends here
 	children map[byte]*trieNode
 }
 
-func (t *trieNode) insert(prefix string, idx int) {
+// keyByte is key's i-th byte, counted from the end when reverse is set.
+func keyByte(key string, i int, reverse bool) byte {
+	if reverse {
+		return key[len(key)-1-i]
+	}
+	return key[i]
+}
+
+func (t *trieNode) insert(key string, reverse bool, idx int) {
 	n := t
-	for i := 0; i < len(prefix); i++ {
+	for i := range len(key) {
+		b := keyByte(key, i, reverse)
 		if n.children == nil {
 			n.children = make(map[byte]*trieNode)
 		}
-		c, ok := n.children[prefix[i]]
+		c, ok := n.children[b]
 		if !ok {
 			c = &trieNode{}
-			n.children[prefix[i]] = c
+			n.children[b] = c
 		}
 		n = c
 	}
 	n.globs = append(n.globs, idx)
 }
 
-// first walks the globs whose literal prefix is a prefix of key, and
-// returns the lowest entry index below limit for which ok holds, or limit.
-func (t *trieNode) first(key string, limit int, ok func(idx int) bool) int {
+// first visits the globs whose key is a prefix of key (a suffix when
+// reverse is set) and returns the lowest entry index below limit for which
+// ok holds, or limit.
+func (t *trieNode) first(key string, reverse bool, limit int, ok func(idx int) bool) int {
 	best := limit
 	n := t
 	for i := 0; n != nil; i++ {
@@ -139,7 +156,7 @@ func (t *trieNode) first(key string, limit int, ok func(idx int) bool) int {
 		if i == len(key) {
 			break
 		}
-		n = n.children[key[i]]
+		n = n.children[keyByte(key, i, reverse)]
 	}
 	return best
 }

@@ -786,7 +786,7 @@ func (ps *parser) compile(text, name string) textSpec {
 // approvals:, and patterns an earlier one always shadows.
 func (ps *parser) finish() {
 	p := ps.p
-	p.globs = &trieNode{}
+	p.prefixGlobs, p.suffixGlobs = &trieNode{}, &trieNode{}
 	p.noMatch = Decision{Reason: ReasonNoMatch, Rule: ps.base}
 	var firstRole *yaml.Node
 	for i := range p.entries {
@@ -811,10 +811,13 @@ func (ps *parser) finish() {
 		}
 		e.hidden = !visible
 		e.noCondition = Decision{Reason: ReasonNoCondition, Rule: e.loc, Pattern: e.pattern}
-		if isGlob(e.pattern) {
-			p.globs.insert(literalPrefix(e.pattern), i)
-		} else {
+		switch prefix, suffix := literalPrefix(e.pattern), literalSuffix(e.pattern); {
+		case !isGlob(e.pattern):
 			p.exact[e.pattern] = i
+		case prefix == "" && suffix != "":
+			p.suffixGlobs.insert(suffix, true, i)
+		default:
+			p.prefixGlobs.insert(prefix, false, i)
 		}
 	}
 	if firstRole != nil && !ps.approvalsSet {
@@ -822,7 +825,11 @@ func (ps *parser) finish() {
 	}
 	for i := range p.entries {
 		e := &p.entries[i]
-		j := p.globs.first(literalPrefix(e.pattern), i, func(idx int) bool { return covers(p.entries[idx].pattern, e.pattern) })
+		// A covering pattern's literal prefix (suffix) must begin (end)
+		// this pattern's, so the same index finds the candidates.
+		coversE := func(idx int) bool { return covers(p.entries[idx].pattern, e.pattern) }
+		j := p.prefixGlobs.first(literalPrefix(e.pattern), false, i, coversE)
+		j = p.suffixGlobs.first(literalSuffix(e.pattern), true, j, coversE)
 		if j < i {
 			ps.add(SeverityWarning, e.line, e.col, "tools[%q]: unreachable: %q (line %d) matches every tool this pattern does and comes first", e.pattern, p.entries[j].pattern, p.entries[j].line)
 		}

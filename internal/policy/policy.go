@@ -26,9 +26,12 @@ type Policy struct {
 	entries   []entry
 	roles     []string
 
-	exact   map[string]int // exact tool name -> entry index
-	globs   *trieNode      // glob entries by literal prefix
-	noMatch Decision
+	// The lookup index: exact names in a map, globs in two tries (see
+	// trieNode); every glob is in exactly one trie.
+	exact       map[string]int
+	prefixGlobs *trieNode
+	suffixGlobs *trieNode
+	noMatch     Decision
 }
 
 // Approvals is the approvals: section with defaults filled in.

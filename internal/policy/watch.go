@@ -26,7 +26,8 @@ const reloadDebounce = 100 * time.Millisecond
 // A valid file is passed to onChange (called from Watch's goroutine, one
 // at a time); the caller swaps it in for new calls. An invalid or missing
 // file is logged, every problem on its own line, and the last good policy
-// stays. Content identical to the last file read causes no reload.
+// stays. Content identical to the last accepted or rejected file causes no
+// reload.
 func Watch(ctx context.Context, path string, log *slog.Logger, onChange func(*Policy)) error {
 	return watch(ctx, path, log, onChange, reloadDebounce)
 }
@@ -74,7 +75,10 @@ type reloader struct {
 	path     string
 	log      *slog.Logger
 	onChange func(*Policy)
-	last     []byte // content last read, valid or not
+	// The content last accepted and last rejected, so that events that
+	// leave the content as it was (chmod, touch, saving the same text)
+	// neither reload nor log again.
+	good, bad []byte
 }
 
 func (r *reloader) reload() {
@@ -83,15 +87,14 @@ func (r *reloader) reload() {
 		// Between an editor's remove and create the file may be gone;
 		// the create brings another reload.
 		r.log.Error("policy reload: cannot read the file; keeping the last good policy", "path", r.path, "err", err)
-		r.last = nil
 		return
 	}
-	if r.last != nil && bytes.Equal(data, r.last) {
+	if r.good != nil && bytes.Equal(data, r.good) || r.bad != nil && bytes.Equal(data, r.bad) {
 		return
 	}
-	r.last = data
 	p, problems, err := Parse(r.path, data)
 	if err != nil {
+		r.bad = data
 		for _, pr := range problems {
 			if pr.Severity == SeverityError {
 				r.log.Error("policy reload rejected; keeping the last good policy", "problem", pr.String())
@@ -99,6 +102,7 @@ func (r *reloader) reload() {
 		}
 		return
 	}
+	r.good, r.bad = data, nil
 	for _, pr := range problems {
 		r.log.Warn("policy warning", "problem", pr.String())
 	}
