@@ -150,6 +150,7 @@ func (d templateData) Arg(path string) string {
 // entry is one key of tools: with its alternatives.
 type entry struct {
 	pattern string
+	must    string // the pattern's longest literal run: a cheap first test
 	loc     string // file:line of the key
 	line    int
 	col     int
@@ -228,7 +229,10 @@ func (p *Policy) lookup(tool string) int {
 	if i, ok := p.exact[tool]; ok {
 		limit = i
 	}
-	matches := func(i int) bool { return match(p.entries[i].pattern, tool) }
+	matches := func(i int) bool {
+		e := &p.entries[i]
+		return strings.Contains(tool, e.must) && match(e.pattern, tool)
+	}
 	if p.prefixGlobs != nil {
 		limit = p.prefixGlobs.first(tool, false, limit, matches)
 		limit = p.suffixGlobs.first(tool, true, limit, matches)

@@ -97,6 +97,18 @@ func covers(a, b string) bool {
 	return rec(0, 0)
 }
 
+// longestLiteral is the longest run of a pattern without wildcards: every
+// name the pattern matches contains it.
+func longestLiteral(pattern string) string {
+	best := ""
+	for _, part := range strings.FieldsFunc(pattern, func(r rune) bool { return r == '*' || r == '?' }) {
+		if len(part) > len(best) {
+			best = part
+		}
+	}
+	return best
+}
+
 // literalSuffix is the part of a pattern after its last wildcard: every
 // name the pattern matches ends with it.
 func literalSuffix(pattern string) string {

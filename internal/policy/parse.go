@@ -619,7 +619,7 @@ func (ps *parser) tools(n *yaml.Node) {
 			ps.errorf(k, "%s: the pattern contains white space, which tool names never do", where)
 		}
 		loc := fmt.Sprintf("%s:%d", ps.base, k.Line)
-		ps.p.entries = append(ps.p.entries, entry{pattern: pat, loc: loc, line: k.Line, col: k.Column})
+		ps.p.entries = append(ps.p.entries, entry{pattern: pat, must: longestLiteral(pat), loc: loc, line: k.Line, col: k.Column})
 		ps.srcs = append(ps.srcs, ps.rule(v, where, loc))
 	})
 }
