@@ -115,6 +115,7 @@ func ratioTarget(key string, value func(result) float64, met func(float64) bool,
 type result struct {
 	baseline, subject stats
 	idleKB, peakKB    int64 // the gate's RSS after start and at its peak; 0 when unknown
+	idleAnonKB        int64 // the anonymous part of idleKB; the rest is mapped binary
 	err               error
 }
 
@@ -128,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bin := fs.String("bin", "bin", "directory holding the test-upstream and mcp-gate binaries")
 	n := fs.Int("n", 2000, "measured calls per case")
 	warmup := fs.Int("warmup", 200, "unmeasured calls to each system before measuring")
-	rounds := fs.Int("rounds", 5, "alternating rounds of direct and gate calls the measured calls are split into")
+	rounds := fs.Int("rounds", 10, "alternating rounds of direct and gate calls the measured calls are split into")
 	only := fs.String("run", "", "only cases whose name (e.g. \"HTTP→stdio c=8 2025-11-25\") matches this regexp")
 	verbose := fs.Bool("v", false, "copy the servers' stderr to ours")
 	if err := fs.Parse(args); err != nil {
@@ -160,7 +161,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	results := map[string]result{}
 	var failed bool
 	fmt.Fprintf(stdout, "mcp-gate-bench: %d echo calls to each side per case in %d alternating rounds, after %d warm-up; %d CPUs, %s\n\n", *n, *rounds, *warmup, runtime.NumCPU(), runtime.Version())
-	fmt.Fprintln(stdout, "| case | c | protocol | direct p50 | direct p99 | direct calls/s | gate p50 | gate p99 | gate calls/s | p50 gate/direct | p99 gate/direct | throughput gate/direct | gate idle RSS | gate peak RSS |")
+	fmt.Fprintln(stdout, "| case | c | protocol | direct p50 | direct p99 | direct calls/s | gate p50 | gate p99 | gate calls/s | p50 gate/direct | p99 gate/direct | throughput gate/direct | gate idle RSS (anon) | gate peak RSS |")
 	fmt.Fprintln(stdout, "| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
 	for _, bc := range cases {
 		key := caseKey(bc.name, bc.concurrency, bc.protocol)
@@ -174,14 +175,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "| %s | %d | %s | error: %v |\n", bc.name, bc.concurrency, bc.protocol, r.err)
 			continue
 		}
-		fmt.Fprintf(stdout, "| %s | %d | %s | %s | %s | %.0f | %s | %s | %.0f | %.2f× | %.2f× | %.0f%% | %s | %s |\n",
+		fmt.Fprintf(stdout, "| %s | %d | %s | %s | %s | %.0f | %s | %s | %.0f | %.2f× | %.2f× | %.0f%% | %s (%s) | %s |\n",
 			bc.name, bc.concurrency, bc.protocol,
 			dur(r.baseline.P50), dur(r.baseline.P99), r.baseline.Throughput,
 			dur(r.subject.P50), dur(r.subject.P99), r.subject.Throughput,
 			ratio(float64(r.subject.P50), float64(r.baseline.P50)),
 			ratio(float64(r.subject.P99), float64(r.baseline.P99)),
 			100*ratio(r.subject.Throughput, r.baseline.Throughput),
-			mib(r.idleKB), mib(r.peakKB))
+			mib(r.idleKB), mib(r.idleAnonKB), mib(r.peakKB))
 	}
 
 	fmt.Fprintln(stdout, "\n| target | goal | measured | |")
@@ -211,6 +212,9 @@ type bench struct {
 	rounds int
 }
 
+// memory is a process's resident set, in KiB.
+type memory struct{ rssKB, anonKB int64 }
+
 // running is a started setup with its sessions open.
 type running struct {
 	sys      *system
@@ -221,10 +225,10 @@ type running struct {
 
 // open starts s and opens c sessions. When s runs a gate, idleKB is its
 // RSS once it is up and one session has listed the tools, before any call.
-func (b *bench) open(ctx context.Context, s setup, c int, protocol string) (r *running, idleKB int64, err error) {
+func (b *bench) open(ctx context.Context, s setup, c int, protocol string) (r *running, idle memory, err error) {
 	sys, err := s.start(ctx, b.env, protocol)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", s.name, err)
+		return nil, idle, fmt.Errorf("%s: %w", s.name, err)
 	}
 	defer func() {
 		if err != nil {
@@ -233,21 +237,24 @@ func (b *bench) open(ctx context.Context, s setup, c int, protocol string) (r *r
 		}
 	}()
 	if _, err := sys.sessions(ctx, 1); err != nil {
-		return nil, 0, err
+		return nil, idle, err
 	}
 	if sys.gatePID != 0 {
-		if idleKB, err = rssKB(sys.gatePID, "VmRSS"); err != nil {
-			return nil, 0, err
+		if idle.rssKB, err = rssKB(sys.gatePID, "VmRSS"); err != nil {
+			return nil, idle, err
+		}
+		if idle.anonKB, err = rssKB(sys.gatePID, "RssAnon"); err != nil {
+			return nil, idle, err
 		}
 	}
 	sessions, err := sys.sessions(ctx, c)
 	if err != nil {
-		return nil, 0, err
+		return nil, idle, err
 	}
 	if _, err := calls(ctx, sessions, max(b.warmup, c)); err != nil {
-		return nil, 0, fmt.Errorf("warm-up: %w", err)
+		return nil, idle, fmt.Errorf("warm-up: %w", err)
 	}
-	return &running{sys: sys, sessions: sessions}, idleKB, nil
+	return &running{sys: sys, sessions: sessions}, idle, nil
 }
 
 // round times n calls.
@@ -270,7 +277,7 @@ func (b *bench) compare(ctx context.Context, bc benchCase) (res result) {
 		return result{err: err}
 	}
 	defer base.sys.stop()
-	subj, idleKB, err := b.open(ctx, bc.subject, bc.concurrency, bc.protocol)
+	subj, idle, err := b.open(ctx, bc.subject, bc.concurrency, bc.protocol)
 	if err != nil {
 		return result{err: err}
 	}
@@ -289,7 +296,7 @@ func (b *bench) compare(ctx context.Context, bc benchCase) (res result) {
 			return result{err: fmt.Errorf("%s: %w", bc.subject.name, err)}
 		}
 	}
-	res = result{baseline: summarize(base.lat, base.wall), subject: summarize(subj.lat, subj.wall), idleKB: idleKB}
+	res = result{baseline: summarize(base.lat, base.wall), subject: summarize(subj.lat, subj.wall), idleKB: idle.rssKB, idleAnonKB: idle.anonKB}
 	if subj.sys.gatePID != 0 {
 		if res.peakKB, err = rssKB(subj.sys.gatePID, "VmHWM"); err != nil {
 			return result{err: err}

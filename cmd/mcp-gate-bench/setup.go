@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,7 +140,11 @@ func httpSystem(url, protocol string, gatePID int, procs ...*exec.Cmd) *system {
 	return &system{
 		sessions: func(ctx context.Context, n int) ([]*client.Client, error) {
 			for len(clients) < n {
-				cli, err := client.NewStreamableHttpClient(url)
+				// A transport of its own per session, as separate clients
+				// would have: a shared one keeps only two idle connections
+				// per host and re-dials for the other workers.
+				hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+				cli, err := client.NewStreamableHttpClient(url, transport.WithHTTPBasicClient(hc))
 				if err != nil {
 					return nil, err
 				}
