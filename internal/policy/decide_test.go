@@ -1,8 +1,12 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
+	"io/fs"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -199,6 +203,26 @@ func TestNeedsArgsAndVisibility(t *testing.T) {
 	}
 }
 
+func TestWhy(t *testing.T) {
+	p, _ := mustParse(t, decideSrc)
+	tests := map[string]string{
+		"db__query":       "allowed by policies.yaml:9",
+		"db__drop_audit":  "denied by policies.yaml:7",
+		"db__drop_x":      `needs PIM role "DBA" (policies.yaml:8)`,
+		"gh__conditional": "denied by policies.yaml:21: the call's arguments meet none of the rule's conditions",
+		"slack__post":     "denied: no rule in policies.yaml matches this tool",
+	}
+	for tool, want := range tests {
+		if got := p.Decide(tool, nil).Why(); got != want {
+			t.Errorf("Why() for %s = %q, want %q", tool, got, want)
+		}
+	}
+	var none *Policy
+	if got := none.Decide("x", nil).Why(); got != "denied: no policy loaded" {
+		t.Errorf("Why() without a policy = %q", got)
+	}
+}
+
 func TestNilPolicyDenies(t *testing.T) {
 	var p *Policy
 	if d := p.Decide("anything", nil); d.Action != Deny || d.Reason != ReasonNoPolicy {
@@ -313,5 +337,53 @@ func TestExplainTried(t *testing.T) {
 	}
 	if ex.Decision.Rule != "policies.yaml:20" || ex.Decision.Action != Deny {
 		t.Fatalf("decision = %+v", ex.Decision)
+	}
+}
+
+func TestArgString(t *testing.T) {
+	args := map[string]any{
+		"s": "text", "f": 1.5, "i": 42, "i64": int64(-7), "n": json.Number("12.0"), "b": false, "nil": nil,
+		"obj":  map[string]any{"k": []any{"a", 2.0}},
+		"list": []any{"x", map[string]any{"y": "z"}},
+	}
+	tests := []struct {
+		path string
+		want string
+		ok   bool
+	}{
+		{"s", "text", true},
+		{"f", "1.5", true},
+		{"i", "42", true},
+		{"i64", "-7", true},
+		{"n", "12.0", true},
+		{"b", "false", true},
+		{"obj", `{"k":["a",2]}`, true},
+		{"obj.k.1", "2", true},
+		{"list.1.y", "z", true},
+		{"list.2", "", false},
+		{"list.-1", "", false},
+		{"list.x", "", false},
+		{"s.deeper", "", false},
+		{"nil", "", false},
+		{"absent", "", false},
+	}
+	for _, tc := range tests {
+		got, ok := argString(args, strings.Split(tc.path, "."))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("argString(%s) = %q, %v, want %q, %v", tc.path, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	if _, _, err := Load(filepath.Join(t.TempDir(), "none.yaml")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Load(missing) err = %v, want fs.ErrNotExist", err)
+	}
+	p, problems, err := Load("../../policies.yaml")
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("Load(policies.yaml): %v %v", problems, err)
+	}
+	if p.File() != "../../policies.yaml" || p.Decide("db__query", nil).Rule != "policies.yaml:46" {
+		t.Fatalf("File() = %q, rule %q", p.File(), p.Decide("db__query", nil).Rule)
 	}
 }

@@ -43,7 +43,7 @@ var errorCases = []problemCase{
 		"p.yaml:1:1: tools: missing; list tool patterns and their rules, e.g. tools: {\"*\": deny}",
 	}},
 	{"unsupported version", "version: 2\ntools: {a: allow}\n", []string{
-		"p.yaml:1:10: version: unsupported version the number 2; this mcp-gate reads version: 1",
+		"p.yaml:1:10: version: want 1 (the only version this mcp-gate reads), got the number 2",
 	}},
 	{"unknown top-level key", "version: 1\ntool: {a: allow}\ntools: {a: allow}\n", []string{
 		`p.yaml:2:1: top level: unknown key "tool" (did you mean "tools"?); allowed: version, approvals, audit, upstreams, tools`,

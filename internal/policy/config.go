@@ -1,0 +1,207 @@
+package policy
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+func (ps *parser) approvals(n *yaml.Node) {
+	a := &ps.p.approvals
+	const where = "approvals"
+	var tokenFile, pollMax *yaml.Node
+	ps.fields(n, where, approvalsKeys, func(key string, k, v *yaml.Node) {
+		at := join(where, key)
+		switch key {
+		case "backend":
+			a.Backend, _ = ps.oneOf(v, at, backends)
+		case "tenantId":
+			a.TenantID = ps.guid(v, at)
+		case "principalId":
+			a.PrincipalID = ps.guid(v, at)
+		case "credential":
+			a.Credential, _ = ps.oneOf(v, at, credentials)
+		case "tokenFile":
+			tokenFile = v
+			a.TokenFile, _ = ps.str(v, at, true)
+		case "graphURL":
+			a.GraphURL = ps.graphURL(v, at)
+		case "graphCAFile":
+			a.GraphCAFile, _ = ps.str(v, at, true)
+		case "defaultGrant":
+			a.DefaultGrant, _ = ps.duration(v, at, false)
+		case "wait":
+			a.Wait, _ = ps.duration(v, at, true)
+		case "pollInterval":
+			a.PollInterval, _ = ps.duration(v, at, false)
+		case "pollMaxBackoff":
+			pollMax = v
+			a.PollMaxBackoff, _ = ps.duration(v, at, false)
+		case "deadline":
+			a.Deadline, _ = ps.duration(v, at, false)
+		case "grantMargin":
+			a.GrantMargin, _ = ps.duration(v, at, true)
+		case "maxBackground":
+			if s, ok := ps.scalar(v, at, "a whole number"); ok {
+				m, err := strconv.Atoi(s)
+				if err != nil || m <= 0 || v.ShortTag() != "!!int" {
+					ps.errorf(v, "%s: %s is not a whole number above 0", at, describe(v))
+				} else {
+					a.MaxBackground = m
+				}
+			}
+		case "justification":
+			if t, ok := ps.text(v, at); ok {
+				ps.defaultJust = t
+				a.Justification = v.Value
+			}
+		case "ticketSystem":
+			if s, ok := ps.str(v, at, false); ok && strings.TrimSpace(s) == "" {
+				ps.errorf(v, "%s: must not be empty", at)
+			}
+			a.TicketSystem = v.Value
+		}
+	})
+	if tokenFile != nil && a.TokenFile != "" && a.Credential != "token" {
+		ps.errorf(tokenFile, "approvals.tokenFile: only used with credential: token (credential is %q)", a.Credential)
+	}
+	if pollMax != nil && a.PollMaxBackoff > 0 && a.PollInterval > 0 && a.PollMaxBackoff < a.PollInterval {
+		ps.errorf(pollMax, "approvals.pollMaxBackoff: %s is below pollInterval %s", a.PollMaxBackoff, a.PollInterval)
+	}
+}
+
+// graphURL accepts https, or http for a loopback host only (the emulator),
+// so a token is never sent in clear over a network.
+func (ps *parser) graphURL(n *yaml.Node, where string) string {
+	s, ok := ps.str(n, where, false)
+	if !ok {
+		return ""
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https":
+		ps.errorf(n, "%s: %q is not an absolute http(s) URL, e.g. %s", where, s, DefaultGraphURL)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		ps.errorf(n, "%s: http:// is allowed only for a loopback host (localhost, 127.0.0.1, ::1); use https://", where)
+	case u.RawQuery != "" || u.Fragment != "":
+		ps.errorf(n, "%s: must not have a query or fragment", where)
+	}
+	return strings.TrimRight(s, "/")
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (ps *parser) audit(n *yaml.Node) {
+	a := &ps.p.audit
+	ps.fields(n, "audit", auditKeys, func(key string, k, v *yaml.Node) {
+		at := join("audit", key)
+		switch key {
+		case "path":
+			if s, ok := ps.str(v, at, false); ok && strings.TrimSpace(s) == "" {
+				ps.errorf(v, "%s: must not be empty", at)
+			}
+			a.Path = v.Value
+		case "arguments":
+			a.Arguments, _ = ps.oneOf(v, at, argModes)
+		}
+	})
+}
+
+func (ps *parser) upstreams(n *yaml.Node) {
+	ps.pairs(n, "upstreams", func(k, v *yaml.Node) {
+		name := k.Value
+		where := "upstreams." + name
+		if !upstreamNameRE.MatchString(name) || strings.Contains(name, "__") {
+			ps.errorf(k, "upstreams: name %q: use letters, digits, - and _, and not \"__\" (it separates upstream and tool in tool names)", name)
+		}
+		u := Upstream{Name: name}
+		var command, url bool
+		ok := ps.fields(v, where, upstreamKeys, func(key string, _, fv *yaml.Node) {
+			at := join(where, key)
+			switch key {
+			case "command":
+				command = true
+				u.Command = ps.command(fv, at)
+			case "env":
+				u.Env = ps.stringMap(fv, at, envNameRE, "an environment variable name")
+			case "url":
+				url = true
+				u.URL = ps.upstreamURL(fv, at)
+			case "headers":
+				u.Headers = ps.stringMap(fv, at, headerNameRE, "an HTTP header name")
+			}
+		})
+		switch {
+		case !ok:
+		case command && url:
+			ps.errorf(k, "%s: give either command or url, not both", where)
+		case !command && !url:
+			ps.errorf(k, "%s: missing command (a process to start) or url (a Streamable HTTP endpoint)", where)
+		case command && u.Headers != nil:
+			ps.errorf(k, "%s: headers are only used with url", where)
+		case url && u.Env != nil:
+			ps.errorf(k, "%s: env is only used with command", where)
+		}
+		ps.p.upstreams = append(ps.p.upstreams, u)
+	})
+}
+
+func (ps *parser) command(n *yaml.Node, where string) []string {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		ps.errorf(n, "%s: want a non-empty list: the program and its arguments, e.g. [./server, --flag], got %s", where, describe(n))
+		return nil
+	}
+	var argv []string
+	for i, a := range n.Content {
+		s, ok := ps.scalar(a, fmt.Sprintf("%s[%d]", where, i), "a string")
+		if ok && i == 0 && strings.TrimSpace(s) == "" {
+			ps.errorf(a, "%s: the program must not be empty", where)
+		}
+		argv = append(argv, s)
+	}
+	return argv
+}
+
+func (ps *parser) stringMap(n *yaml.Node, where string, nameRE *regexp.Regexp, what string) map[string]string {
+	m := map[string]string{}
+	ps.pairs(n, where, func(k, v *yaml.Node) {
+		if !nameRE.MatchString(k.Value) {
+			ps.errorf(k, "%s: %q is not %s", where, k.Value, what)
+		}
+		if s, ok := ps.str(v, join(where, k.Value), false); ok {
+			m[k.Value] = s
+		}
+	})
+	return m
+}
+
+// upstreamURL checks an upstream's endpoint. A URL holding ${VAR} is only
+// checked for its scheme, since the proxy expands it at connect time.
+func (ps *parser) upstreamURL(n *yaml.Node, where string) string {
+	s, ok := ps.str(n, where, false)
+	if !ok {
+		return ""
+	}
+	if strings.Contains(s, "${") {
+		if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+			ps.errorf(n, "%s: want an http:// or https:// URL", where)
+		}
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
+		ps.errorf(n, "%s: %q is not an absolute http(s) URL", where, s)
+	}
+	return s
+}

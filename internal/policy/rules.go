@@ -1,0 +1,300 @@
+package policy
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+	"unicode"
+
+	"gopkg.in/yaml.v3"
+)
+
+// altSrc is one alternative as written; finish turns it into an alt once
+// approvals: (which may come later in the file) is known.
+type altSrc struct {
+	loc    string
+	node   *yaml.Node
+	action Action
+	role   string
+	grant  time.Duration
+	when   []cond
+	just   textSpec
+	ticket textSpec
+}
+
+// textSpec is a justification or ticket setting: the keyword required, or
+// a template.
+type textSpec struct {
+	set      bool
+	required bool
+	text     string
+	tmpl     *template.Template
+}
+
+const keywordRequired = "required"
+
+func (ps *parser) tools(n *yaml.Node) {
+	if n.Kind == yaml.MappingNode && len(n.Content) == 0 {
+		ps.warnf(n, "tools: empty; every call will be denied")
+	}
+	ps.pairs(n, "tools", func(k, v *yaml.Node) {
+		pat := k.Value
+		where := fmt.Sprintf("tools[%q]", pat)
+		switch {
+		case pat == "":
+			ps.errorf(k, "tools: empty pattern; write a tool name or a glob such as db__*")
+		case strings.IndexFunc(pat, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+			ps.errorf(k, "%s: the pattern contains white space, which tool names never do", where)
+		}
+		loc := fmt.Sprintf("%s:%d", ps.base, k.Line)
+		ps.p.entries = append(ps.p.entries, entry{pattern: pat, must: longestLiteral(pat), loc: loc, line: k.Line, col: k.Column})
+		ps.srcs = append(ps.srcs, ps.rule(v, where, loc))
+	})
+}
+
+// rule reads the value of a tools: entry: one alternative, or a list.
+func (ps *parser) rule(n *yaml.Node, where, loc string) []altSrc {
+	if n.Kind != yaml.SequenceNode {
+		a, ok := ps.alternative(n, where, loc)
+		if !ok {
+			return nil
+		}
+		return []altSrc{a}
+	}
+	if len(n.Content) == 0 {
+		ps.errorf(n, "%s: empty list; give at least one alternative", where)
+		return nil
+	}
+	var alts []altSrc
+	always := -1 // index of the first alternative without conditions
+	for i, item := range n.Content {
+		at := fmt.Sprintf("%s[%d]", where, i)
+		if item.Kind == yaml.SequenceNode {
+			ps.errorf(item, "%s: an alternative is allow, deny or a mapping; lists do not nest", at)
+			continue
+		}
+		a, ok := ps.alternative(item, at, fmt.Sprintf("%s:%d", ps.base, item.Line))
+		if !ok {
+			continue
+		}
+		if always >= 0 {
+			ps.warnf(item, "%s: unreachable: alternative %d (line %d) has no when and always applies first", at, always, n.Content[always].Line)
+		} else if len(a.when) == 0 {
+			always = i
+		}
+		alts = append(alts, a)
+	}
+	return alts
+}
+
+func (ps *parser) alternative(n *yaml.Node, where, loc string) (altSrc, bool) {
+	a := altSrc{loc: loc, node: n}
+	switch {
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && n.Value == "allow":
+		a.action = Allow
+		return a, true
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && n.Value == "deny":
+		a.action = Deny
+		return a, true
+	case n.Kind != yaml.MappingNode:
+		ps.errorf(n, "%s: want allow, deny, a mapping {role, grant, when, justification, ticket} or a list of them, got %s", where, describe(n))
+		return a, false
+	}
+	a.action = Activate
+	hasRole, ok := false, true
+	ps.fields(n, where, ruleKeys, func(key string, k, v *yaml.Node) {
+		at := join(where, key)
+		var good bool
+		switch key {
+		case "role":
+			hasRole = true
+			a.role, good = ps.role(v, at)
+		case "grant":
+			a.grant, good = ps.duration(v, at, false)
+		case "when":
+			a.when, good = ps.when(v, at)
+		case "justification":
+			a.just, good = ps.text(v, at)
+		case "ticket":
+			a.ticket, good = ps.text(v, at)
+		}
+		ok = ok && good
+	})
+	if !hasRole {
+		ps.errorf(n, "%s: missing role; a rule mapping names the PIM role a call needs (write allow or deny for rules without one)", where)
+		ok = false
+	}
+	return a, ok
+}
+
+func (ps *parser) role(n *yaml.Node, where string) (string, bool) {
+	s, ok := ps.str(n, where, true)
+	if !ok {
+		return "", false
+	}
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		ps.errorf(n, "%s: must not be empty; give a PIM role display name or role definition id", where)
+		return "", false
+	case looksLikeGUID(s) && !guidRE.MatchString(s):
+		ps.errorf(n, "%s: %q looks like a role definition id but is not a GUID; want 8-4-4-4-12 hex digits", where, s)
+		return "", false
+	}
+	return s, true
+}
+
+func (ps *parser) when(n *yaml.Node, where string) ([]cond, bool) {
+	if n.Kind != yaml.MappingNode {
+		ps.errorf(n, "%s: want a mapping of argument path to glob, e.g. {repo: \"prod-*\"}, got %s", where, describe(n))
+		return nil, false
+	}
+	if len(n.Content) == 0 {
+		ps.errorf(n, "%s: empty; give at least one argument condition, or remove when", where)
+		return nil, false
+	}
+	var conds []cond
+	ok := true
+	ps.pairs(n, where, func(k, v *yaml.Node) {
+		path := strings.Split(k.Value, ".")
+		if slices.Contains(path, "") {
+			ps.errorf(k, "%s: %q is not an argument path; use names joined by dots, e.g. repo or options.branch", where, k.Value)
+			ok = false
+			return
+		}
+		glob, good := ps.scalar(v, join(where, k.Value), "a glob such as \"prod-*\"")
+		if !good {
+			ok = false
+			return
+		}
+		conds = append(conds, cond{key: k.Value, path: path, glob: glob})
+	})
+	return conds, ok
+}
+
+// text reads a justification or ticket: the keyword required or a
+// text/template, checked now so a typo fails the file, not a call.
+func (ps *parser) text(n *yaml.Node, where string) (textSpec, bool) {
+	s, ok := ps.str(n, where, false)
+	if !ok {
+		return textSpec{}, false
+	}
+	switch strings.TrimSpace(s) {
+	case "":
+		ps.errorf(n, "%s: must not be empty; write required or a text such as \"{{.Tool}} via mcp-gate\"", where)
+		return textSpec{}, false
+	case keywordRequired:
+		return textSpec{set: true, required: true}, true
+	}
+	t := ps.compile(s, where)
+	if t.tmpl == nil {
+		ps.errorf(n, "%s: %s", where, t.text)
+		return textSpec{}, false
+	}
+	return t, true
+}
+
+// compile parses a template and runs it once on sample data, so that
+// unknown fields are caught at load time. On failure it returns a textSpec
+// with a nil tmpl and the reason as its text.
+func (ps *parser) compile(text, name string) textSpec {
+	t, err := template.New(name).Option("missingkey=zero").Parse(text)
+	if err == nil {
+		err = t.Execute(io.Discard, templateData{Tool: "tool", Role: "role", Grant: DefaultGrant.String(), Args: map[string]any{}})
+	}
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "template: "+name+":")
+		return textSpec{text: "template error: " + msg}
+	}
+	return textSpec{set: true, text: text, tmpl: t}
+}
+
+// finish turns the parsed alternatives into precomputed decisions, builds
+// the lookup index and reports what needs the whole file: roles without
+// approvals:, and patterns an earlier one always shadows.
+func (ps *parser) finish() {
+	p := ps.p
+	p.prefixGlobs, p.suffixGlobs = &trieNode{}, &trieNode{}
+	p.noMatch = Decision{Reason: ReasonNoMatch, Rule: ps.base}
+	var firstRole *yaml.Node
+	for i := range p.entries {
+		e := &p.entries[i]
+		visible := false
+		for _, a := range ps.srcs[i] {
+			d := ps.decision(a, e.pattern)
+			if a.action == Activate {
+				if firstRole == nil {
+					firstRole = a.node
+				}
+				if e.role == "" {
+					e.role = a.role
+				}
+				if !slices.Contains(p.roles, a.role) {
+					p.roles = append(p.roles, a.role)
+				}
+			}
+			visible = visible || a.action != Deny
+			e.hasWhen = e.hasWhen || len(a.when) > 0
+			e.alts = append(e.alts, alt{when: a.when, decision: d})
+		}
+		e.hidden = !visible
+		e.noCondition = Decision{Reason: ReasonNoCondition, Rule: e.loc, Pattern: e.pattern}
+		switch prefix, suffix := literalPrefix(e.pattern), literalSuffix(e.pattern); {
+		case !isGlob(e.pattern):
+			p.exact[e.pattern] = i
+		case prefix == "" && suffix != "":
+			p.suffixGlobs.insert(suffix, true, i)
+		default:
+			p.prefixGlobs.insert(prefix, false, i)
+		}
+	}
+	if firstRole != nil && !ps.approvalsSet {
+		ps.errorf(firstRole, "rules name PIM roles, so the file needs an approvals: section (backend, tenantId, credential, ...)")
+	}
+	for i := range p.entries {
+		e := &p.entries[i]
+		// A covering pattern's literal prefix (suffix) must begin (end)
+		// this pattern's, so the same index finds the candidates.
+		coversE := func(idx int) bool { return covers(p.entries[idx].pattern, e.pattern) }
+		j := p.prefixGlobs.first(literalPrefix(e.pattern), false, i, coversE)
+		j = p.suffixGlobs.first(literalSuffix(e.pattern), true, j, coversE)
+		if j < i {
+			ps.add(SeverityWarning, e.line, e.col, "tools[%q]: unreachable: %q (line %d) matches every tool this pattern does and comes first", e.pattern, p.entries[j].pattern, p.entries[j].line)
+		}
+	}
+}
+
+func (ps *parser) decision(a altSrc, pattern string) Decision {
+	d := Decision{Action: a.action, Rule: a.loc, Pattern: pattern}
+	switch a.action {
+	case Allow:
+		d.Reason = ReasonRuleAllow
+	case Deny:
+		d.Reason = ReasonRuleDeny
+	case Activate:
+		appr := ps.p.approvals
+		d.Reason = ReasonRoleRequired
+		d.Role = a.role
+		d.Grant = a.grant
+		if d.Grant == 0 {
+			d.Grant = appr.DefaultGrant
+		}
+		just := a.just
+		if !just.set {
+			just = ps.defaultJust
+		}
+		d.JustificationRequired, d.justification = just.required, just.tmpl
+		if !just.required {
+			d.Justification = just.text
+		}
+		d.TicketRequired, d.ticket = a.ticket.required, a.ticket.tmpl
+		if !a.ticket.required {
+			d.Ticket = a.ticket.text
+		}
+		d.TicketSystem = appr.TicketSystem
+	}
+	return d
+}
