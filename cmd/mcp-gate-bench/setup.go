@@ -47,19 +47,10 @@ type setup struct {
 
 var (
 	directStdio = setup{"direct stdio", func(ctx context.Context, e *env, protocol string) (*system, error) {
-		sys, err := startStdio(ctx, e, protocol, e.upstream())
-		if err != nil {
-			return nil, err
-		}
-		return &sys.system, nil
+		return startStdio(ctx, e, protocol, false, e.upstream())
 	}}
 	gateStdio = setup{"gate stdio→stdio", func(ctx context.Context, e *env, protocol string) (*system, error) {
-		sys, err := startStdio(ctx, e, protocol, e.gate(), "--policy", e.policy, "--", e.upstream())
-		if err != nil {
-			return nil, err
-		}
-		sys.gatePID = sys.stdioPID
-		return &sys.system, nil
+		return startStdio(ctx, e, protocol, true, e.gate(), "--policy", e.policy, "--", e.upstream())
 	}}
 	directHTTP = setup{"direct http", func(ctx context.Context, e *env, protocol string) (*system, error) {
 		up, url, err := startAnnounced(ctx, e, upstreamAnnounce, e.upstream(), "--transport", "http", "--listen", "127.0.0.1:0")
@@ -94,14 +85,9 @@ var (
 // file, kept in the run's scratch directory.
 const allowAllPolicy = "version: 1\naudit:\n  path: %q\ntools:\n  \"*\": allow\n"
 
-// stdioSystem also remembers the pid of the process its client spawned.
-type stdioSystem struct {
-	system
-	stdioPID int
-}
-
-// startStdio spawns command as an MCP server on the client's stdio.
-func startStdio(ctx context.Context, e *env, protocol, command string, args ...string) (*stdioSystem, error) {
+// startStdio spawns command as an MCP server on the client's stdio; isGate
+// says whether command is the gate, whose memory is sampled.
+func startStdio(ctx context.Context, e *env, protocol string, isGate bool, command string, args ...string) (*system, error) {
 	var cmd *exec.Cmd
 	t := transport.NewStdioWithOptions(command, nil, args,
 		transport.WithCommandStderrWriter(e.logs),
@@ -118,19 +104,20 @@ func startStdio(ctx context.Context, e *env, protocol, command string, args ...s
 		cli.Close()
 		return nil, fmt.Errorf("%s: %w", command, err)
 	}
-	return &stdioSystem{
-		system: system{
-			sessions: func(_ context.Context, n int) ([]*client.Client, error) {
-				out := make([]*client.Client, n)
-				for i := range out {
-					out[i] = cli
-				}
-				return out, nil
-			},
-			stop: func() { cli.Close() },
+	sys := &system{
+		sessions: func(_ context.Context, n int) ([]*client.Client, error) {
+			out := make([]*client.Client, n)
+			for i := range out {
+				out[i] = cli
+			}
+			return out, nil
 		},
-		stdioPID: cmd.Process.Pid,
-	}, nil
+		stop: func() { cli.Close() },
+	}
+	if isGate {
+		sys.gatePID = cmd.Process.Pid
+	}
+	return sys, nil
 }
 
 // httpSystem serves sessions from the Streamable HTTP endpoint url; procs
