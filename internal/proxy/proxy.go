@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,9 @@ type Proxy struct {
 type route struct {
 	up   *upstream
 	name string // at the upstream
+	// hidden tools are left out of tools/list but still routed, so that a
+	// call to one reaches the middleware and is refused with its reason.
+	hidden bool
 }
 
 type routeTable struct {
@@ -192,9 +196,18 @@ func (p *Proxy) newServer() *server.MCPServer {
 	})
 	wait := func(ctx context.Context, _ any, _ any) { p.waitStarted(ctx, p.opts.ListWait) }
 	hooks.AddBeforeListTools(func(ctx context.Context, id any, m *mcp.ListToolsRequest) { wait(ctx, id, m) })
+	hooks.AddAfterListTools(func(_ context.Context, _ any, _ *mcp.ListToolsRequest, res *mcp.ListToolsResult) {
+		routes := p.routes.Load().tools
+		res.Tools = slices.DeleteFunc(res.Tools, func(t mcp.Tool) bool { return routes[t.Name].hidden })
+	})
 	hooks.AddBeforeListResources(func(ctx context.Context, id any, m *mcp.ListResourcesRequest) { wait(ctx, id, m) })
 	hooks.AddBeforeListResourceTemplates(func(ctx context.Context, id any, m *mcp.ListResourceTemplatesRequest) { wait(ctx, id, m) })
 	hooks.AddBeforeListPrompts(func(ctx context.Context, id any, m *mcp.ListPromptsRequest) { wait(ctx, id, m) })
+	hooks.AddBeforeCallTool(func(ctx context.Context, _ any, m *mcp.CallToolRequest) {
+		if _, ok := p.routes.Load().tools[m.Params.Name]; !ok {
+			p.waitStarted(ctx, p.opts.ListWait)
+		}
+	})
 	hooks.AddAfterSubscribe(func(ctx context.Context, _ any, m *mcp.SubscribeRequest, _ *mcp.EmptyResult) {
 		p.subscribe(ctx, m.Params.URI, true)
 	})
@@ -313,9 +326,7 @@ func (p *Proxy) rebuild() {
 			// The gate forwards calls synchronously; task markers would
 			// invite task-augmented calls it does not relay.
 			t.Execution = nil
-			if p.opts.ToolFilter != nil && !p.opts.ToolFilter(&t) {
-				continue
-			}
+			hidden := p.opts.ToolFilter != nil && !p.opts.ToolFilter(&t)
 			if err := mcp.ValidateParamHeaderAnnotations(&t); err != nil {
 				p.log.Warn("hiding tool with invalid header annotations", "tool", t.Name, "err", err)
 				continue
@@ -323,7 +334,7 @@ func (p *Proxy) rebuild() {
 			if _, dup := rt.tools[t.Name]; dup {
 				continue
 			}
-			rt.tools[t.Name] = route{up: u, name: upstreamName}
+			rt.tools[t.Name] = route{up: u, name: upstreamName, hidden: hidden}
 			tools = append(tools, server.ServerTool{Tool: t, Handler: p.handleTool})
 		}
 		for _, r := range l.resources {
@@ -343,9 +354,7 @@ func (p *Proxy) rebuild() {
 			prompts = append(prompts, server.ServerPrompt{Prompt: pr, Handler: u.getPrompt(upstreamName)})
 		}
 	}
-	p.routes.Store(rt)
-
-	if b := fingerprint(tools, func(t server.ServerTool) any { return t.Tool }); !bytes.Equal(b, p.published.tools) {
+	if b := fingerprint(tools, func(t server.ServerTool) any { return []any{t.Tool, rt.tools[t.Tool.Name].hidden} }); !bytes.Equal(b, p.published.tools) {
 		p.published.tools = b
 		p.srv.SetTools(tools...)
 	}
@@ -361,6 +370,8 @@ func (p *Proxy) rebuild() {
 		p.published.prompts = b
 		p.srv.SetPrompts(prompts...)
 	}
+	// After the server's tables, so a name found here is served there too.
+	p.routes.Store(rt)
 }
 
 // fingerprint encodes what clients would see of a list, to detect changes.

@@ -141,8 +141,9 @@ func (u *upstream) setLive(l *link) {
 	u.mu.Lock()
 	u.lastErr = nil
 	u.mu.Unlock()
-	u.markReady()
+	// Tables first: whoever waits for readiness expects to find the tools.
 	u.changed()
+	u.markReady()
 }
 
 func (u *upstream) setDown(err error) {
