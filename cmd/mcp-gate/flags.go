@@ -24,7 +24,7 @@ type proxyFlags struct {
 }
 
 func (f *proxyFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.policy, "policy", "", "policy file (not enforced yet: every call is allowed)")
+	fs.StringVar(&f.policy, "policy", defaultPolicyPath, "policy file; mcp-gate does not start without one")
 	fs.StringVar(&f.logLevel, "log-level", os.Getenv(logLevelEnv), "debug, info, warn or error (env "+logLevelEnv+"; default info)")
 	fs.Var(&f.upstreams, "upstream", "a named upstream, NAME=COMMAND ARGS... or NAME=URL (repeatable)")
 }
@@ -61,41 +61,78 @@ func newLogger(stderr io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-// newProxy parses the shared flags and the upstream after "--" and builds
-// the proxy. fs must already hold the command's own flags.
-func newProxy(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer) (*proxy.Proxy, *slog.Logger, error) {
+// gateway is a running gate: the proxy and the policy that guards it.
+type gateway struct {
+	*proxy.Proxy
+	gating *gating
+	log    *slog.Logger
+}
+
+// Close stops the upstreams, then closes the audit log.
+func (g *gateway) Close() error {
+	return errors.Join(g.Proxy.Close(), g.gating.Close())
+}
+
+// newGateway parses the shared flags and the upstream after "--", loads the
+// policy and builds the proxy with the gate on its call path. The policy
+// file is watched until ctx ends. fs must already hold the command's own
+// flags.
+func newGateway(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer) (*gateway, error) {
 	var f proxyFlags
 	f.register(fs)
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, exitError(2)
+		return nil, exitError(2)
 	}
 	log, err := newLogger(stderr, f.logLevel)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	ups := []proxy.UpstreamConfig(f.upstreams)
-	if cmd := fs.Args(); len(cmd) > 0 {
-		if len(ups) > 0 {
-			return nil, nil, errors.New("give either a command after -- or --upstream, not both")
-		}
-		ups = []proxy.UpstreamConfig{{Name: upstreamName(cmd), Command: cmd}}
+	gt, err := loadGating(f.policy, log, stderr)
+	if err != nil {
+		return nil, err
 	}
-	if len(ups) == 0 {
-		return nil, nil, errors.New("no upstream: give a command after --, e.g. mcp-gate -- npx -y @modelcontextprotocol/server-everything")
-	}
-	if f.policy != "" {
-		log.Warn("policy enforcement is not built yet: every call is allowed", "policy", f.policy)
+	ups, err := chooseUpstreams(fs.Args(), f.upstreams, gt.upstreams())
+	if err != nil {
+		gt.Close()
+		return nil, err
 	}
 	p, err := proxy.New(ctx, proxy.Options{
-		Upstreams: ups,
-		Logger:    log,
-		Stderr:    stderr,
-		Version:   version,
+		Upstreams:  ups,
+		Middleware: gt.gate.Middleware,
+		ToolFilter: gt.gate.FilterTool,
+		Logger:     log,
+		Stderr:     stderr,
+		Version:    version,
 	})
 	if err != nil {
-		return nil, nil, err
+		gt.Close()
+		return nil, err
 	}
-	return p, log, nil
+	go gt.watch(ctx, p.NotifyToolsChanged)
+	return &gateway{Proxy: p, gating: gt, log: log}, nil
+}
+
+// chooseUpstreams picks the upstreams from exactly one of: the command after
+// "--", --upstream flags, the policy's upstreams: section.
+func chooseUpstreams(cmd []string, flags, fromPolicy []proxy.UpstreamConfig) ([]proxy.UpstreamConfig, error) {
+	var sources []string
+	var ups []proxy.UpstreamConfig
+	if len(cmd) > 0 {
+		sources, ups = append(sources, "a command after --"), []proxy.UpstreamConfig{{Name: upstreamName(cmd), Command: cmd}}
+	}
+	if len(flags) > 0 {
+		sources, ups = append(sources, "--upstream"), flags
+	}
+	if len(fromPolicy) > 0 {
+		sources, ups = append(sources, "the policy's upstreams:"), fromPolicy
+	}
+	switch len(sources) {
+	case 0:
+		return nil, errors.New("no upstream: give a command after --, e.g. mcp-gate -- npx -y @modelcontextprotocol/server-everything, or list upstreams: in the policy")
+	case 1:
+		return ups, nil
+	}
+	return nil, fmt.Errorf("upstreams come from %s: give only one of them", strings.Join(sources, " and "))
 }
 
 // upstreamName names the single upstream after its command, for logs and

@@ -21,7 +21,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("mcp-gate serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on; keep it loopback unless a trusted proxy fronts the gate")
-	p, log, err := newProxy(ctx, fs, args, stderr)
+	p, err := newGateway(ctx, fs, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -32,7 +32,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{Handler: p.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("serving MCP over HTTP", "streamable", "http://"+ln.Addr().String()+proxy.StreamablePath,
+	p.log.Info("serving MCP over HTTP", "streamable", "http://"+ln.Addr().String()+proxy.StreamablePath,
 		"sse", "http://"+ln.Addr().String()+proxy.SSEPath)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

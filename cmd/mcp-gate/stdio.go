@@ -11,11 +11,11 @@ import (
 func runStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mcp-gate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	p, log, err := newProxy(ctx, fs, args, stderr)
+	p, err := newGateway(ctx, fs, args, stderr)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	log.Debug("serving MCP on stdio")
+	p.log.Debug("serving MCP on stdio")
 	return p.ServeStdio(ctx, stdin, stdout)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -57,7 +58,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 	}
 	req := pim.Request{
 		Principal:     principal,
-		Role:          roleID,
+		Role:          d.Role, // resolved already (cached); the name reads better in PIM's messages
 		Duration:      d.Grant,
 		Justification: truncate(justification, maxJustification),
 		TicketNumber:  ticket,
@@ -152,10 +153,13 @@ func (g *Gate) receipt(ctx context.Context, rec *audit.Record, w *grants.Waiter,
 
 // waiting is the progress sentence for a call that waits for approval.
 func waiting(role string, p grants.Progress, elapsed time.Duration) string {
-	if p.RequestID == "" {
+	switch {
+	case p.RequestID == "":
 		return fmt.Sprintf("Requesting PIM role '%s' (%s).", role, elapsed)
+	case strings.HasPrefix(p.Status, "Pending"):
+		return fmt.Sprintf("Waiting for approval of PIM role '%s' (request %s, %s, %s). %s", role, p.RequestID, p.Status, elapsed, approverHint)
 	}
-	return fmt.Sprintf("Waiting for approval of PIM role '%s' (request %s, %s, %s). %s", role, p.RequestID, p.Status, elapsed, approverHint)
+	return fmt.Sprintf("PIM role '%s': request %s is %s (%s).", role, p.RequestID, p.Status, elapsed)
 }
 
 // refusal explains why an activation did not give a grant.

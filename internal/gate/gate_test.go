@@ -226,7 +226,7 @@ func TestGrantedCallIsForwardedAndCached(t *testing.T) {
 	h := newHarness(t, testPolicy)
 	done := h.callAsync(t.Context(), &proxy.Call{Tool: "drop_table", Arguments: json.RawMessage(`{"table":"users"}`)})
 	a := <-h.act.started
-	if a.req.Principal != alice || a.req.Role != roleID || a.req.Duration != 10*time.Minute {
+	if a.req.Principal != alice || a.req.Role != "Database Administrator" || a.req.Duration != 10*time.Minute {
 		t.Fatalf("activation request = %+v", a.req)
 	}
 	if !strings.Contains(a.req.Justification, "drop_table") {

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/mcp-gate/mcp-gate/internal/audit"
+	"github.com/mcp-gate/mcp-gate/internal/clock"
+	"github.com/mcp-gate/mcp-gate/internal/gate"
+	"github.com/mcp-gate/mcp-gate/internal/grants"
+	"github.com/mcp-gate/mcp-gate/internal/pim"
+	"github.com/mcp-gate/mcp-gate/internal/policy"
+	"github.com/mcp-gate/mcp-gate/internal/proxy"
+)
+
+// defaultPolicyPath is where the gate looks for its policy without --policy.
+const defaultPolicyPath = "policies.yaml"
+
+// grantCacheSize bounds the grants remembered: users × roles of one replica.
+const grantCacheSize = 4096
+
+// gating is the policy-driven half of a serving gate: the policy in force,
+// the gate that applies it, and the audit log it writes.
+type gating struct {
+	path   string
+	log    *slog.Logger
+	policy atomic.Pointer[policy.Policy]
+	gate   *gate.Gate
+	audit  *audit.Log
+}
+
+// loadGating reads the policy (a gate without one refuses to start) and
+// builds what enforces it.
+func loadGating(path string, log *slog.Logger, stderr io.Writer) (*gating, error) {
+	pol, problems, err := policy.Load(path)
+	for _, p := range problems {
+		fmt.Fprintln(stderr, p)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("policy %s is not usable (mcp-gate does not start without a valid policy; `mcp-gate check %s` lists the problems): %w", path, path, err)
+	}
+	g := &gating{path: path, log: log}
+	g.policy.Store(pol)
+
+	auditPath, err := policy.ExpandHome(pol.Audit().Path)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	if g.audit, err = audit.Open(auditPath); err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	act, err := newActivator(pol, log, stderr)
+	if err != nil {
+		g.audit.Close()
+		return nil, err
+	}
+	ap := pol.Approvals()
+	cache, err := grants.New(grants.Config{
+		Size:          grantCacheSize,
+		Margin:        ap.GrantMargin,
+		MaxBackground: ap.MaxBackground,
+		Lifetime:      ap.Deadline,
+		Clock:         clock.Real{},
+	})
+	if err != nil {
+		g.audit.Close()
+		return nil, err
+	}
+	cfg := gate.Config{Policy: g.policy.Load, Grants: cache, Audit: g.audit, Clock: clock.Real{}, Logger: log}
+	if act != nil {
+		cfg.Activator = act
+	}
+	if g.gate, err = gate.New(cfg); err != nil {
+		g.audit.Close()
+		return nil, err
+	}
+	log.Info("policy loaded", "file", path, "rules", pol.Rules(), "roles", len(pol.Roles()), "audit", auditPath)
+	return g, nil
+}
+
+// newActivator builds the PIM client when some rule names a role, and
+// returns nil when none does: such a policy needs no tenant.
+func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer) (*pim.Client, error) {
+	if len(pol.Roles()) == 0 {
+		return nil, nil
+	}
+	ap := pol.Approvals()
+	cred, err := pim.NewCredential(ap.Credential, pim.CredentialOptions{TenantID: ap.TenantID, TokenFile: ap.TokenFile, Prompt: stderr})
+	if err != nil {
+		return nil, fmt.Errorf("approvals.credential %s: %w", ap.Credential, err)
+	}
+	c, err := pim.New(pim.Config{
+		GraphURL:       ap.GraphURL,
+		CAFile:         ap.GraphCAFile,
+		Credential:     cred,
+		PrincipalID:    ap.PrincipalID,
+		PollInterval:   ap.PollInterval,
+		PollMaxBackoff: ap.PollMaxBackoff,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("approvals: %w", err)
+	}
+	return c, nil
+}
+
+// upstreams returns the policy's upstreams: entries for the proxy.
+func (g *gating) upstreams() []proxy.UpstreamConfig {
+	var out []proxy.UpstreamConfig
+	for _, u := range g.policy.Load().Upstreams() {
+		out = append(out, proxy.UpstreamConfig{Name: u.Name, Command: u.Command, Env: u.Env, URL: u.URL, Headers: u.Headers})
+	}
+	return out
+}
+
+// watch swaps in each valid edit of the policy file until ctx ends, and
+// calls changed after each swap; an invalid edit keeps the last good policy.
+// Approvals, audit and upstreams settings take effect at the next start.
+func (g *gating) watch(ctx context.Context, changed func()) {
+	err := policy.Watch(ctx, g.path, g.log, func(p *policy.Policy) {
+		old := g.policy.Swap(p)
+		if old.Approvals() != p.Approvals() || old.Audit() != p.Audit() {
+			g.log.Warn("policy reloaded; changes to approvals: and audit: take effect at the next start", "file", g.path)
+		}
+		g.log.Info("policy reloaded", "file", g.path, "rules", p.Rules())
+		changed()
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		g.log.Error("policy file no longer watched; the last good policy stays in force", "file", g.path, "err", err)
+	}
+}
+
+// Close flushes the audit log.
+func (g *gating) Close() error { return g.audit.Close() }
