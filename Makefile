@@ -38,6 +38,9 @@ bench: build node_modules ## benchmarks: Decide, the grant cache, and the proxy 
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
 	$(BIN)/mcp-gate-bench -bin $(BIN)
 
+demo: build ## the whole flow end to end against the local PIM emulator: no Azure tenant needed
+	$(BIN)/mcp-gate-demo -bin $(BIN)
+
 lint: vet ## go vet and staticcheck
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
