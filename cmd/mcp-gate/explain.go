@@ -42,7 +42,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprint(stdout, ex)
 	if d := ex.Decision; d.Action == policy.Activate {
 		// Shows what approvers would read, or which argument is missing.
-		just, ticket, err := d.Justify(tool, callArgs)
+		just, ticket, err := d.Justify(policy.Call{Tool: tool, Args: callArgs})
 		if err != nil {
 			fmt.Fprintf(stdout, "this call: %v\n", err)
 		} else {

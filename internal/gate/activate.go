@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,7 +53,14 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		return g.forward(ctx, rec, c, next, start)
 	}
 
-	justification, ticket, err := d.Justify(c.Tool, args)
+	if args == nil && len(c.Arguments) > 0 {
+		// Decide did not need them, but templates and `required` do. A
+		// non-object was refused already if any condition needed it; here
+		// it just leaves the templates without arguments.
+		_ = json.Unmarshal(c.Arguments, &args)
+	}
+	client := strings.TrimSpace(c.Client.Name + " " + c.Client.Version)
+	justification, ticket, err := d.Justify(policy.Call{Tool: c.Tool, Upstream: c.Upstream, Client: client, TraceID: rec.TraceID, Args: args})
 	if err != nil {
 		return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' (%s): %s", d.Role, d.Rule, err))
 	}

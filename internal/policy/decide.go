@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -96,12 +99,21 @@ var (
 	ErrTicketRequired        = errors.New(`this tool needs a ticket number: pass a non-empty "ticket" argument`)
 )
 
+// Call is the tool call a justification or ticket is written for.
+type Call struct {
+	Tool     string
+	Upstream string
+	Client   string // the client's name and version, as it introduced itself
+	TraceID  string // the gate's id for the call, also in its audit record
+	Args     map[string]any
+}
+
 // Justify returns the justification and ticket number to send with the
 // PIM activation of an Activate decision: the call's own arguments where the
 // rule says required, else the rule's templates rendered for this call. An
 // empty ticket means none.
-func (d Decision) Justify(tool string, args map[string]any) (justification, ticket string, err error) {
-	data := templateData{Tool: tool, Role: d.Role, Grant: d.Grant.String(), Args: args}
+func (d Decision) Justify(c Call) (justification, ticket string, err error) {
+	data := templateData{Call: c, Role: d.Role, Grant: d.Grant.String()}
 	justification, err = render(d.JustificationRequired, d.justification, ArgJustification, ErrJustificationRequired, data)
 	if err != nil {
 		return "", "", err
@@ -132,13 +144,49 @@ func render(required bool, t *template.Template, arg string, missing error, data
 }
 
 // templateData is what justification and ticket templates see:
-// {{.Tool}}, {{.Role}}, {{.Grant}}, {{.Args}}, and {{.Arg "a.b"}} for one
+// {{.Tool}}, {{.Upstream}}, {{.Client}}, {{.TraceID}}, {{.Role}},
+// {{.Grant}}, {{.Args}}, {{.ArgsSummary}}, and {{.Arg "a.b"}} for one
 // argument's string form (empty when missing).
 type templateData struct {
-	Tool  string
+	Call
 	Role  string
 	Grant string
-	Args  map[string]any
+}
+
+// summaryValueMax is how many characters of one argument ArgsSummary shows.
+const summaryValueMax = 32
+
+// secretName matches argument names whose values ArgsSummary never shows.
+var secretName = regexp.MustCompile(`(?i)pass|secret|token|key|credential|auth|cookie|session`)
+
+// ArgsSummary lists the top-level arguments as name=value, sorted by name,
+// for approvers: long values are cut short, nested ones elided, and values
+// of arguments whose names suggest a secret are not shown.
+func (d templateData) ArgsSummary() string {
+	names := slices.Sorted(maps.Keys(d.Args))
+	parts := make([]string, 0, len(names))
+	for _, name := range names {
+		var v string
+		switch x := d.Args[name].(type) {
+		case map[string]any:
+			v = "{…}"
+		case []any:
+			v = "[…]"
+		default:
+			v, _ = argString(d.Args, []string{name})
+			if r := []rune(v); len(r) > summaryValueMax {
+				v = string(r[:summaryValueMax-1]) + "…"
+			}
+			if _, ok := x.(string); ok {
+				v = strconv.Quote(v)
+			}
+			if secretName.MatchString(name) {
+				v = "***"
+			}
+		}
+		parts = append(parts, name+"="+v)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Arg returns the string form of the argument at a dotted path, or "".

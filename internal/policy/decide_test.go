@@ -145,7 +145,7 @@ func TestDecisionDefaults(t *testing.T) {
 	if d := p.Decide("gh__merge_x", nil); d.Grant != 20*time.Minute {
 		t.Errorf("approvals.defaultGrant not applied: %v", d.Grant)
 	}
-	just, ticket, err := d.Justify("db__drop_users", nil)
+	just, ticket, err := d.Justify(Call{Tool: "db__drop_users"})
 	if err != nil || just != "db__drop_users called by an AI agent through mcp-gate" || ticket != "" {
 		t.Errorf("Justify = %q, %q, %v", just, ticket, err)
 	}
@@ -158,21 +158,21 @@ func TestJustify(t *testing.T) {
 	if !d.JustificationRequired || d.Ticket != `CHG-{{.Arg "change"}}` || d.TicketRequired {
 		t.Fatalf("decision = %+v", d)
 	}
-	if _, _, err := d.Justify("gh__merge", args); !errors.Is(err, ErrJustificationRequired) {
+	if _, _, err := d.Justify(Call{Tool: "gh__merge", Args: args}); !errors.Is(err, ErrJustificationRequired) {
 		t.Fatalf("without a justification argument: err = %v, want ErrJustificationRequired", err)
 	}
 	args[ArgJustification] = "  release 1.2  "
-	just, ticket, err := d.Justify("gh__merge", args)
+	just, ticket, err := d.Justify(Call{Tool: "gh__merge", Args: args})
 	if err != nil || just != "release 1.2" || ticket != "CHG-42" {
 		t.Fatalf("Justify = %q, %q, %v", just, ticket, err)
 	}
 
 	p, _ = mustParse(t, withApprovals+"  pay: {role: Treasury, ticket: required}\n")
 	d = p.Decide("pay", nil)
-	if _, _, err := d.Justify("pay", map[string]any{ArgTicket: ""}); !errors.Is(err, ErrTicketRequired) {
+	if _, _, err := d.Justify(Call{Tool: "pay", Args: map[string]any{ArgTicket: ""}}); !errors.Is(err, ErrTicketRequired) {
 		t.Fatalf("empty ticket: err = %v, want ErrTicketRequired", err)
 	}
-	if _, ticket, err := d.Justify("pay", map[string]any{ArgTicket: "INC-7"}); err != nil || ticket != "INC-7" {
+	if _, ticket, err := d.Justify(Call{Tool: "pay", Args: map[string]any{ArgTicket: "INC-7"}}); err != nil || ticket != "INC-7" {
 		t.Fatalf("ticket = %q, %v", ticket, err)
 	}
 }
@@ -385,5 +385,27 @@ func TestLoad(t *testing.T) {
 	}
 	if p.File() != "../../policies.yaml" || p.Decide("db__query", nil).Rule != "policies.yaml:46" {
 		t.Fatalf("File() = %q, rule %q", p.File(), p.Decide("db__query", nil).Rule)
+	}
+}
+
+func TestJustifyTemplateSeesTheCall(t *testing.T) {
+	p, _ := mustParse(t, withApprovals+`  drop: {role: DBA, justification: "{{.Tool}} on {{.Upstream}} for {{.Client}} ({{.TraceID}}): {{.ArgsSummary}}"}`+"\n")
+	d := p.Decide("drop", nil)
+	c := Call{Tool: "drop", Upstream: "db", Client: "claude-ai 0.9", TraceID: "abc123", Args: map[string]any{
+		"table":    "users",
+		"cascade":  true,
+		"limit":    float64(10),
+		"where":    map[string]any{"id": float64(1)},
+		"ids":      []any{float64(1)},
+		"apiToken": "s3cr3t",
+		"note":     strings.Repeat("x", 40),
+	}}
+	just, _, err := d.Justify(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `drop on db for claude-ai 0.9 (abc123): apiToken=***, cascade=true, ids=[…], limit=10, note="` + strings.Repeat("x", 31) + `…", table="users", where={…}`
+	if just != want {
+		t.Fatalf("justification =\n%s\nwant\n%s", just, want)
 	}
 }

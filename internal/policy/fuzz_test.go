@@ -76,7 +76,7 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("Decide(%q, %s) = %+v, rule walk says %+v", tool, argsJSON, d, ex.Decision)
 		}
 		if d.Action == Activate {
-			_, _, _ = d.Justify(tool, args)
+			_, _, _ = d.Justify(Call{Tool: tool, Args: args})
 		}
 
 		if !utf8.ValidString(tool) || !utf8.ValidString(pattern) {

@@ -203,7 +203,7 @@ func (ps *parser) text(n *yaml.Node, where string) (textSpec, bool) {
 func (ps *parser) compile(text, name string) textSpec {
 	t, err := template.New(name).Option("missingkey=zero").Parse(text)
 	if err == nil {
-		err = t.Execute(io.Discard, templateData{Tool: "tool", Role: "role", Grant: DefaultGrant.String(), Args: map[string]any{}})
+		err = t.Execute(io.Discard, templateData{Call: Call{Tool: "tool", Upstream: "upstream", Client: "client 1.0", TraceID: "0", Args: map[string]any{}}, Role: "role", Grant: DefaultGrant.String()})
 	}
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "template: "+name+":")
