@@ -114,8 +114,9 @@ func ratioTarget(key string, value func(result) float64, met func(float64) bool,
 // result is one case's outcome.
 type result struct {
 	baseline, subject stats
-	idleKB, peakKB    int64 // the gate's RSS after start and at its peak; 0 when unknown
-	idleAnonKB        int64 // the anonymous part of idleKB; the rest is mapped binary
+	idleKB, peakKB    int64         // the gate's RSS after start and at its peak; 0 when unknown
+	idleAnonKB        int64         // the anonymous part of idleKB; the rest is mapped binary
+	cpuPerCall        time.Duration // the gate's CPU time per call; 0 when unknown
 	err               error
 }
 
@@ -161,8 +162,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	results := map[string]result{}
 	var failed bool
 	fmt.Fprintf(stdout, "mcp-gate-bench: %d echo calls to each side per case in %d alternating rounds, after %d warm-up; %d CPUs, %s\n\n", *n, *rounds, *warmup, runtime.NumCPU(), runtime.Version())
-	fmt.Fprintln(stdout, "| case | c | protocol | direct p50 | direct p99 | direct calls/s | gate p50 | gate p99 | gate calls/s | p50 gate/direct | p99 gate/direct | throughput gate/direct | gate idle RSS (anon) | gate peak RSS |")
-	fmt.Fprintln(stdout, "| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
+	fmt.Fprintln(stdout, "| case | c | protocol | direct p50 | direct p99 | direct calls/s | gate p50 | gate p99 | gate calls/s | p50 gate/direct | p99 gate/direct | throughput gate/direct | gate CPU/call | gate idle RSS (anon) | gate peak RSS |")
+	fmt.Fprintln(stdout, "| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
 	for _, bc := range cases {
 		key := caseKey(bc.name, bc.concurrency, bc.protocol)
 		if !filter.MatchString(key) {
@@ -175,13 +176,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "| %s | %d | %s | error: %v |\n", bc.name, bc.concurrency, bc.protocol, r.err)
 			continue
 		}
-		fmt.Fprintf(stdout, "| %s | %d | %s | %s | %s | %.0f | %s | %s | %.0f | %.2f× | %.2f× | %.0f%% | %s (%s) | %s |\n",
+		fmt.Fprintf(stdout, "| %s | %d | %s | %s | %s | %.0f | %s | %s | %.0f | %.2f× | %.2f× | %.0f%% | %s | %s (%s) | %s |\n",
 			bc.name, bc.concurrency, bc.protocol,
 			dur(r.baseline.P50), dur(r.baseline.P99), r.baseline.Throughput,
 			dur(r.subject.P50), dur(r.subject.P99), r.subject.Throughput,
 			ratio(float64(r.subject.P50), float64(r.baseline.P50)),
 			ratio(float64(r.subject.P99), float64(r.baseline.P99)),
 			100*ratio(r.subject.Throughput, r.baseline.Throughput),
+			dur(r.cpuPerCall),
 			mib(r.idleKB), mib(r.idleAnonKB), mib(r.peakKB))
 	}
 
@@ -283,6 +285,12 @@ func (b *bench) compare(ctx context.Context, bc benchCase) (res result) {
 	}
 	defer subj.sys.stop()
 
+	var cpu0 time.Duration
+	if subj.sys.gatePID != 0 {
+		if cpu0, err = cpuTime(subj.sys.gatePID); err != nil {
+			return result{err: err}
+		}
+	}
 	for i := range b.rounds {
 		// Spread b.n calls over the rounds; the first rounds take the remainder.
 		n := b.n / b.rounds
@@ -301,6 +309,13 @@ func (b *bench) compare(ctx context.Context, bc benchCase) (res result) {
 		if res.peakKB, err = rssKB(subj.sys.gatePID, "VmHWM"); err != nil {
 			return result{err: err}
 		}
+		// The gate idles during the baseline's rounds, so nearly all the
+		// CPU it used since cpu0 went to the subject's calls.
+		cpu1, err := cpuTime(subj.sys.gatePID)
+		if err != nil {
+			return result{err: err}
+		}
+		res.cpuPerCall = (cpu1 - cpu0) / time.Duration(len(subj.lat))
 	}
 	return res
 }
@@ -355,15 +370,6 @@ func checkEcho(res *mcp.CallToolResult) error {
 		return fmt.Errorf("echo returned %+v", res.Content[0])
 	}
 	return nil
-}
-
-func rssKB(pid int, field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("gate memory: %w", err)
-	}
-	defer f.Close()
-	return statusKB(f, field)
 }
 
 func dur(d time.Duration) string {

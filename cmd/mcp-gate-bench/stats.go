@@ -1,13 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"io"
 	"math"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -44,25 +39,4 @@ func ratio(subject, baseline float64) float64 {
 		return math.NaN()
 	}
 	return subject / baseline
-}
-
-// statusKB reads a "Field:   1234 kB" line from a /proc/PID/status file.
-func statusKB(r io.Reader, field string) (int64, error) {
-	sc := bufio.NewScanner(r)
-	prefix := field + ":"
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), prefix)
-		if !ok {
-			continue
-		}
-		num, ok := strings.CutSuffix(strings.TrimSpace(rest), " kB")
-		if !ok {
-			return 0, fmt.Errorf("%s: unexpected unit in %q", field, rest)
-		}
-		return strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("%s: not found", field)
 }

@@ -97,3 +97,22 @@ func TestStatusKB(t *testing.T) {
 		}
 	}
 }
+
+func TestSchedstatNS(t *testing.T) {
+	tests := []struct {
+		line    string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"676735 1200 3\n", 676735, false},
+		{"0 0 0", 0, false},
+		{"12 34", 0, true},
+		{"x 0 1", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := schedstatNS(tt.line)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("schedstatNS(%q) = %v, %v; want %v, error %v", tt.line, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
