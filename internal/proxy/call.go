@@ -30,6 +30,8 @@ type Call struct {
 	meta json.RawMessage
 	// relay re-sends upstream progress to the client; nil without a token.
 	relay progressFunc
+	// task: the upstream runs this tool only as a task.
+	task bool
 }
 
 // progressFunc delivers one progress notification to a client.

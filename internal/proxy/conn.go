@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -35,12 +37,21 @@ type httpConn struct {
 }
 
 func newHTTPConn(name, url string, headers map[string]string, log *slog.Logger) (*httpConn, error) {
+	// http.DefaultTransport keeps two idle connections per host: concurrent
+	// calls would dial the upstream again for most requests.
+	hc := &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}}
 	var tr transport.Interface
 	var err error
 	if isSSEURL(url) {
-		tr, err = transport.NewSSE(url, transport.WithHeaders(headers), transport.WithSSELogger(log))
+		tr, err = transport.NewSSE(url, transport.WithHeaders(headers), transport.WithSSELogger(log), transport.WithHTTPClient(hc))
 	} else {
-		tr, err = transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(headers), transport.WithHTTPLogger(log),
+		tr, err = transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(headers), transport.WithHTTPLogger(log), transport.WithHTTPBasicClient(hc),
 			// list_changed and other unsolicited notifications arrive on
 			// the listening GET stream.
 			transport.WithContinuousListening())

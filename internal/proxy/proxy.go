@@ -72,6 +72,7 @@ type Proxy struct {
 type route struct {
 	up   *upstream
 	name string // at the upstream
+	task bool   // the upstream runs it only as a task
 	// hidden tools are left out of tools/list but still routed, so that a
 	// call to one reaches the middleware and is refused with its reason.
 	hidden bool
@@ -80,6 +81,17 @@ type route struct {
 type routeTable struct {
 	tools   map[string]route
 	prompts map[string]route
+	// order is each listed item's position in the upstreams' own lists (by
+	// kind and name or URI): mcp-go's server lists by name, the gate lists
+	// as the upstreams do.
+	order map[string]int
+}
+
+// inOrder sorts a listing into the upstreams' order.
+func inOrder[T any](rt *routeTable, kind string, items []T, key func(T) string) {
+	slices.SortStableFunc(items, func(a, b T) int {
+		return rt.order[kind+key(a)] - rt.order[kind+key(b)]
+	})
 }
 
 type published struct {
@@ -197,8 +209,18 @@ func (p *Proxy) newServer() *server.MCPServer {
 	wait := func(ctx context.Context, _ any, _ any) { p.waitStarted(ctx, p.opts.ListWait) }
 	hooks.AddBeforeListTools(func(ctx context.Context, id any, m *mcp.ListToolsRequest) { wait(ctx, id, m) })
 	hooks.AddAfterListTools(func(_ context.Context, _ any, _ *mcp.ListToolsRequest, res *mcp.ListToolsResult) {
-		routes := p.routes.Load().tools
-		res.Tools = slices.DeleteFunc(res.Tools, func(t mcp.Tool) bool { return routes[t.Name].hidden })
+		rt := p.routes.Load()
+		res.Tools = slices.DeleteFunc(res.Tools, func(t mcp.Tool) bool { return rt.tools[t.Name].hidden })
+		inOrder(rt, "t", res.Tools, func(t mcp.Tool) string { return t.Name })
+	})
+	hooks.AddAfterListResources(func(_ context.Context, _ any, _ *mcp.ListResourcesRequest, res *mcp.ListResourcesResult) {
+		inOrder(p.routes.Load(), "r", res.Resources, func(r mcp.Resource) string { return r.URI })
+	})
+	hooks.AddAfterListResourceTemplates(func(_ context.Context, _ any, _ *mcp.ListResourceTemplatesRequest, res *mcp.ListResourceTemplatesResult) {
+		inOrder(p.routes.Load(), "u", res.ResourceTemplates, templateKey)
+	})
+	hooks.AddAfterListPrompts(func(_ context.Context, _ any, _ *mcp.ListPromptsRequest, res *mcp.ListPromptsResult) {
+		inOrder(p.routes.Load(), "p", res.Prompts, func(pr mcp.Prompt) string { return pr.Name })
 	})
 	hooks.AddBeforeListResources(func(ctx context.Context, id any, m *mcp.ListResourcesRequest) { wait(ctx, id, m) })
 	hooks.AddBeforeListResourceTemplates(func(ctx context.Context, id any, m *mcp.ListResourceTemplatesRequest) { wait(ctx, id, m) })
@@ -309,7 +331,7 @@ func (p *Proxy) rebuild() {
 	p.rebuildMu.Lock()
 	defer p.rebuildMu.Unlock()
 
-	rt := &routeTable{tools: map[string]route{}, prompts: map[string]route{}}
+	rt := &routeTable{tools: map[string]route{}, prompts: map[string]route{}, order: map[string]int{}}
 	var tools []server.ServerTool
 	var resources []server.ServerResource
 	var templates []server.ServerResourceTemplate
@@ -322,6 +344,7 @@ func (p *Proxy) rebuild() {
 		}
 		for _, t := range l.tools {
 			upstreamName := t.Name
+			task := t.Execution != nil && t.Execution.TaskSupport == mcp.TaskSupportRequired
 			t.Name = u.prefix + t.Name
 			// The gate forwards calls synchronously; task markers would
 			// invite task-augmented calls it does not relay.
@@ -334,7 +357,8 @@ func (p *Proxy) rebuild() {
 			if _, dup := rt.tools[t.Name]; dup {
 				continue
 			}
-			rt.tools[t.Name] = route{up: u, name: upstreamName, hidden: hidden}
+			rt.tools[t.Name] = route{up: u, name: upstreamName, task: task, hidden: hidden}
+			rt.order["t"+t.Name] = len(tools)
 			tools = append(tools, server.ServerTool{Tool: t, Handler: p.handleTool})
 		}
 		for _, r := range l.resources {
@@ -342,15 +366,18 @@ func (p *Proxy) rebuild() {
 				continue
 			}
 			seenURI[r.URI] = true
+			rt.order["r"+r.URI] = len(resources)
 			resources = append(resources, server.ServerResource{Resource: r, Handler: u.readResource})
 		}
 		for _, t := range l.templates {
+			rt.order["u"+templateKey(t)] = len(templates)
 			templates = append(templates, server.ServerResourceTemplate{Template: t, Handler: u.readResource})
 		}
 		for _, pr := range l.prompts {
 			upstreamName := pr.Name
 			pr.Name = u.prefix + pr.Name
 			rt.prompts[pr.Name] = route{up: u, name: upstreamName}
+			rt.order["p"+pr.Name] = len(prompts)
 			prompts = append(prompts, server.ServerPrompt{Prompt: pr, Handler: u.getPrompt(upstreamName)})
 		}
 	}
@@ -372,6 +399,13 @@ func (p *Proxy) rebuild() {
 	}
 	// After the server's tables, so a name found here is served there too.
 	p.routes.Store(rt)
+}
+
+func templateKey(t mcp.ResourceTemplate) string {
+	if t.URITemplate == nil {
+		return ""
+	}
+	return t.URITemplate.Raw()
 }
 
 // fingerprint encodes what clients would see of a list, to detect changes.
@@ -413,7 +447,7 @@ func (p *Proxy) newCall(ctx context.Context, name string, args, meta json.RawMes
 	if !ok {
 		return nil, &RPCError{Code: mcp.INVALID_PARAMS, Message: fmt.Sprintf("tool '%s' not found", name)}
 	}
-	return &Call{Tool: name, Upstream: r.up.cfg.Name, UpstreamTool: r.name, Arguments: args, meta: meta}, nil
+	return &Call{Tool: name, Upstream: r.up.cfg.Name, UpstreamTool: r.name, Arguments: args, meta: meta, task: r.task}, nil
 }
 
 // handleTool serves tools/call for requests that go through mcp-go's

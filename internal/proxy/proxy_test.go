@@ -352,16 +352,18 @@ func TestCallParams(t *testing.T) {
 		args      string
 		meta      string
 		withToken bool
+		task      bool
 		want      string
 	}{
-		{"bare", "", "", false, `{"name":"t"}`},
-		{"arguments kept byte for byte", `{"b": 1, "a":[2]}`, "", false, `{"name":"t","arguments":{"b": 1, "a":[2]}}`},
-		{"token replaced", `{}`, `{"progressToken":"client","trace":"x"}`, true, `{"name":"t","arguments":{},"_meta":{"progressToken":1099511627777,"trace":"x"}}`},
-		{"per-request protocol keys dropped", "", `{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{}}`, false, `{"name":"t","_meta":{}}`},
+		{"bare", "", "", false, false, `{"name":"t"}`},
+		{"arguments kept byte for byte", `{"b": 1, "a":[2]}`, "", false, false, `{"name":"t","arguments":{"b": 1, "a":[2]}}`},
+		{"token replaced", `{}`, `{"progressToken":"client","trace":"x"}`, true, false, `{"name":"t","arguments":{},"_meta":{"progressToken":1099511627777,"trace":"x"}}`},
+		{"per-request protocol keys dropped", "", `{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{}}`, false, false, `{"name":"t","_meta":{}}`},
+		{"task requested", `{}`, "", false, true, `{"name":"t","arguments":{},"task":{}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := callParams("t", json.RawMessage(tt.args), json.RawMessage(tt.meta), idBase+1, tt.withToken)
+			got, err := callParams("t", json.RawMessage(tt.args), json.RawMessage(tt.meta), idBase+1, tt.withToken, tt.task)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -312,7 +312,7 @@ func (u *upstream) callTool(ctx context.Context, c *Call) (Result, error) {
 		return nil, err
 	}
 	id := idBase + u.ids.Add(1)
-	params, err := callParams(c.UpstreamTool, c.Arguments, c.meta, id, c.relay != nil)
+	params, err := callParams(c.UpstreamTool, c.Arguments, c.meta, id, c.relay != nil, c.task)
 	if err != nil {
 		return nil, &RPCError{Code: mcp.INVALID_PARAMS, Message: err.Error()}
 	}
@@ -321,11 +321,16 @@ func (u *upstream) callTool(ctx context.Context, c *Call) (Result, error) {
 		defer u.progress.Delete(id)
 	}
 	res, err := l.conn.call(ctx, id, string(mcp.MethodToolsCall), params)
+	if err == nil && c.task {
+		res, err = u.awaitTask(ctx, l, res)
+	}
 	if err == nil {
 		return res, nil
 	}
 	if ctx.Err() != nil {
-		u.cancel(l, id, ctx)
+		if !c.task {
+			u.cancel(l, id, ctx)
+		}
 		return nil, ctx.Err()
 	}
 	var rpc *RPCError
@@ -333,6 +338,31 @@ func (u *upstream) callTool(ctx context.Context, c *Call) (Result, error) {
 		return nil, rpc
 	}
 	return nil, fmt.Errorf("%w: %s failed during the call (%v); restarting it", errUnavailable, u.cfg.Name, err)
+}
+
+// awaitTask turns a tool that must run as a task back into a plain call:
+// it waits for the task's result (tasks/result blocks until the task ends)
+// and cancels the task when the caller gives up.
+func (u *upstream) awaitTask(ctx context.Context, l *link, created json.RawMessage) (json.RawMessage, error) {
+	var ct struct {
+		Task struct {
+			TaskID string `json:"taskId"`
+		} `json:"task"`
+	}
+	if err := json.Unmarshal(created, &ct); err != nil || ct.Task.TaskID == "" {
+		return nil, fmt.Errorf("upstream %s answered a task-augmented call without a task", u.cfg.Name)
+	}
+	params, _ := json.Marshal(map[string]string{"taskId": ct.Task.TaskID})
+	res, err := l.conn.call(ctx, idBase+u.ids.Add(1), string(mcp.MethodTasksResult), params)
+	if err != nil && ctx.Err() != nil {
+		// The caller is gone; so is its ctx, hence a short one of our own.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, cerr := l.conn.call(cctx, idBase+u.ids.Add(1), string(mcp.MethodTasksCancel), params); cerr != nil {
+			u.log.Debug("could not cancel upstream task", "upstream", u.cfg.Name, "err", cerr)
+		}
+	}
+	return res, err
 }
 
 // cancel tells the upstream to stop working on request id.
@@ -349,9 +379,9 @@ func (u *upstream) cancel(l *link, id int64, ctx context.Context) {
 var hopMetaKeys = []string{mcp.MetaKeyProtocolVersion, mcp.MetaKeyClientInfo, mcp.MetaKeyClientCapabilities, mcp.MetaKeyLogLevel}
 
 // callParams builds tools/call params for the upstream: its own tool name,
-// the arguments as sent, and the client's _meta with the progress token
-// replaced by ours.
-func callParams(name string, args, meta json.RawMessage, token int64, withToken bool) (json.RawMessage, error) {
+// the arguments as sent, the client's _meta with the progress token
+// replaced by ours, and a task request for tools that only run as tasks.
+func callParams(name string, args, meta json.RawMessage, token int64, withToken, task bool) (json.RawMessage, error) {
 	qname, err := json.Marshal(name)
 	if err != nil {
 		return nil, err
@@ -385,6 +415,9 @@ func callParams(name string, args, meta json.RawMessage, token int64, withToken 
 		}
 		b = append(b, `,"_meta":`...)
 		b = append(b, m...)
+	}
+	if task {
+		b = append(b, `,"task":{}`...)
 	}
 	return append(b, '}'), nil
 }

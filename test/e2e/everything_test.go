@@ -1,0 +1,226 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// everythingCalls are arguments for every tool of server-everything that
+// needs no network and answers the same on every run.
+var everythingCalls = map[string]map[string]any{
+	"echo":                           {"message": "hello through the gate"},
+	"get-annotated-message":          {"messageType": "success", "includeImage": true},
+	"get-resource-links":             {"count": 2},
+	"get-resource-reference":         {"resourceType": "Text", "resourceId": 1},
+	"get-structured-content":         {"location": "Chicago"},
+	"get-sum":                        {"a": 2, "b": 3},
+	"get-tiny-image":                 {},
+	"gzip-file-as-resource":          {"name": "x.gz", "data": "data:text/plain;base64,aGVsbG8="},
+	"toggle-simulated-logging":       {},
+	"toggle-subscriber-updates":      {},
+	"trigger-long-running-operation": {"duration": 0.2, "steps": 2},
+}
+
+// everythingUnstable are tools whose answers differ between two server
+// instances (environment, random ids): they must succeed, not match.
+var everythingUnstable = map[string]map[string]any{
+	"get-env":                 {},
+	// A tool that runs only as a task: the gate waits for the task's result.
+	"simulate-research-query": {"topic": "proxies"},
+}
+
+func TestEverythingPassThrough(t *testing.T) {
+	for _, pv := range Protocols {
+		t.Run(pv.Name, func(t *testing.T) {
+			direct, err := client.NewStdioMCPClient(Everything(t)[0], nil, Everything(t)[1:]...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = direct.Close() })
+			Initialize(t, direct)
+			gate, _ := StdioGate(t, nil, append([]string{"--policy", AllowAllPolicy(t), "--"}, Everything(t)...), pv.Opts...)
+			ctx := context.Background()
+
+			// Tools: the same definitions (task markers aside), each callable
+			// with the same answer.
+			dt, err := direct.ListTools(ctx, mcp.ListToolsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gt, err := gate.ListTools(ctx, mcp.ListToolsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range dt.Tools {
+				dt.Tools[i].Execution = nil
+			}
+			sameJSON(t, "tools", dt.Tools, gt.Tools)
+			for _, tool := range gt.Tools {
+				args, stable := everythingCalls[tool.Name]
+				if !stable {
+					var ok bool
+					if args, ok = everythingUnstable[tool.Name]; !ok {
+						t.Errorf("tool %s has no test call", tool.Name)
+						continue
+					}
+				}
+				got := Call(t, gate, tool.Name, args)
+				if got.IsError {
+					t.Errorf("%s through the gate: %s", tool.Name, Text(t, got))
+				}
+				if stable {
+					want := Call(t, direct, tool.Name, args)
+					sameJSON(t, tool.Name, want, got)
+				}
+			}
+
+			// Resources: listed alike, each readable, templates too.
+			dr, err := direct.ListResources(ctx, mcp.ListResourcesRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gr, err := gate.ListResources(ctx, mcp.ListResourcesRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameJSON(t, "resources", dr.Resources, gr.Resources)
+			for _, r := range gr.Resources {
+				readAlike(t, direct, gate, r.URI)
+			}
+			dtp, err := direct.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gtp, err := gate.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameJSON(t, "resource templates", dtp.ResourceTemplates, gtp.ResourceTemplates)
+			readAlike(t, direct, gate, "demo://resource/dynamic/text/2")
+			readAlike(t, direct, gate, "demo://resource/dynamic/blob/3")
+
+			// Prompts: listed alike, each one answered alike.
+			dp, err := direct.ListPrompts(ctx, mcp.ListPromptsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gp, err := gate.ListPrompts(ctx, mcp.ListPromptsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameJSON(t, "prompts", dp.Prompts, gp.Prompts)
+			promptArgs := map[string]map[string]string{
+				"args-prompt":        {"city": "Oslo", "state": "Viken"},
+				"completable-prompt": {"department": "Engineering", "name": "Ada"},
+				"resource-prompt":    {"resourceType": "Text", "resourceId": "1"},
+				"simple-prompt":      {},
+			}
+			for _, p := range gp.Prompts {
+				req := mcp.GetPromptRequest{}
+				req.Params.Name = p.Name
+				req.Params.Arguments = promptArgs[p.Name]
+				want, err := direct.GetPrompt(ctx, req)
+				if err != nil {
+					t.Fatalf("direct prompt %s: %v", p.Name, err)
+				}
+				got, err := gate.GetPrompt(ctx, req)
+				if err != nil {
+					t.Fatalf("gate prompt %s: %v", p.Name, err)
+				}
+				sameJSON(t, "prompt "+p.Name, want.Messages, got.Messages)
+			}
+
+			// Completion of a prompt argument.
+			creq := mcp.CompleteRequest{}
+			creq.Params.Ref = mcp.PromptReference{Type: "ref/prompt", Name: "completable-prompt"}
+			creq.Params.Argument = mcp.CompleteArgument{Name: "department", Value: "E"}
+			want, err := direct.Complete(ctx, creq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := gate.Complete(ctx, creq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Completion.Values) == 0 || !slices.Equal(want.Completion.Values, got.Completion.Values) {
+				t.Errorf("completion: direct %v, gate %v", want.Completion.Values, got.Completion.Values)
+			}
+		})
+	}
+}
+
+// TestEverythingProgress relays server-everything's progress notifications.
+func TestEverythingProgress(t *testing.T) {
+	gate, _ := StdioGate(t, nil, append([]string{"--policy", AllowAllPolicy(t), "--"}, Everything(t)...), Protocols[0].Opts...)
+	var mu sync.Mutex
+	var progress []float64
+	gate.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationProgress) && n.Params.AdditionalFields["progressToken"] == "everything" {
+			mu.Lock()
+			progress = append(progress, n.Params.AdditionalFields["progress"].(float64))
+			mu.Unlock()
+		}
+	})
+	req := mcp.CallToolRequest{}
+	req.Params.Name = "trigger-long-running-operation"
+	req.Params.Arguments = map[string]any{"duration": 0.3, "steps": 3}
+	req.Params.Meta = &mcp.Meta{ProgressToken: "everything"}
+	res, err := gate.CallTool(context.Background(), req)
+	if err != nil || res.IsError {
+		t.Fatalf("%v %+v", err, res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(progress, []float64{1, 2, 3}) {
+		t.Errorf("progress %v, want 1 2 3", progress)
+	}
+}
+
+func readAlike(t *testing.T, direct, gate *client.Client, uri string) {
+	t.Helper()
+	req := mcp.ReadResourceRequest{}
+	req.Params.URI = uri
+	want, err := direct.ReadResource(context.Background(), req)
+	if err != nil {
+		t.Fatalf("direct read %s: %v", uri, err)
+	}
+	got, err := gate.ReadResource(context.Background(), req)
+	if err != nil {
+		t.Fatalf("gate read %s: %v", uri, err)
+	}
+	sameJSON(t, uri, want.Contents, got.Contents)
+}
+
+// sameJSON compares what two values look like on the wire, ignoring the
+// metadata each protocol generation stamps on results.
+func sameJSON(t *testing.T, what string, want, got any) {
+	t.Helper()
+	w, g := wire(t, want), wire(t, got)
+	if w != g {
+		t.Errorf("%s differs\ndirect: %s\ngate:   %s", what, w, g)
+	}
+}
+
+func wire(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var generic any
+	if err := json.Unmarshal(b, &generic); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := generic.(map[string]any); ok {
+		delete(m, "_meta")
+		delete(m, "resultType")
+	}
+	b, _ = json.Marshal(generic)
+	return string(b)
+}

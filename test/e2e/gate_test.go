@@ -1,0 +1,444 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
+)
+
+// The PIM directory the gate tests run against: alice and bob may both
+// activate the two roles, and approvals are given by the tests themselves.
+const (
+	alice    = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+	bob      = "6a1b2c3d-4e5f-4a6b-9c7d-8e9f0a1b2c3d"
+	carol    = "7b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e" // eligible for nothing
+	dbaRole  = "Database Administrator"
+	treasury = "Treasury"
+)
+
+func gateScenario() pimtest.Scenario {
+	return pimtest.Scenario{
+		Users: []pimtest.User{{ID: alice, Name: "alice"}, {ID: bob, Name: "bob"}, {ID: carol, Name: "carol"}},
+		Roles: []pimtest.Role{
+			{DisplayName: dbaRole, RequiresApproval: true, RequiresJustification: true, MaxDuration: time.Hour},
+			{DisplayName: treasury, RequiresApproval: true, MaxDuration: 15 * time.Minute},
+		},
+		Eligibilities: []pimtest.Eligibility{
+			{Principal: alice, Role: dbaRole}, {Principal: alice, Role: treasury},
+			{Principal: bob, Role: dbaRole},
+		},
+	}
+}
+
+// pimEnv is a running PIM emulator, served over HTTPS on loopback, and what
+// a gate needs to reach it.
+type pimEnv struct {
+	srv    *pimtest.Server
+	caFile string
+}
+
+func startPIM(t *testing.T) *pimEnv {
+	t.Helper()
+	srv, err := pimtest.NewServer(gateScenario())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, srv.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &pimEnv{srv: srv, caFile: caFile}
+}
+
+// gateOpts shape one gate's policy.
+type gateOpts struct {
+	principal string // whose token the gate holds
+	graphURL  string // default the emulator's
+	approvals string // extra approvals: lines
+}
+
+// gatedPolicy writes a policy in front of the demo tools and returns its
+// path and the audit log's path. The gate signs in with a token the
+// emulator minted for o.principal.
+func (e *pimEnv) gatedPolicy(t *testing.T, o gateOpts) (policyFile, auditFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(e.srv.Token(o.principal)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o.graphURL == "" {
+		o.graphURL = e.srv.URL()
+	}
+	auditFile = filepath.Join(dir, "audit.jsonl")
+	policyFile = WritePolicy(t, fmt.Sprintf(`version: 1
+approvals:
+  credential: token
+  tokenFile: %q
+  graphURL: %s
+  graphCAFile: %q
+  pollInterval: 50ms
+  pollMaxBackoff: 200ms
+%saudit:
+  path: %q
+tools:
+  read_table: allow
+  calls: allow
+  delete_database: {role: %s}
+  send_payment: {role: %s}
+  crash: deny
+  "*": deny
+`, tokenFile, o.graphURL, e.caFile, o.approvals, auditFile, dbaRole, treasury))
+	return policyFile, auditFile
+}
+
+// demoGate starts mcp-gate on stdio in front of the test upstream's demo tools.
+func demoGate(t *testing.T, policyFile string) *client.Client {
+	t.Helper()
+	c, _ := StdioGate(t, nil, append([]string{"--policy", policyFile, "--"}, append(Upstream("db"), "--demo")...))
+	return c
+}
+
+// upstreamRan is how many times the upstream ran tool: the proof of what
+// was forwarded.
+func upstreamRan(t *testing.T, c *client.Client, tool string) string {
+	t.Helper()
+	return Text(t, Call(t, c, "calls", map[string]any{"tool": tool}))
+}
+
+// pendingRequest waits until the emulator holds a pending request for
+// principal and returns it.
+func (e *pimEnv) pendingRequest(t *testing.T, principal string) pimtest.Request {
+	t.Helper()
+	var req pimtest.Request
+	Eventually(t, "a pending PIM request for "+principal, func() error {
+		for _, r := range e.srv.Requests() {
+			if r.Principal == principal && r.Status == pimtest.StatusPendingApproval {
+				req = r
+				return nil
+			}
+		}
+		return errors.New("none yet")
+	})
+	return req
+}
+
+func callWithProgress(ctx context.Context, c *client.Client, tool string, args map[string]any) (*mcp.CallToolResult, error) {
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = tool, args
+	req.Params.Meta = &mcp.Meta{ProgressToken: mcp.ProgressToken("p-" + tool)}
+	return c.CallTool(ctx, req)
+}
+
+// TestGateFlow is the demo's timeline as assertions: allowed, gated with
+// progress then approved, cached, denied by a rule, denied by the approver.
+func TestGateFlow(t *testing.T) {
+	e := startPIM(t)
+	policyFile, auditFile := e.gatedPolicy(t, gateOpts{principal: alice})
+	c := demoGate(t, policyFile)
+	progress := make(chan string, 64)
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationProgress) {
+			msg, _ := n.Params.AdditionalFields["message"].(string)
+			progress <- msg
+		}
+	})
+
+	tools, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	descriptions := map[string]string{}
+	for _, tool := range tools.Tools {
+		descriptions[tool.Name] = tool.Description
+	}
+	if _, listed := descriptions["crash"]; listed {
+		t.Error("a tool the policy denies outright is listed")
+	}
+	if d := descriptions["delete_database"]; !strings.Contains(d, "Requires PIM role 'Database Administrator'") {
+		t.Errorf("gated tool's description = %q, want the role it needs", d)
+	}
+
+	// 1. Allowed: straight through, no Graph traffic at all.
+	if res := Call(t, c, "read_table", map[string]any{"table": "t"}); res.IsError || Text(t, res) != "3 rows from t" {
+		t.Fatalf("allowed call: %s", Text(t, res))
+	}
+	if e.srv.HitCount() != 0 {
+		t.Fatalf("an allowed call made %d Graph requests", e.srv.HitCount())
+	}
+
+	// 2. Gated: held until approved, with progress naming the request.
+	type answer struct {
+		res *mcp.CallToolResult
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := callWithProgress(context.Background(), c, "delete_database", map[string]any{"name": "staging"})
+		done <- answer{res, err}
+	}()
+	req := e.pendingRequest(t, alice)
+	if !strings.Contains(req.Justification, "delete_database") {
+		t.Errorf("justification %q does not name the tool", req.Justification)
+	}
+	if msg := <-progress; !strings.Contains(msg, req.ID) || !strings.Contains(msg, "Database Administrator") {
+		t.Errorf("progress %q does not name the role and request %s", msg, req.ID)
+	}
+	if got := upstreamRan(t, c, "delete_database"); got != "0" {
+		t.Fatalf("the gated call ran %s times before approval", got)
+	}
+	if err := e.srv.Approve(req.ID); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	if a.err != nil || a.res.IsError || Text(t, a.res) != "database staging deleted" {
+		t.Fatalf("gated call after approval: %v %v", a.err, a.res)
+	}
+
+	// 3. The same role again: the cached grant admits it, with no new request.
+	hits := e.srv.HitCount()
+	if res := Call(t, c, "delete_database", map[string]any{"name": "scratch"}); res.IsError {
+		t.Fatalf("call on a cached grant refused: %s", Text(t, res))
+	}
+	if e.srv.CreateCount() != 1 || e.srv.HitCount() != hits {
+		t.Errorf("a call on a cached grant made Graph requests: creates %d, hits %d -> %d", e.srv.CreateCount(), hits, e.srv.HitCount())
+	}
+
+	// 4. Denied by a rule: refused with the rule's location, never forwarded.
+	res := Call(t, c, "crash", nil)
+	if !res.IsError || !strings.Contains(Text(t, res), "denied by policies.yaml:") {
+		t.Fatalf("denied call: %s", Text(t, res))
+	}
+
+	// 5. The approver denies: refused with the reason and the request id.
+	go func() {
+		res, err := TryCall(context.Background(), c, "send_payment", map[string]any{"to": "ACME", "amount": 5})
+		done <- answer{res, err}
+	}()
+	req = e.pendingRequest(t, alice)
+	if err := e.srv.Deny(req.ID); err != nil {
+		t.Fatal(err)
+	}
+	a = <-done
+	if a.err != nil || !a.res.IsError || !strings.Contains(Text(t, a.res), "denied") || !strings.Contains(Text(t, a.res), req.ID) {
+		t.Fatalf("call denied by the approver: %v %s", a.err, Text(t, a.res))
+	}
+	if got := upstreamRan(t, c, "send_payment"); got != "0" {
+		t.Fatalf("a call whose role was denied ran %s times", got)
+	}
+	if got := upstreamRan(t, c, "delete_database"); got != "2" {
+		t.Fatalf("delete_database ran %s times, want 2", got)
+	}
+
+	// The audit log holds a verifiable chain, and a tampered line is found.
+	_ = c.Close()
+	verify := func() (string, error) {
+		out, err := exec.Command(GateBin, "audit", "verify", auditFile).CombinedOutput()
+		return string(out), err
+	}
+	Eventually(t, "the audit log verifies once the gate has stopped", func() error {
+		out, err := verify()
+		if err != nil || !strings.HasPrefix(out, "ok: ") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	b, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) < 8 {
+		t.Fatalf("audit log has %d records, want one per decision (8 or more)", len(lines))
+	}
+	lines[2] = strings.Replace(lines[2], `"tool":"`, `"tool":"x`, 1)
+	if err := os.WriteFile(auditFile, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := verify()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out, ":4:") {
+		t.Fatalf("audit verify on a tampered log: %v: %s (want exit 1 naming line 4, whose prev no longer matches)", err, out)
+	}
+}
+
+// TestThousandCallsOneRequest: concurrent calls needing the same role share
+// one PIM request, and all go through once it is approved.
+func TestThousandCallsOneRequest(t *testing.T) {
+	const n = 1000
+	e := startPIM(t)
+	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice})
+	c := demoGate(t, policyFile)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			res, err := TryCall(context.Background(), c, "delete_database", map[string]any{"name": fmt.Sprint("db", i)})
+			switch {
+			case err != nil:
+				errs <- err
+			case res.IsError:
+				errs <- errors.New(Text(t, res))
+			}
+		})
+	}
+	req := e.pendingRequest(t, alice)
+	if err := e.srv.Approve(req.ID); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("call refused: %v", err)
+	}
+	if got := e.srv.CreateCount(); got != 1 {
+		t.Fatalf("%d concurrent calls created %d PIM requests, want 1", n, got)
+	}
+	if got := upstreamRan(t, c, "delete_database"); got != fmt.Sprint(n) {
+		t.Fatalf("upstream ran delete_database %s times, want %d", got, n)
+	}
+}
+
+// TestPrincipalsNeverShareAGrant: bob's gate is not admitted by alice's
+// approval; his call makes his own request.
+func TestPrincipalsNeverShareAGrant(t *testing.T) {
+	e := startPIM(t)
+	alicePolicy, _ := e.gatedPolicy(t, gateOpts{principal: alice})
+	bobPolicy, _ := e.gatedPolicy(t, gateOpts{principal: bob, approvals: "  wait: 0s\n"})
+	ca, cb := demoGate(t, alicePolicy), demoGate(t, bobPolicy)
+
+	done := make(chan *mcp.CallToolResult, 1)
+	go func() { done <- Call(t, ca, "delete_database", map[string]any{"name": "a"}) }()
+	if err := e.srv.Approve(e.pendingRequest(t, alice).ID); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-done; res.IsError {
+		t.Fatalf("alice refused: %s", Text(t, res))
+	}
+
+	res := Call(t, cb, "delete_database", map[string]any{"name": "b"})
+	bobs := e.pendingRequest(t, bob)
+	if !res.IsError || !strings.Contains(Text(t, res), bobs.ID) {
+		t.Fatalf("bob's call = %q, want a receipt for his own request %s", Text(t, res), bobs.ID)
+	}
+	if got := upstreamRan(t, cb, "delete_database"); got != "0" {
+		t.Fatalf("bob's call was forwarded on alice's grant (%s runs)", got)
+	}
+	if e.srv.CreateCount() != 2 {
+		t.Fatalf("creates = %d, want one request per principal", e.srv.CreateCount())
+	}
+}
+
+// TestFailClosed: whatever breaks on the approval path, the call is refused
+// with a reason and never forwarded.
+func TestFailClosed(t *testing.T) {
+	tests := []struct {
+		name      string
+		principal string
+		faults    pimtest.Faults
+		graphURL  string
+		approvals string
+		want      string
+	}{
+		{name: "graph unreachable", principal: alice, graphURL: "https://127.0.0.1:1/v1.0", want: "unreachable"},
+		{name: "throttled past the deadline", principal: alice, faults: pimtest.Faults{ThrottleEvery: 1, RetryAfter: "120"},
+			approvals: "  deadline: 10s\n", want: "throttl"},
+		{name: "graph failing", principal: alice, faults: pimtest.Faults{ErrorRate: 1}, approvals: "  deadline: 2s\n", want: "Database Administrator"},
+		{name: "not eligible", principal: carol, want: "not eligible"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startPIM(t)
+			e.srv.SetFaults(tt.faults)
+			policyFile, auditFile := e.gatedPolicy(t, gateOpts{principal: tt.principal, graphURL: tt.graphURL, approvals: tt.approvals})
+			c := demoGate(t, policyFile)
+			res := Call(t, c, "delete_database", map[string]any{"name": "prod"})
+			if !res.IsError || !strings.Contains(Text(t, res), tt.want) {
+				t.Fatalf("answer = %q (isError %v), want a refusal with %q", Text(t, res), res.IsError, tt.want)
+			}
+			if got := upstreamRan(t, c, "delete_database"); got != "0" {
+				t.Fatalf("refused call reached the upstream %s times", got)
+			}
+			if e.srv.CreateCount() > 0 && tt.name == "not eligible" {
+				t.Fatalf("a request was created for an ineligible user")
+			}
+			b, _ := os.ReadFile(auditFile)
+			if !strings.Contains(string(b), `"outcome":"refused"`) {
+				t.Fatalf("no refusal in the audit log:\n%s", b)
+			}
+		})
+	}
+}
+
+// TestCancelWithdrawsRequest: a client that gives up while the only caller
+// waiting has its PIM request cancelled, so approvers are not asked.
+func TestCancelWithdrawsRequest(t *testing.T) {
+	e := startPIM(t)
+	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice})
+	c := demoGate(t, policyFile)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := TryCall(ctx, c, "delete_database", map[string]any{"name": "x"})
+		done <- err
+	}()
+	req := e.pendingRequest(t, alice)
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("cancelled call returned no error")
+	}
+	Eventually(t, "the PIM request is cancelled", func() error {
+		for _, r := range e.srv.Requests() {
+			if r.ID == req.ID && r.Status == pimtest.StatusCanceled {
+				return nil
+			}
+		}
+		return fmt.Errorf("request %s not cancelled: %+v", req.ID, e.srv.Requests())
+	})
+	if got := upstreamRan(t, c, "delete_database"); got != "0" {
+		t.Fatalf("a cancelled call ran %s times", got)
+	}
+}
+
+// TestReceiptThenBackgroundGrant: past the wait, the call answers with a
+// receipt; approval in the background lets the next call straight through.
+func TestReceiptThenBackgroundGrant(t *testing.T) {
+	e := startPIM(t)
+	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice, approvals: "  wait: 500ms\n"})
+	g := ServeGate(t, nil, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo")
+	c := g.Client(t)
+	res := Call(t, c, "delete_database", map[string]any{"name": "x"})
+	req := e.pendingRequest(t, alice)
+	if !res.IsError || !strings.Contains(Text(t, res), req.ID) || !strings.Contains(Text(t, res), "Call this tool again") {
+		t.Fatalf("answer past the wait = %q, want a receipt for %s", Text(t, res), req.ID)
+	}
+	if err := e.srv.Approve(req.ID); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, "the call goes through once approved", func() error {
+		res := Call(t, c, "delete_database", map[string]any{"name": "x"})
+		if res.IsError {
+			return errors.New(Text(t, res))
+		}
+		return nil
+	})
+	if e.srv.CreateCount() != 1 {
+		t.Fatalf("creates = %d, want 1: the receipt's request was followed in the background", e.srv.CreateCount())
+	}
+}
