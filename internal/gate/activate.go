@@ -34,7 +34,11 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 	if act == nil {
 		return g.refuse(ctx, rec, fmt.Sprintf("%s, but no approvals backend is configured: add an approvals: section to the policy", d.Why()))
 	}
-	principal, err := act.Principal(ctx)
+	// Signing in and resolving the role happen before the activation, whose
+	// lifetime bounds everything after; bound them by the user's patience.
+	rctx, cancel := context.WithTimeout(ctx, lookupBound(ap.Wait))
+	defer cancel()
+	principal, err := act.Principal(rctx)
 	if err == nil && !pim.IsGUID(principal) {
 		err = fmt.Errorf("%w: got %q", pim.ErrInvalidPrincipal, principal)
 	}
@@ -42,7 +46,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		return g.refuse(ctx, rec, "refused: cannot tell who is calling: "+pim.UserMessage(err))
 	}
 	rec.Principal = principal
-	roleID, err := act.ResolveRole(ctx, d.Role)
+	roleID, err := act.ResolveRole(rctx, d.Role)
 	if err != nil {
 		return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' (%s): %s", d.Role, d.Rule, pim.UserMessage(err)))
 	}
@@ -178,6 +182,13 @@ func refusal(role, requestID string, err error) string {
 		msg += fmt.Sprintf(" (PIM request %s)", requestID)
 	}
 	return msg
+}
+
+// lookupBound is how long signing in and resolving a role may take: the
+// wait, but never less than requestIDGrace, so that `wait: 0` still leaves
+// Graph time to answer.
+func lookupBound(wait time.Duration) time.Duration {
+	return max(wait, requestIDGrace)
 }
 
 // truncate cuts s to at most n characters.

@@ -358,7 +358,7 @@ func TestFailClosed(t *testing.T) {
 	}{
 		{name: "graph unreachable", principal: alice, graphURL: "https://127.0.0.1:1/v1.0", want: "unreachable"},
 		{name: "throttled past the deadline", principal: alice, faults: pimtest.Faults{ThrottleEvery: 1, RetryAfter: "120"},
-			approvals: "  deadline: 10s\n", want: "throttl"},
+			approvals: "  wait: 5s\n  deadline: 10s\n", want: "throttl"},
 		{name: "graph failing", principal: alice, faults: pimtest.Faults{ErrorRate: 1}, approvals: "  deadline: 2s\n", want: "Database Administrator"},
 		{name: "not eligible", principal: carol, want: "not eligible"},
 	}
