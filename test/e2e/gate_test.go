@@ -442,3 +442,79 @@ func TestReceiptThenBackgroundGrant(t *testing.T) {
 		t.Fatalf("creates = %d, want 1: the receipt's request was followed in the background", e.srv.CreateCount())
 	}
 }
+
+// TestPolicyReload: an edit of the policy file changes what the running
+// gate lists and allows, and tells the client; a broken edit is logged and
+// the last good policy stays.
+func TestPolicyReload(t *testing.T) {
+	dir := t.TempDir()
+	policyFile := filepath.Join(dir, "policies.yaml")
+	write := func(tools string) {
+		t.Helper()
+		text := fmt.Sprintf("version: 1\naudit:\n  path: %q\ntools:\n%s", filepath.Join(dir, "audit.jsonl"), tools)
+		// Write then rename, as editors do on save.
+		tmp := policyFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, policyFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("  \"*\": allow\n")
+	c, stderr := StdioGate(t, nil, append([]string{"--policy", policyFile, "--"}, Upstream("db")...))
+	changed := make(chan struct{}, 16)
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationToolsListChanged) {
+			changed <- struct{}{}
+		}
+	})
+	listed := func(name string) bool {
+		res, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tool := range res.Tools {
+			if tool.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	if !listed("echo") || Call(t, c, "echo", map[string]any{"text": "hi"}).IsError {
+		t.Fatal("echo not allowed under an allow-all policy")
+	}
+
+	for len(changed) > 0 {
+		<-changed // notifications from the start
+	}
+	write("  echo: deny\n  \"*\": allow\n")
+	select {
+	case <-changed:
+	case <-time.After(time.Minute):
+		t.Fatal("no notifications/tools/list_changed after the policy changed what is listed")
+	}
+	Eventually(t, "echo hidden after the reload", func() error {
+		if listed("echo") {
+			return errors.New("still listed")
+		}
+		return nil
+	})
+	if res := Call(t, c, "echo", map[string]any{"text": "hi"}); !res.IsError || !strings.Contains(Text(t, res), "denied by policies.yaml:5") {
+		t.Fatalf("echo after the reload: %s", Text(t, res))
+	}
+
+	write("  echo: {role: \"\"}\n")
+	Eventually(t, "the broken edit is logged", func() error {
+		if !strings.Contains(stderr.String(), "policies.yaml:5") {
+			return errors.New("no problem logged yet")
+		}
+		return nil
+	})
+	if res := Call(t, c, "echo", map[string]any{"text": "hi"}); !res.IsError || !strings.Contains(Text(t, res), "denied by policies.yaml:5") {
+		t.Fatalf("after a broken edit the last good policy must stay: %s", Text(t, res))
+	}
+	if res := Call(t, c, "whoami", nil); res.IsError {
+		t.Fatalf("whoami refused: the last good policy allows it: %s", Text(t, res))
+	}
+}
