@@ -336,7 +336,7 @@ func (p *Proxy) rebuild() {
 	var resources []server.ServerResource
 	var templates []server.ServerResourceTemplate
 	var prompts []server.ServerPrompt
-	seenURI := map[string]bool{}
+	seenURI := map[string]bool{} // resources and, marked "{}", templates: the first upstream wins
 	for _, u := range p.ups {
 		l := u.listed.Load()
 		if l == nil {
@@ -370,6 +370,10 @@ func (p *Proxy) rebuild() {
 			resources = append(resources, server.ServerResource{Resource: r, Handler: u.readResource})
 		}
 		for _, t := range l.templates {
+			if seenURI["{}"+templateKey(t)] {
+				continue
+			}
+			seenURI["{}"+templateKey(t)] = true
 			rt.order["u"+templateKey(t)] = len(templates)
 			templates = append(templates, server.ServerResourceTemplate{Template: t, Handler: u.readResource})
 		}

@@ -126,6 +126,9 @@ func (u *upstream) serve(ctx context.Context, l *link) error {
 		case <-u.refresh:
 			next := *l
 			if err := u.list(ctx, &next); err != nil {
+				if ctx.Err() != nil {
+					continue // shutting down: the next turn closes the connection
+				}
 				u.log.Warn("upstream relist failed", "upstream", u.cfg.Name, "err", err)
 				continue
 			}

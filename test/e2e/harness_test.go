@@ -199,7 +199,14 @@ func ServeGate(t *testing.T, env []string, args ...string) *Gate {
 // HTTP endpoint.
 func (g *Gate) Client(t *testing.T, opts ...client.ClientOption) *client.Client {
 	t.Helper()
-	tr, err := transport.NewStreamableHTTP(g.URL)
+	return g.ClientWith(t, nil, opts...)
+}
+
+// ClientWith is Client with transport options, e.g. continuous listening
+// for notifications outside any request.
+func (g *Gate) ClientWith(t *testing.T, trOpts []transport.StreamableHTTPCOption, opts ...client.ClientOption) *client.Client {
+	t.Helper()
+	tr, err := transport.NewStreamableHTTP(g.URL, trOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +274,19 @@ func Text(t *testing.T, res *mcp.CallToolResult) string {
 		}
 	}
 	return strings.Join(parts, "\n")
+}
+
+// Receive waits for a value on ch; the long deadline only keeps a broken
+// gate from hanging the test run.
+func Receive[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no %s", what)
+		panic("unreachable")
+	}
 }
 
 // Eventually retries f until it succeeds or a generous deadline passes; for
