@@ -19,9 +19,6 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// errConnClosed reports a call on a connection that has ended.
-var errConnClosed = errors.New("connection closed")
-
 // wireMsg is every JSON-RPC message shape at once, so that one decode tells
 // a response from a request or a notification and keeps the payload raw.
 type wireMsg struct {

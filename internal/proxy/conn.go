@@ -53,7 +53,9 @@ func newHTTPConn(name, url string, headers map[string]string, log *slog.Logger) 
 	} else {
 		tr, err = transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(headers), transport.WithHTTPLogger(log), transport.WithHTTPBasicClient(hc),
 			// list_changed and other unsolicited notifications arrive on
-			// the listening GET stream.
+			// the listening GET stream of the protocol the gate speaks
+			// upstream (2025-11-25).
+			//lint:ignore SA1019 upstreams are spoken to with the initialize handshake
 			transport.WithContinuousListening())
 	}
 	if err != nil {

@@ -578,10 +578,12 @@ func (p *Proxy) subscribe(ctx context.Context, uri string, on bool) {
 	if on {
 		req := mcp.SubscribeRequest{}
 		req.Params.URI = uri
+		//lint:ignore SA1019 upstreams are spoken to with the initialize handshake, which subscribes this way
 		err = l.client.Subscribe(ctx, req)
 	} else {
 		req := mcp.UnsubscribeRequest{}
 		req.Params.URI = uri
+		//lint:ignore SA1019 as Subscribe above
 		err = l.client.Unsubscribe(ctx, req)
 	}
 	if err != nil {
@@ -598,6 +600,7 @@ func (p *Proxy) setLevel(ctx context.Context, level mcp.LoggingLevel) {
 		}
 		req := mcp.SetLevelRequest{}
 		req.Params.Level = level
+		//lint:ignore SA1019 clients of the handshake protocol still set levels; pass them on
 		if err := l.client.SetLevel(ctx, req); err != nil {
 			p.log.Warn("log level not forwarded", "upstream", u.cfg.Name, "err", err)
 		}

@@ -30,7 +30,7 @@ var everythingCalls = map[string]map[string]any{
 // everythingUnstable are tools whose answers differ between two server
 // instances (environment, random ids): they must succeed, not match.
 var everythingUnstable = map[string]map[string]any{
-	"get-env":                 {},
+	"get-env": {},
 	// A tool that runs only as a task: the gate waits for the task's result.
 	"simulate-research-query": {"topic": "proxies"},
 }

@@ -216,6 +216,7 @@ func TestListChangedRefreshesAndNotifies(t *testing.T) {
 		{"stdio", func(t *testing.T) *client.Client { c, _ := stdioUpstreamGate(t); return c }},
 		{"http", func(t *testing.T) *client.Client {
 			g := ServeGate(t, nil, append([]string{"--policy", AllowAllPolicy(t), "--"}, Upstream("test-upstream")...)...)
+			//lint:ignore SA1019 the 2025-11-25 client hears list_changed on the GET stream
 			return g.ClientWith(t, []transport.StreamableHTTPCOption{transport.WithContinuousListening()}, Protocols[0].Opts...)
 		}},
 	}
