@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 )
 
@@ -26,10 +30,10 @@ const (
 // loopback one, so a web page cannot drive the gate from a browser.
 func (p *Proxy) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(StreamablePath, server.NewStreamableHTTPServer(p.srv,
+	mux.Handle(StreamablePath, &directHTTP{p: p, next: server.NewStreamableHTTPServer(p.srv,
 		server.WithEndpointPath(StreamablePath),
 		server.WithStreamableHTTPLogger(p.log),
-	))
+	)})
 	sse := server.NewSSEServer(p.srv,
 		server.WithSSEEndpoint(SSEPath),
 		server.WithMessageEndpoint(MessagePath),
@@ -41,11 +45,18 @@ func (p *Proxy) HTTPHandler() http.Handler {
 }
 
 // originGuard refuses cross-site browser requests: a request that carries an
-// Origin header must come from a loopback origin.
+// Origin header must come from a loopback origin. It also refuses, as
+// mcp-go does behind it, a request that reached a loopback listener under a
+// name that is not loopback (DNS rebinding), because the direct path below
+// answers some requests without mcp-go.
 func originGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" && !loopbackOrigin(origin) {
 			http.Error(w, "Forbidden: cross-origin request", http.StatusForbidden)
+			return
+		}
+		if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && loopbackHost(local.String()) && !loopbackHost(r.Host) {
+			http.Error(w, "Forbidden: invalid Host header", http.StatusForbidden)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -54,13 +65,75 @@ func originGuard(next http.Handler) http.Handler {
 
 func loopbackOrigin(origin string) bool {
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
+	return err == nil && u.Host != "" && loopbackHost(u.Host)
+}
+
+// loopbackHost reports whether host (with or without a port) names a
+// loopback interface.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
 	}
-	host := u.Hostname()
+	host = strings.Trim(host, "[]")
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// maxBody bounds a request body read by the direct path.
+const maxBody = 32 << 20
+
+// directHTTP answers plain tools/call POSTs of established 2025-11-25
+// sessions itself, with the upstream's raw result as a JSON response, and
+// hands every other request to mcp-go's Streamable HTTP server. A call with
+// a progress token takes mcp-go's path, which streams the notifications.
+type directHTTP struct {
+	p    *Proxy
+	next http.Handler
+}
+
+func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sid := r.Header.Get(server.HeaderKeySessionID)
+	if r.Method != http.MethodPost || sid == "" {
+		d.next.ServeHTTP(w, r)
+		return
+	}
+	session, ok := d.p.sessions.Load(sid)
+	if !ok {
+		d.next.ServeHTTP(w, r)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		http.Error(w, "request body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var h head
+	var cp *toolCallParams
+	if json.Unmarshal(body, &h) == nil && h.Method == string(mcp.MethodToolsCall) && len(h.ID) > 0 {
+		cp, ok = directParams(h.Params)
+	}
+	if cp == nil || !ok || progressToken(cp.Meta) != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		d.next.ServeHTTP(w, r)
+		return
+	}
+	ctx := r.Context()
+	var out []byte
+	c, err := d.p.newCall(ctx, cp.Name, cp.Arguments, cp.Meta)
+	if err == nil {
+		c.SessionID = sid
+		c.Client = clientInfo(ctx, session.(server.ClientSession))
+		var res Result
+		if res, err = d.p.call(ctx, c); err == nil {
+			out = resultLine(h.ID, res)
+		}
+	}
+	if err != nil {
+		out = errorLine(h.ID, err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
 }

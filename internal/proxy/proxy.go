@@ -61,6 +61,7 @@ type Proxy struct {
 	call   CallFunc
 
 	routes    atomic.Pointer[routeTable]
+	sessions  sync.Map // session id -> server.ClientSession, of every registered client session
 	rebuildMu sync.Mutex
 	published published // what the MCPServer was last given, to skip no-op updates
 
@@ -200,6 +201,8 @@ func (p *Proxy) NotifyToolsChanged() { p.rebuild() }
 
 func (p *Proxy) newServer() *server.MCPServer {
 	hooks := &server.Hooks{}
+	hooks.AddOnRegisterSession(func(_ context.Context, s server.ClientSession) { p.sessions.Store(s.SessionID(), s) })
+	hooks.AddOnUnregisterSession(func(_ context.Context, s server.ClientSession) { p.sessions.Delete(s.SessionID()) })
 	hooks.AddAfterInitialize(func(ctx context.Context, _ any, _ *mcp.InitializeRequest, res *mcp.InitializeResult) {
 		res.Capabilities, res.Instructions = p.capabilities(ctx)
 	})

@@ -118,6 +118,18 @@ type toolCallParams struct {
 
 var modernMarker = []byte(`"` + mcp.MetaKeyProtocolVersion + `"`)
 
+// directParams decodes tools/call params for the direct path, which serves
+// plain calls of the initialize-handshake generation: not task-augmented,
+// not carrying 2026-07-28 per-request metadata (whose answers mcp-go's
+// server decorates).
+func directParams(params json.RawMessage) (*toolCallParams, bool) {
+	var cp toolCallParams
+	if json.Unmarshal(params, &cp) != nil || len(cp.Task) > 0 || bytes.Contains(cp.Meta, modernMarker) {
+		return nil, false
+	}
+	return &cp, true
+}
+
 func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWriter, line []byte, requests *tracker) {
 	var h head
 	if err := json.Unmarshal(line, &h); err != nil {
@@ -133,9 +145,8 @@ func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWri
 	case h.Method == "" && hasID:
 		return // an answer to a request of ours; the gate sends none to clients
 	case h.Method == string(mcp.MethodToolsCall) && hasID:
-		var cp toolCallParams
-		if json.Unmarshal(h.Params, &cp) == nil && len(cp.Task) == 0 && !bytes.Contains(cp.Meta, modernMarker) {
-			requests.Go(func() { p.directCall(ctx, sess, w, h.ID, &cp) })
+		if cp, ok := directParams(h.Params); ok {
+			requests.Go(func() { p.directCall(ctx, sess, w, h.ID, cp) })
 			return
 		}
 	case h.Method == string(mcp.MethodInitialize):
@@ -229,25 +240,35 @@ func (l *lineWriter) json(v any) {
 	l.write(append(b, '\n'))
 }
 
-func (l *lineWriter) result(id, res json.RawMessage) {
+func (l *lineWriter) result(id, res json.RawMessage) { l.write(resultLine(id, res)) }
+
+func (l *lineWriter) fail(id json.RawMessage, err error) { l.write(errorLine(id, err)) }
+
+func (l *lineWriter) error(id json.RawMessage, code int, message string, data json.RawMessage) {
+	l.write(rpcErrorLine(id, code, message, data))
+}
+
+// resultLine is a JSON-RPC response carrying the raw result res.
+func resultLine(id, res json.RawMessage) []byte {
 	b := make([]byte, 0, len(res)+len(id)+40)
 	b = append(b, `{"jsonrpc":"2.0","id":`...)
 	b = append(b, id...)
 	b = append(b, `,"result":`...)
 	b = append(b, res...)
-	l.write(append(b, "}\n"...))
+	return append(b, "}\n"...)
 }
 
-func (l *lineWriter) fail(id json.RawMessage, err error) {
+// errorLine is a JSON-RPC error response for err; an *RPCError keeps its
+// code.
+func errorLine(id json.RawMessage, err error) []byte {
 	var rpc *RPCError
 	if errors.As(err, &rpc) {
-		l.error(id, rpc.Code, rpc.Message, rpc.Data)
-		return
+		return rpcErrorLine(id, rpc.Code, rpc.Message, rpc.Data)
 	}
-	l.error(id, mcp.INTERNAL_ERROR, err.Error(), nil)
+	return rpcErrorLine(id, mcp.INTERNAL_ERROR, err.Error(), nil)
 }
 
-func (l *lineWriter) error(id json.RawMessage, code int, message string, data json.RawMessage) {
+func rpcErrorLine(id json.RawMessage, code int, message string, data json.RawMessage) []byte {
 	if len(id) == 0 {
 		id = json.RawMessage("null")
 	}
@@ -263,7 +284,7 @@ func (l *lineWriter) error(id json.RawMessage, code int, message string, data js
 		b = append(b, `,"data":`...)
 		b = append(b, data...)
 	}
-	l.write(append(b, "}}\n"...))
+	return append(b, "}}\n"...)
 }
 
 func (l *lineWriter) progress(token json.RawMessage, progress float64, total *float64, message string) {
