@@ -60,10 +60,11 @@ type Proxy struct {
 	byName map[string]*upstream
 	call   CallFunc
 
-	routes    atomic.Pointer[routeTable]
-	sessions  sync.Map // session id -> server.ClientSession, of every registered client session
-	rebuildMu sync.Mutex
-	published published // what the MCPServer was last given, to skip no-op updates
+	routes        atomic.Pointer[routeTable]
+	sessions      sync.Map     // session id -> server.ClientSession, of every registered client session
+	stdioSessions atomic.Int64 // numbers stdio sessions
+	rebuildMu     sync.Mutex
+	published     published // what the MCPServer was last given, to skip no-op updates
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -77,7 +77,7 @@ func newProxy(t *testing.T, opts Options) *Proxy {
 }
 
 // stdioClient connects an mcp-go client to p's stdio front over pipes.
-func stdioClient(t *testing.T, p *Proxy, opts ...client.ClientOption) *client.Client {
+func stdioClient(t testing.TB, p *Proxy, opts ...client.ClientOption) *client.Client {
 	t.Helper()
 	toProxy, fromClient := io.Pipe()
 	toClient, fromProxy := io.Pipe()
@@ -111,7 +111,7 @@ func httpClient(t *testing.T, p *Proxy, opts ...client.ClientOption) *client.Cli
 	return c
 }
 
-func initClient(t *testing.T, c *client.Client) {
+func initClient(t testing.TB, c *client.Client) {
 	t.Helper()
 	ctx := context.Background()
 	if err := c.Start(ctx); err != nil {
@@ -148,7 +148,10 @@ type front struct {
 	connect func(*testing.T, *Proxy, ...client.ClientOption) *client.Client
 }
 
-var fronts = []front{{"stdio", stdioClient}, {"http", httpClient}}
+var fronts = []front{
+	{"stdio", func(t *testing.T, p *Proxy, opts ...client.ClientOption) *client.Client { return stdioClient(t, p, opts...) }},
+	{"http", httpClient},
+}
 
 var protocols = []struct {
 	name string

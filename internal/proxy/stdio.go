@@ -21,7 +21,10 @@ import (
 // protocol generation takes a direct path: raw arguments in, the upstream's
 // raw result out. Everything else goes through mcp-go's server.
 func (p *Proxy) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
-	sess := &stdioSession{notes: make(chan mcp.JSONRPCNotification, 256)}
+	sess := &stdioSession{
+		id:    "stdio-" + strconv.FormatInt(p.stdioSessions.Add(1), 10),
+		notes: make(chan mcp.JSONRPCNotification, 256),
+	}
 	if err := p.srv.RegisterSession(ctx, sess); err != nil {
 		return err
 	}
@@ -307,6 +310,7 @@ func (l *lineWriter) progress(token json.RawMessage, progress float64, total *fl
 
 // stdioSession is the one client of a stdio front.
 type stdioSession struct {
+	id          string
 	notes       chan mcp.JSONRPCNotification
 	initialized atomic.Bool
 	handshake   atomic.Bool // an initialize request was seen: wait for notifications/initialized
@@ -326,7 +330,7 @@ var (
 	_ server.SessionWithResourceSubscriptions = (*stdioSession)(nil)
 )
 
-func (s *stdioSession) SessionID() string { return "stdio" }
+func (s *stdioSession) SessionID() string { return s.id }
 func (s *stdioSession) NotificationChannel() chan<- mcp.JSONRPCNotification {
 	return s.notes
 }
