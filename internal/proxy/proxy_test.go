@@ -149,7 +149,9 @@ type front struct {
 }
 
 var fronts = []front{
-	{"stdio", func(t *testing.T, p *Proxy, opts ...client.ClientOption) *client.Client { return stdioClient(t, p, opts...) }},
+	{"stdio", func(t *testing.T, p *Proxy, opts ...client.ClientOption) *client.Client {
+		return stdioClient(t, p, opts...)
+	}},
 	{"http", httpClient},
 }
 
