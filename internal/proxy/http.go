@@ -113,9 +113,9 @@ func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var h head
 	var cp *toolCallParams
 	if json.Unmarshal(body, &h) == nil && h.Method == string(mcp.MethodToolsCall) && len(h.ID) > 0 {
-		cp, ok = directParams(h.Params)
+		cp, ok = directParams(h.Params, false)
 	}
-	if cp == nil || !ok || progressToken(cp.Meta) != nil {
+	if cp == nil || !ok || cp.m.ProgressToken != nil {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		d.next.ServeHTTP(w, r)
 		return

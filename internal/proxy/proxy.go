@@ -61,8 +61,9 @@ type Proxy struct {
 	call   CallFunc
 
 	routes        atomic.Pointer[routeTable]
-	sessions      sync.Map     // session id -> server.ClientSession, of every registered client session
-	stdioSessions atomic.Int64 // numbers stdio sessions
+	sessions      sync.Map        // session id -> server.ClientSession, of every registered client session
+	stdioSessions atomic.Int64    // numbers stdio sessions
+	serverInfo    json.RawMessage // our Implementation, stamped on 2026-07-28 results
 	rebuildMu     sync.Mutex
 	published     published // what the MCPServer was last given, to skip no-op updates
 
@@ -160,6 +161,7 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 		p.call = opts.Middleware(p.forward)
 	}
 	p.srv = p.newServer()
+	p.serverInfo, _ = json.Marshal(mcp.Implementation{Name: "mcp-gate", Version: opts.Version})
 
 	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, u := range p.ups {

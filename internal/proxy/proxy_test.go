@@ -437,3 +437,24 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestDecorate(t *testing.T) {
+	p := &Proxy{serverInfo: json.RawMessage(`{"name":"mcp-gate","version":"v"}`)}
+	tests := []struct{ name, in, want string }{
+		{"plain", `{"content":[]}`, `{"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"mcp-gate","version":"v"}},"content":[]}`},
+		{"empty", `{}`, `{"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"mcp-gate","version":"v"}}}`},
+		{"own meta kept", `{"_meta":{"k":1},"content":[]}`, `{"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"mcp-gate","version":"v"},"k":1},"content":[],"resultType":"complete"}`},
+		{"own result type kept", `{"resultType":"input_required"}`, `{"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"mcp-gate","version":"v"}},"resultType":"input_required"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := p.decorate(json.RawMessage(tt.in))
+			if string(got) != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+			if !json.Valid(got) {
+				t.Error("invalid JSON")
+			}
+		})
+	}
+}

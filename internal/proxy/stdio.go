@@ -117,20 +117,80 @@ type toolCallParams struct {
 	Arguments json.RawMessage `json:"arguments"`
 	Meta      json.RawMessage `json:"_meta"`
 	Task      json.RawMessage `json:"task"`
+
+	m callMeta // decoded from Meta
 }
 
-var modernMarker = []byte(`"` + mcp.MetaKeyProtocolVersion + `"`)
+// callMeta is what the direct path reads from params._meta.
+type callMeta struct {
+	ProgressToken   json.RawMessage     `json:"progressToken"`
+	ProtocolVersion string              `json:"io.modelcontextprotocol/protocolVersion"`
+	ClientInfo      *mcp.Implementation `json:"io.modelcontextprotocol/clientInfo"`
+}
 
 // directParams decodes tools/call params for the direct path, which serves
-// plain calls of the initialize-handshake generation: not task-augmented,
-// not carrying 2026-07-28 per-request metadata (whose answers mcp-go's
-// server decorates).
-func directParams(params json.RawMessage) (*toolCallParams, bool) {
+// plain calls: not task-augmented, and of protocol version 2026-07-28 only
+// where modern allows it (the caller then decorates the result as that
+// version requires).
+func directParams(params json.RawMessage, modern bool) (*toolCallParams, bool) {
 	var cp toolCallParams
-	if json.Unmarshal(params, &cp) != nil || len(cp.Task) > 0 || bytes.Contains(cp.Meta, modernMarker) {
+	if json.Unmarshal(params, &cp) != nil || len(cp.Task) > 0 {
 		return nil, false
 	}
+	if len(cp.Meta) > 0 {
+		if json.Unmarshal(cp.Meta, &cp.m) != nil {
+			return nil, false
+		}
+		if bytes.Equal(cp.m.ProgressToken, []byte("null")) {
+			cp.m.ProgressToken = nil
+		}
+	}
+	if v := cp.m.ProtocolVersion; v != "" && (!modern || !mcp.IsModernProtocol(v) || !mcp.IsValidProtocolVersion(v)) {
+		return nil, false // mcp-go's server answers unsupported versions
+	}
 	return &cp, true
+}
+
+// decorate stamps a raw result with what protocol version 2026-07-28
+// requires of every result: resultType and the server's identity.
+func (p *Proxy) decorate(res json.RawMessage) json.RawMessage {
+	var has struct {
+		Meta       json.RawMessage `json:"_meta"`
+		ResultType json.RawMessage `json:"resultType"`
+	}
+	if json.Unmarshal(res, &has) != nil {
+		return res
+	}
+	if len(has.Meta) == 0 && len(has.ResultType) == 0 && len(res) > 1 && res[0] == '{' {
+		b := make([]byte, 0, len(res)+len(p.serverInfo)+96)
+		b = append(b, `{"resultType":"complete","_meta":{"`+mcp.MetaKeyServerInfo+`":`...)
+		b = append(b, p.serverInfo...)
+		b = append(b, '}')
+		if rest := bytes.TrimSpace(res[1:]); len(rest) > 0 && rest[0] != '}' {
+			b = append(b, ',')
+		}
+		return append(b, res[1:]...)
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(res, &fields) != nil {
+		return res
+	}
+	if len(has.ResultType) == 0 {
+		fields["resultType"] = json.RawMessage(`"complete"`)
+	}
+	meta := map[string]json.RawMessage{}
+	if len(has.Meta) > 0 && json.Unmarshal(has.Meta, &meta) != nil {
+		return res
+	}
+	if _, ok := meta[mcp.MetaKeyServerInfo]; !ok {
+		meta[mcp.MetaKeyServerInfo] = p.serverInfo
+	}
+	fields["_meta"], _ = json.Marshal(meta)
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return res
+	}
+	return out
 }
 
 func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWriter, line []byte, requests *tracker) {
@@ -148,7 +208,7 @@ func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWri
 	case h.Method == "" && hasID:
 		return // an answer to a request of ours; the gate sends none to clients
 	case h.Method == string(mcp.MethodToolsCall) && hasID:
-		if cp, ok := directParams(h.Params); ok {
+		if cp, ok := directParams(h.Params, true); ok {
 			requests.Go(func() { p.directCall(ctx, sess, w, h.ID, cp) })
 			return
 		}
@@ -188,7 +248,10 @@ func (p *Proxy) directCall(ctx context.Context, sess *stdioSession, w *lineWrite
 	}
 	c.SessionID = sess.SessionID()
 	c.Client = sess.clientInfo()
-	if token := progressToken(cp.Meta); token != nil {
+	if ci := cp.m.ClientInfo; ci != nil {
+		c.Client = ClientInfo{Name: ci.Name, Version: ci.Version}
+	}
+	if token := cp.m.ProgressToken; token != nil {
 		c.relay = func(progress float64, total *float64, message string) {
 			w.progress(token, progress, total, message)
 		}
@@ -207,20 +270,10 @@ func (p *Proxy) directCall(ctx context.Context, sess *stdioSession, w *lineWrite
 		w.fail(id, err)
 		return
 	}
+	if cp.m.ProtocolVersion != "" {
+		res = p.decorate(res)
+	}
 	w.result(id, res)
-}
-
-func progressToken(meta json.RawMessage) json.RawMessage {
-	if len(meta) == 0 {
-		return nil
-	}
-	var m struct {
-		ProgressToken json.RawMessage `json:"progressToken"`
-	}
-	if json.Unmarshal(meta, &m) != nil || bytes.Equal(m.ProgressToken, []byte("null")) {
-		return nil
-	}
-	return m.ProgressToken
 }
 
 // lineWriter writes whole JSON-RPC lines, one at a time.

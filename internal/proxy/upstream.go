@@ -40,6 +40,9 @@ type Clock interface {
 // client numbers its own requests with on the same connection.
 const idBase = 1 << 40
 
+// progressGrace is how long progress for a finished call is still relayed.
+const progressGrace = 2 * time.Second
+
 // stableAfter is how long a connection must live before a later crash
 // restarts it without the accumulated backoff.
 const stableAfter = 30 * time.Second
@@ -321,7 +324,10 @@ func (u *upstream) callTool(ctx context.Context, c *Call) (Result, error) {
 	}
 	if c.relay != nil {
 		u.progress.Store(id, c.relay)
-		defer u.progress.Delete(id)
+		// A server may write its last progress notification after its
+		// answer (mcp-go's does, from another goroutine); a direct client
+		// would still see it, so the token outlives the call briefly.
+		defer time.AfterFunc(progressGrace, func() { u.progress.Delete(id) })
 	}
 	res, err := l.conn.call(ctx, id, string(mcp.MethodToolsCall), params)
 	if err == nil && c.task {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -175,11 +176,14 @@ func TestEverythingProgress(t *testing.T) {
 	if err != nil || res.IsError {
 		t.Fatalf("%v %+v", err, res)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(progress, []float64{1, 2, 3}) {
-		t.Errorf("progress %v, want 1 2 3", progress)
-	}
+	Eventually(t, "every progress notification", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(progress, []float64{1, 2, 3}) {
+			return fmt.Errorf("progress %v, want 1 2 3", progress)
+		}
+		return nil
+	})
 }
 
 func readAlike(t *testing.T, direct, gate *client.Client, uri string) {
