@@ -26,6 +26,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer p.Close()
+	if len(p.gating.policy.Load().Roles()) > 0 {
+		// Activations are made with the gate's one credential, so whoever
+		// can reach this address shares its principal's grants.
+		p.log.Warn("every HTTP client acts as the gate's own PIM principal and shares its grants: serve one user, on loopback or behind an authenticating proxy")
+	}
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
