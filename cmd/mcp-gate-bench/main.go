@@ -67,6 +67,8 @@ var cases = []benchCase{
 	{"HTTP→stdio", 8, modern, directHTTP, gateHTTPStdio},
 	{"HTTP→HTTP", 1, modern, directHTTP, gateHTTPHTTP},
 	{"HTTP→HTTP", 8, modern, directHTTP, gateHTTPHTTP},
+	{cachedGrantCase, 1, legacy, gateStdio, gateStdioCachedGrant},
+	{cachedGrantCase, 1, modern, gateStdio, gateStdioCachedGrant},
 }
 
 // target is a goal the results are held to.
@@ -76,7 +78,7 @@ type target struct {
 	value func(results map[string]result) (got string, met, ok bool)
 }
 
-var targets = []target{
+var targets = append([]target{
 	p50Target(legacy), p50Target(modern),
 	throughputTarget(legacy), throughputTarget(modern),
 	{"gate idle RSS (largest of all runs)", "≤ 15 MiB", func(results map[string]result) (string, bool, bool) {
@@ -86,7 +88,7 @@ var targets = []target{
 		}
 		return mib(idle), idle <= 15*1024, idle > 0
 	}},
-}
+}, append(cachedGrantTargets(legacy), cachedGrantTargets(modern)...)...)
 
 func p50Target(protocol string) target {
 	return target{"stdio→stdio c=1 " + protocol + " p50, gate/direct", "≤ 2.0×", ratioTarget(caseKey("stdio→stdio", 1, protocol), func(r result) float64 {
@@ -117,6 +119,7 @@ type result struct {
 	idleKB, peakKB    int64         // the gate's RSS after start and at its peak; 0 when unknown
 	idleAnonKB        int64         // the anonymous part of idleKB; the rest is mapped binary
 	cpuPerCall        time.Duration // the gate's CPU time per call; 0 when unknown
+	graphHits         int           // Graph requests during the measured calls; -1 when no emulator runs
 	err               error
 }
 
@@ -149,7 +152,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	e := &env{bin: *bin, policy: filepath.Join(dir, "policy.yaml"), logs: io.Discard}
+	e := &env{bin: *bin, dir: dir, policy: filepath.Join(dir, "policy.yaml"), logs: io.Discard}
 	if *verbose {
 		e.logs = stderr
 	}
@@ -285,6 +288,10 @@ func (b *bench) compare(ctx context.Context, bc benchCase) (res result) {
 	}
 	defer subj.sys.stop()
 
+	hits0 := -1
+	if subj.sys.graphHits != nil {
+		hits0 = subj.sys.graphHits()
+	}
 	var cpu0 time.Duration
 	if subj.sys.gatePID != 0 {
 		if cpu0, err = cpuTime(subj.sys.gatePID); err != nil {
@@ -304,7 +311,10 @@ func (b *bench) compare(ctx context.Context, bc benchCase) (res result) {
 			return result{err: fmt.Errorf("%s: %w", bc.subject.name, err)}
 		}
 	}
-	res = result{baseline: summarize(base.lat, base.wall), subject: summarize(subj.lat, subj.wall), idleKB: idle.rssKB, idleAnonKB: idle.anonKB}
+	res = result{baseline: summarize(base.lat, base.wall), subject: summarize(subj.lat, subj.wall), idleKB: idle.rssKB, idleAnonKB: idle.anonKB, graphHits: -1}
+	if hits0 >= 0 {
+		res.graphHits = subj.sys.graphHits() - hits0
+	}
 	if subj.sys.gatePID != 0 {
 		if res.peakKB, err = rssKB(subj.sys.gatePID, "VmHWM"); err != nil {
 			return result{err: err}

@@ -22,6 +22,7 @@ import (
 // env is what every setup needs to start its processes.
 type env struct {
 	bin    string    // directory holding test-upstream and mcp-gate
+	dir    string    // the run's scratch directory
 	policy string    // an allow-everything policy file for the gate
 	logs   io.Writer // child processes' stderr
 }
@@ -36,7 +37,10 @@ type system struct {
 	// workers share.
 	sessions func(ctx context.Context, n int) ([]*client.Client, error)
 	gatePID  int // the gate process, sampled for RSS; 0 when no gate runs
-	stop     func()
+	// graphHits counts the requests its PIM emulator served; nil when the
+	// system has none.
+	graphHits func() int
+	stop      func()
 }
 
 // setup starts a system under test.

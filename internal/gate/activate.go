@@ -34,23 +34,11 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 	if act == nil {
 		return g.refuse(ctx, rec, fmt.Sprintf("%s, but no approvals backend is configured: add an approvals: section to the policy", d.Why()))
 	}
-	// Signing in and resolving the role happen before the activation, whose
-	// lifetime bounds everything after; bound them by the user's patience.
-	rctx, cancel := context.WithTimeout(ctx, lookupBound(ap.Wait))
-	defer cancel()
-	principal, err := act.Principal(rctx)
-	if err == nil && !pim.IsGUID(principal) {
-		err = fmt.Errorf("%w: got %q", pim.ErrInvalidPrincipal, principal)
+	principal, roleID, refusal := g.identify(ctx, d, ap.Wait)
+	rec.Principal, rec.RoleDefinitionID = principal, roleID
+	if refusal != "" {
+		return g.refuse(ctx, rec, refusal)
 	}
-	if err != nil {
-		return g.refuse(ctx, rec, "refused: cannot tell who is calling: "+pim.UserMessage(err))
-	}
-	rec.Principal = principal
-	roleID, err := act.ResolveRole(rctx, d.Role)
-	if err != nil {
-		return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' (%s): %s", d.Role, d.Rule, pim.UserMessage(err)))
-	}
-	rec.RoleDefinitionID = roleID
 	key := grants.Key{Principal: principal, RoleID: roleID, Scope: directoryScope}
 	if gr, ok := g.cfg.Grants.Live(key); ok {
 		rec.RequestID = gr.RequestID
@@ -182,6 +170,41 @@ func refusal(role, requestID string, err error) string {
 		msg += fmt.Sprintf(" (PIM request %s)", requestID)
 	}
 	return msg
+}
+
+// identify returns the caller's principal and the role's definition id, or
+// why they are not to be had. Both are asked of the Activator once and then
+// remembered, so that a call on a cached grant costs no lookup.
+func (g *Gate) identify(ctx context.Context, d policy.Decision, wait time.Duration) (principal, roleID, refusal string) {
+	p, havePrincipal := g.principal.Load().(string)
+	id, haveRole := g.roleIDs.Load(d.Role)
+	if havePrincipal && haveRole {
+		return p, id.(string), ""
+	}
+	// Signing in and resolving the role happen before the activation, whose
+	// lifetime bounds everything after; bound them by the user's patience.
+	ctx, cancel := context.WithTimeout(ctx, lookupBound(wait))
+	defer cancel()
+	if !havePrincipal {
+		var err error
+		p, err = g.cfg.Activator.Principal(ctx)
+		if err == nil && !pim.IsGUID(p) {
+			err = fmt.Errorf("%w: got %q", pim.ErrInvalidPrincipal, p)
+		}
+		if err != nil {
+			return "", "", "refused: cannot tell who is calling: " + pim.UserMessage(err)
+		}
+		g.principal.Store(p)
+	}
+	if !haveRole {
+		rid, err := g.cfg.Activator.ResolveRole(ctx, d.Role)
+		if err != nil {
+			return p, "", fmt.Sprintf("refused: PIM role '%s' (%s): %s", d.Role, d.Rule, pim.UserMessage(err))
+		}
+		g.roleIDs.Store(d.Role, rid)
+		id = rid
+	}
+	return p, id.(string), ""
 }
 
 // lookupBound is how long signing in and resolving a role may take: the

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -70,6 +72,9 @@ type Config struct {
 type Gate struct {
 	cfg Config
 	log *slog.Logger
+
+	principal atomic.Value // string: the Activator's principal, once known
+	roleIDs   sync.Map     // role as the policy names it -> role definition id
 }
 
 // New returns a Gate, or an error when a required dependency is missing.

@@ -251,6 +251,9 @@ func TestGrantedCallIsForwardedAndCached(t *testing.T) {
 	if h.up.calls.Load() != 2 || len(h.act.started) != 0 {
 		t.Fatalf("second call: forwarded %d, activations pending %d", h.up.calls.Load(), len(h.act.started))
 	}
+	if got := h.act.resolved.Load(); got != 1 {
+		t.Fatalf("role resolved %d times, want once: the cached path must make no lookup", got)
+	}
 	// Past the grant's end less the margin: a new activation.
 	h.clk.Advance(9*time.Minute + 31*time.Second)
 	done = h.callAsync(t.Context(), &proxy.Call{Tool: "drop_table"})
