@@ -141,7 +141,7 @@ func (d *demo) steps(ctx context.Context, cli *client.Client) error {
 			return fmt.Errorf("step %d: %w", i+1, err)
 		}
 		text := resultText(res)
-		took := time.Since(t0).Round(time.Millisecond)
+		took := readable(time.Since(t0))
 		verdict := "result"
 		if res.IsError {
 			verdict = "refused"
@@ -291,6 +291,14 @@ func (d *demo) startGate(ctx context.Context, policyFile string) (*client.Client
 	}
 	d.say("mcp-gate started in front of the demo upstream (%s, protocol %s) with policy %s", res.ServerInfo.Name, res.ProtocolVersion, filepath.Base(policyFile))
 	return cli, nil
+}
+
+// readable rounds d to what a reader of the timeline cares about.
+func readable(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Microsecond)
 }
 
 func resultText(res *mcp.CallToolResult) string {

@@ -164,9 +164,12 @@ func waiting(role string, p grants.Progress, elapsed time.Duration) string {
 
 // refusal explains why an activation did not give a grant.
 func refusal(role, requestID string, err error) string {
-	msg := fmt.Sprintf("refused: PIM role '%s' was not activated: %s", role, pim.UserMessage(err))
 	var re *pim.RefusedError
-	if requestID != "" && !errors.As(err, &re) {
+	if errors.As(err, &re) {
+		return "refused: " + re.UserMessage() // names the role and the request
+	}
+	msg := fmt.Sprintf("refused: PIM role '%s' was not activated: %s", role, pim.UserMessage(err))
+	if requestID != "" {
 		msg += fmt.Sprintf(" (PIM request %s)", requestID)
 	}
 	return msg
