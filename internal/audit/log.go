@@ -141,6 +141,17 @@ func (l *Log) Write(_ context.Context, r Record) error {
 	return nil
 }
 
+// Err reports why the log can take no more records: ErrClosed after Close,
+// or the failure that made it unusable. It is nil while the log works.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return ErrClosed
+	}
+	return l.err
+}
+
 // Close syncs and closes the file. Later Writes return ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()

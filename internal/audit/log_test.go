@@ -326,6 +326,9 @@ func TestWriteRefusesAfterTruncation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l := openLog(t, path)
 	writeN(t, l, 0, 2)
+	if err := l.Err(); err != nil {
+		t.Fatalf("Err of a working log = %v", err)
+	}
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -333,6 +336,9 @@ func TestWriteRefusesAfterTruncation(t *testing.T) {
 		if err := l.Write(context.Background(), record(2)); err == nil || !strings.Contains(err.Error(), "truncated") {
 			t.Errorf("Write after truncation: error = %v, want one saying truncated", err)
 		}
+	}
+	if err := l.Err(); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("Err after truncation = %v, want the failure", err)
 	}
 }
 
@@ -343,6 +349,9 @@ func TestWriteAfterClose(t *testing.T) {
 	}
 	if err := l.Write(context.Background(), record(0)); !errors.Is(err, ErrClosed) {
 		t.Errorf("Write after Close = %v, want ErrClosed", err)
+	}
+	if err := l.Err(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Err after Close = %v, want ErrClosed", err)
 	}
 	if err := l.Close(); err != nil {
 		t.Errorf("second Close = %v", err)

@@ -34,9 +34,12 @@ type Activator interface {
 	Activate(ctx context.Context, req pim.Request, onStatus func(pim.Status)) (pim.Grant, error)
 }
 
-// Auditor records decisions; *audit.Log is one.
+// Auditor records decisions; *audit.Log is one. Err is non-nil once it can
+// take no more records: the gate then refuses every call, since a call it
+// cannot account for is one it must not let through.
 type Auditor interface {
 	Write(ctx context.Context, r audit.Record) error
+	Err() error
 }
 
 // Clock is the time source; tests pass a fake one.
@@ -135,6 +138,10 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 		Upstream: c.Upstream,
 	}
 	g.redact(&rec, pol, c.Arguments)
+	if err := g.cfg.Audit.Err(); err != nil {
+		rec.Decision, rec.Rule = audit.DecisionDeny, pol.File()
+		return g.refuse(ctx, &rec, "refused: mcp-gate cannot write its audit log, so it lets no call through until that is fixed and it is restarted: "+err.Error())
+	}
 
 	var args map[string]any
 	if pol.NeedsArgs(c.Tool) && len(c.Arguments) > 0 {

@@ -92,6 +92,13 @@ func (f *fakeActivator) Activate(ctx context.Context, req pim.Request, onStatus 
 type memAudit struct {
 	mu   sync.Mutex
 	recs []audit.Record
+	err  error // what Err reports
+}
+
+func (m *memAudit) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
 }
 
 func (m *memAudit) Write(_ context.Context, r audit.Record) error {
@@ -328,6 +335,21 @@ func TestRefusedBeforeAnyActivation(t *testing.T) {
 				t.Fatal("activation started or call forwarded")
 			}
 		})
+	}
+}
+
+func TestBrokenAuditLogRefusesEveryCall(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	h.audit.err = errors.New("disk full")
+	res, err := h.next(t.Context(), &proxy.Call{Tool: "read_rows"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, isErr := toolError(t, res); !isErr || !strings.Contains(text, "audit log") || !strings.Contains(text, "disk full") {
+		t.Fatalf("answer = %q, want a refusal naming the audit failure", text)
+	}
+	if h.up.calls.Load() != 0 {
+		t.Fatal("a call was forwarded while the audit log was broken")
 	}
 }
 
