@@ -188,13 +188,16 @@ func (s *Server) progress(ctx context.Context, req mcp.CallToolRequest) (*mcp.Ca
 	if req.Params.Meta != nil {
 		token = req.Params.Meta.ProgressToken
 	}
-	for i := 1; i <= steps; i++ {
+	// Each step waits, then reports. mcp-go writes notifications from a
+	// goroutine of their own, so without a last wait the final report could
+	// leave after the result, where a client's request stream has ended.
+	for i := 1; i <= steps+1; i++ {
 		select {
 		case <-s.opts.Clock.After(delay):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if token == nil {
+		if token == nil || i > steps {
 			continue
 		}
 		err := s.mcp.SendNotificationToClient(ctx, string(mcp.MethodNotificationProgress), map[string]any{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"sync"
 	"testing"
@@ -226,5 +227,9 @@ func wire(t *testing.T, v any) string {
 		delete(m, "resultType")
 	}
 	b, _ = json.Marshal(generic)
-	return string(b)
+	return createdAt.ReplaceAllString(string(b), "created at TIME")
 }
+
+// createdAt is the clock time server-everything puts in its dynamic
+// resources: two instances started a second apart differ there only.
+var createdAt = regexp.MustCompile(`created at \d{1,2}:\d{2}:\d{2}[\s\x{202f}\x{a0}]?[AP]M`)

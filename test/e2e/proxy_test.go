@@ -144,7 +144,7 @@ func TestProgressRelay(t *testing.T) {
 				})
 				req := mcp.CallToolRequest{}
 				req.Params.Name = "progress"
-				req.Params.Arguments = map[string]any{"steps": 3, "delay_ms": 5}
+				req.Params.Arguments = map[string]any{"steps": 3, "delay_ms": 50}
 				req.Params.Meta = &mcp.Meta{ProgressToken: "client-token-7"}
 				res, err := c.CallTool(context.Background(), req)
 				if err != nil || res.IsError {
