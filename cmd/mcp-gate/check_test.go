@@ -37,10 +37,16 @@ func TestCheckFiveMistakes(t *testing.T) {
 	}
 }
 
-func TestCheckExamplePolicy(t *testing.T) {
-	stdout, stderr, code := runPolicyCmd(t, "check", "../../policies.yaml")
-	if code != 0 || stdout != "ok: 13 rules\n" || stderr != "" {
-		t.Fatalf("check policies.yaml: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+func TestCheckExamplePolicies(t *testing.T) {
+	tests := []struct{ file, want string }{
+		{"../../policies.yaml", "ok: 13 rules\n"},
+		{"../../examples/claude-desktop/policies.yaml", "ok: 15 rules\n"},
+	}
+	for _, tt := range tests {
+		stdout, stderr, code := runPolicyCmd(t, "check", tt.file)
+		if code != 0 || stdout != tt.want || stderr != "" {
+			t.Errorf("check %s: exit %d, stdout %q, stderr %q", tt.file, code, stdout, stderr)
+		}
 	}
 }
 
