@@ -167,8 +167,12 @@ func (s *Server) sleep(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallT
 	if err != nil {
 		return mcp.NewToolResultError(err.Error()), nil
 	}
+	// Tests wait for this line to know the call has arrived before they
+	// cancel it.
+	wake := s.opts.Clock.After(time.Duration(ms * float64(time.Millisecond)))
+	fmt.Fprintf(s.opts.Stderr, "started sleep %s\n", req.GetString("marker", "-"))
 	select {
-	case <-s.opts.Clock.After(time.Duration(ms * float64(time.Millisecond))):
+	case <-wake:
 		return mcp.NewToolResultText(fmt.Sprintf("slept %g ms", ms)), nil
 	case <-ctx.Done():
 		s.cancelled.Add(1)

@@ -192,6 +192,9 @@ func TestSleepCancelledIsCounted(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("cancelled call returned no error")
 	}
+	if line := <-h.stderr; line != "started sleep m1" {
+		t.Fatalf("stderr = %q, want %q", line, "started sleep m1")
+	}
 	if line := <-h.stderr; line != "cancelled sleep m1" {
 		t.Fatalf("stderr = %q, want %q", line, "cancelled sleep m1")
 	}

@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -187,10 +186,13 @@ func TestCancellationReachesUpstream(t *testing.T) {
 					_, err := TryCall(ctx, c, "sleep", map[string]any{"ms": 600000, "marker": "m-" + pv.Name})
 					done <- err
 				}()
-				// The call must be at the upstream before it is cancelled;
-				// nothing shows that, so give it a moment (the assertion
-				// below does not depend on how long this takes).
-				time.Sleep(300 * time.Millisecond)
+				// The call must be at the upstream before it is cancelled.
+				Eventually(t, "the call reached the upstream", func() error {
+					if !strings.Contains(stderr.String(), "[test-upstream] started sleep m-"+pv.Name) {
+						return errors.New("not yet")
+					}
+					return nil
+				})
 				cancel()
 				if err := <-done; err == nil {
 					t.Fatal("cancelled call succeeded")
@@ -299,7 +301,7 @@ func TestHeldCallsDoNotBlockOthers(t *testing.T) {
 	const held = 50
 	for _, f := range fronts {
 		t.Run(f.name, func(t *testing.T) {
-			c, _ := f.connect(t, Protocols[0].Opts...)
+			c, stderr := f.connect(t, Protocols[0].Opts...)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var finished atomic.Int32
@@ -313,10 +315,14 @@ func TestHeldCallsDoNotBlockOthers(t *testing.T) {
 				})
 			}
 			started.Wait()
-			// Nothing reports a call's arrival at the upstream; a moment
-			// lets the 50 get there, so that the count of cancellations
-			// below is exact. No assertion depends on how long it takes.
-			time.Sleep(time.Second)
+			// All 50 must be held at the upstream, so that the count of
+			// cancellations below is exact.
+			Eventually(t, "every held call reached the upstream", func() error {
+				if n := strings.Count(stderr.String(), "] started sleep "); n != held {
+					return fmt.Errorf("%d of %d", n, held)
+				}
+				return nil
+			})
 			if got := Text(t, Call(t, c, "echo", map[string]any{"text": "fast"})); got != "fast" {
 				t.Errorf("echo: %q", got)
 			}
