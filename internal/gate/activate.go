@@ -88,8 +88,10 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role
 		if c.Progress == nil {
 			return
 		}
-		elapsed := g.cfg.Clock.Now().Sub(started).Round(time.Second)
-		c.Progress(ctx, elapsed.Seconds(), waiting(role, p, elapsed))
+		// MCP wants progress to grow with every notification: the value is
+		// the unrounded wait, the sentence the rounded one.
+		elapsed := g.cfg.Clock.Now().Sub(started)
+		c.Progress(ctx, elapsed.Seconds(), waiting(role, p, elapsed.Round(time.Second)))
 		told = p
 	}
 	for {

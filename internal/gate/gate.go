@@ -171,11 +171,12 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 func (g *Gate) redact(rec *audit.Record, pol *policy.Policy, raw json.RawMessage) {
 	keys, sum, err := audit.ArgsDigest(raw)
 	if err != nil {
-		// Not JSON: still fingerprint what came, without showing it.
-		keys, sum, _ = audit.ArgsDigest(nil)
+		// Arguments that cannot be canonicalised (invalid UTF-8, say) get no
+		// digest rather than one that would stand for other arguments.
+		return
 	}
 	rec.ArgKeys, rec.ArgsSHA256 = keys, sum
-	if pol.Audit().Arguments == policy.ArgumentsClear && err == nil && len(raw) > 0 {
+	if pol.Audit().Arguments == policy.ArgumentsClear && len(raw) > 0 {
 		rec.Args = raw
 	}
 }

@@ -229,6 +229,22 @@ func TestAllowAndDenyNeedNoActivation(t *testing.T) {
 	}
 }
 
+func TestUndigestibleArgumentsGetNoDigest(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	if _, err := h.next(t.Context(), &proxy.Call{Tool: "read_rows", Arguments: json.RawMessage("{\"t\":\"\xff\"}")}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := h.audit.last(t); rec.ArgsSHA256 != "" || rec.ArgKeys != nil {
+		t.Fatalf("audit = %+v: arguments that cannot be canonicalised must get no digest", rec)
+	}
+	if _, err := h.next(t.Context(), &proxy.Call{Tool: "read_rows"}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := h.audit.last(t); rec.ArgsSHA256 == "" {
+		t.Fatal("no digest for absent arguments")
+	}
+}
+
 func TestGrantedCallIsForwardedAndCached(t *testing.T) {
 	h := newHarness(t, testPolicy)
 	done := h.callAsync(t.Context(), &proxy.Call{Tool: "drop_table", Arguments: json.RawMessage(`{"table":"users"}`)})
@@ -414,7 +430,8 @@ func TestZeroWaitGivesReceiptOnceRequested(t *testing.T) {
 func TestProgressWhileWaiting(t *testing.T) {
 	h := newHarness(t, testPolicy)
 	msgs := make(chan string, 8)
-	c := &proxy.Call{Tool: "drop_table", Progress: func(_ context.Context, _ float64, m string) { msgs <- m }}
+	values := make(chan float64, 8)
+	c := &proxy.Call{Tool: "drop_table", Progress: func(_ context.Context, v float64, m string) { values <- v; msgs <- m }}
 	done := h.callAsync(t.Context(), c)
 	a := <-h.act.started
 	a.onStatus(pim.Status{RequestID: "req-5", Status: "PendingApproval"})
@@ -422,6 +439,9 @@ func TestProgressWhileWaiting(t *testing.T) {
 	// status; a repeated status report from PIM adds nothing.
 	for i := range 3 {
 		msg := <-msgs
+		if v := <-values; v != float64(5*i) {
+			t.Errorf("progress %d: value %v, want %d (seconds waited)", i, v, 5*i)
+		}
 		for _, want := range []string{"Database Administrator", "req-5", "PendingApproval", "Approve requests"} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("progress %d: %q does not contain %q", i, msg, want)
@@ -435,9 +455,13 @@ func TestProgressWhileWaiting(t *testing.T) {
 		h.clk.Advance(DefaultProgressEvery)
 	}
 	a.onStatus(pim.Status{RequestID: "req-5", Status: "PendingApproval"})
+	h.clk.Advance(1500 * time.Millisecond) // less than a second: the value must still grow
 	a.onStatus(pim.Status{RequestID: "req-5", Status: "Granted"})
 	if msg := <-msgs; !strings.Contains(msg, "Granted") {
 		t.Fatalf("progress after a status change = %q, want the new status", msg)
+	}
+	if v := <-values; v != 11.5 {
+		t.Errorf("progress value after 11.5 s = %v", v)
 	}
 	a.result <- activationResult{grant: pim.Grant{RequestID: "req-5", End: t0.Add(time.Hour)}}
 	<-done
