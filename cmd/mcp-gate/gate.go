@@ -71,7 +71,7 @@ func loadGating(path string, log *slog.Logger, stderr io.Writer) (*gating, error
 		return nil, err
 	}
 	cfg := gate.Config{Policy: g.policy.Load, Grants: cache, Audit: g.audit, Clock: clock.Real{}, Logger: log}
-	if act != nil {
+	if act != nil { // a nil *pim.Client in the interface would not read as "no backend"
 		cfg.Activator = act
 	}
 	if g.gate, err = gate.New(cfg); err != nil {
