@@ -35,7 +35,7 @@ type demo struct {
 	start     time.Time
 
 	mu       sync.Mutex
-	progress []string // progress messages of the call in flight
+	heard int // progress notifications during the call in flight
 }
 
 // say prints one timeline line, stamped with the time since the start.
@@ -130,7 +130,7 @@ func (d *demo) steps(ctx context.Context, cli *client.Client) error {
 		argsJSON, _ := json.Marshal(c.args)
 		d.say("%d. %s: %s %s", i+1, c.title, c.tool, argsJSON)
 		d.mu.Lock()
-		d.progress = nil
+		d.heard = 0
 		d.mu.Unlock()
 		t0 := time.Now()
 		req := mcp.CallToolRequest{}
@@ -148,7 +148,7 @@ func (d *demo) steps(ctx context.Context, cli *client.Client) error {
 		}
 		d.say("   %s after %v: %s", verdict, took, text)
 		d.mu.Lock()
-		heard := len(d.progress)
+		heard := d.heard
 		d.mu.Unlock()
 		switch {
 		case res.IsError != c.wantError || !strings.Contains(text, c.want):
@@ -277,7 +277,7 @@ func (d *demo) startGate(ctx context.Context, policyFile string) (*client.Client
 		}
 		msg, _ := n.Params.AdditionalFields["message"].(string)
 		d.mu.Lock()
-		d.progress = append(d.progress, msg)
+		d.heard++
 		d.mu.Unlock()
 		d.say("   progress: %s", msg)
 	})
