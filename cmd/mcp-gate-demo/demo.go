@@ -34,7 +34,7 @@ type demo struct {
 	out, logs io.Writer
 	start     time.Time
 
-	mu       sync.Mutex
+	mu    sync.Mutex
 	heard int // progress notifications during the call in flight
 }
 
