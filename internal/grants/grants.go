@@ -111,13 +111,25 @@ func (c *Cache) live(g Grant) bool {
 }
 
 // Join makes the caller a waiter on the activation for k, starting it with
-// activate when none is in flight. Every Join must be followed by exactly one
-// Leave or successful Background on the returned Waiter.
+// activate when none is in flight. When a grant for k became live since the
+// caller's Live (an activation finished in between), the Waiter is done at
+// once with that grant, so that no second activation starts. Every Join must
+// be followed by exactly one Leave or successful Background on the returned
+// Waiter.
 func (c *Cache) Join(k Key, activate ActivateFunc) *Waiter {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f, ok := c.fly[k]
 	if !ok {
+		// run caches the grant before it drops its flight under mu, so a
+		// flight gone here has left its grant in the cache.
+		if g, live := c.Live(k); live {
+			f = &flight{done: make(chan struct{}), updated: make(chan struct{}), cancel: func() {}, started: c.cfg.Clock.Now(),
+				finished: true, grant: g}
+			close(f.done)
+			f.waiters++
+			return &Waiter{c: c, k: k, f: f}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Lifetime)
 		f = &flight{done: make(chan struct{}), updated: make(chan struct{}), cancel: cancel, started: c.cfg.Clock.Now()}
 		c.fly[k] = f

@@ -348,3 +348,40 @@ func BenchmarkLiveHit(b *testing.B) {
 		}
 	}
 }
+
+// An activation that finishes between a caller's Live (a miss) and its Join
+// must not make Join start a second one: Join finds the grant under its lock.
+func TestJoinAfterActivationFinishedSinceLiveStartsNone(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk)
+	k := Key{Principal: "p1", RoleID: "r1", Scope: "/"}
+	first := newGate()
+	w1 := c.Join(k, first.activate)
+	<-first.started
+	if err := w1.Background(); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, live := c.Live(k); live {
+		t.Fatal("Live before the grant")
+	}
+	// The background activation finishes now, after the caller's Live.
+	want := Grant{RequestID: "req-1", Start: t0, End: t0.Add(time.Hour)}
+	first.release <- want
+	<-w1.Done()
+
+	second := newGate()
+	w2 := c.Join(k, second.activate)
+	defer w2.Leave()
+	select {
+	case <-w2.Done():
+	default:
+		t.Fatal("Join started waiting although the grant is live")
+	}
+	if got, err := w2.Result(); err != nil || got != want {
+		t.Fatalf("Result = %+v, %v; want %+v", got, err, want)
+	}
+	if n := second.runs.Load(); n != 0 {
+		t.Fatalf("a second activation ran (%d)", n)
+	}
+}
