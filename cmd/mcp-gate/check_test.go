@@ -149,3 +149,43 @@ func TestExplainErrors(t *testing.T) {
 		t.Errorf("check on an invalid file returned %v, want exitError(1)", err)
 	}
 }
+
+// TestCheckMistakes: slips a loose reading would accept are errors at
+// file:line:col, and check exits 1.
+func TestCheckMistakes(t *testing.T) {
+	const approvals = "version: 1\napprovals: {tenantId: 00000000-1111-2222-3333-444444444444}\n"
+	tests := []struct {
+		name, src string
+		want      []string // lines of stdout, after "FILE:"
+	}{
+		{"tab", "version: 1\ntools:\n  a: allow\n\tb: deny\n", []string{
+			"4:1: tabs are not allowed in YAML; indent with spaces",
+		}},
+		{"indentation", approvals + "tools:\n  db__drop:\n    - when: {name: prod}\n      role: DBA\n     - allow\n", []string{
+			"7:6: YAML syntax: did not find expected '-' indicator; check the indentation: the keys of one mapping, and the items of one list, must line up",
+		}},
+		{"keywords, roles and upstream names", approvals + "upstreams:\n  db_: {command: [./db]}\ntools:\n  a: {role: DBA, ticket: requried}\n  b: {role: deadbeef, justification: requird}\n  c: {role: 1234-5678}\n", []string{
+			`4:3: upstreams: name "db_" is ambiguous in tool names, which are UPSTREAM__TOOL: a name must not contain "__" or end with _`,
+			`6:26: tools["a"].ticket: unknown keyword "requried" (did you mean "required"?); write required, or a text of more than one word`,
+			`7:13: tools["b"].role: "deadbeef" looks like a role definition id but is not a GUID; want 8-4-4-4-12 hex digits`,
+			`7:38: tools["b"].justification: unknown keyword "requird" (did you mean "required"?); write required, or a text of more than one word`,
+			`8:13: tools["c"].role: "1234-5678" looks like a role definition id but is not a GUID; want 8-4-4-4-12 hex digits`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "policies.yaml")
+			if err := os.WriteFile(file, []byte(tt.src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			stdout, _, code := runPolicyCmd(t, "check", file)
+			var want strings.Builder
+			for _, w := range tt.want {
+				want.WriteString(file + ":" + w + "\n")
+			}
+			if stdout != want.String() || code != 1 {
+				t.Fatalf("check: exit %d, stdout:\n%s\nwant exit 1 and:\n%s", code, stdout, want.String())
+			}
+		})
+	}
+}

@@ -122,8 +122,12 @@ func (ps *parser) upstreams(n *yaml.Node) {
 	ps.pairs(n, "upstreams", func(k, v *yaml.Node) {
 		name := k.Value
 		where := "upstreams." + name
-		if !upstreamNameRE.MatchString(name) || strings.Contains(name, "__") {
-			ps.errorf(k, "upstreams: name %q: use letters, digits, - and _, and not \"__\" (it separates upstream and tool in tool names)", name)
+		switch {
+		case !upstreamNameRE.MatchString(name):
+			ps.errorf(k, "upstreams: name %q: use letters, digits, - and _, starting with a letter or digit", name)
+		case strings.Contains(name, "__") || strings.HasSuffix(name, "_"):
+			// a_'s tool x and a's tool _x would both be a___x.
+			ps.errorf(k, "upstreams: name %q is ambiguous in tool names, which are UPSTREAM__TOOL: a name must not contain \"__\" or end with _", name)
 		}
 		u := Upstream{Name: name}
 		var command, url bool

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -103,7 +102,7 @@ func (ps *parser) document(data []byte) *yaml.Node {
 		if errors.Is(err, io.EOF) {
 			ps.add(SeverityError, 1, 1, "the file is empty; a policy needs at least version: 1 and tools:")
 		} else {
-			ps.yamlError(err)
+			ps.yamlError(data, err)
 		}
 		return nil
 	}
@@ -111,7 +110,7 @@ func (ps *parser) document(data []byte) *yaml.Node {
 	switch err := dec.Decode(&next); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		ps.yamlError(err)
+		ps.yamlError(data, err)
 	default:
 		ps.errorf(&next, "a policy file holds one YAML document; remove this second one")
 	}
@@ -121,37 +120,6 @@ func (ps *parser) document(data []byte) *yaml.Node {
 		return nil
 	}
 	return root
-}
-
-func (ps *parser) yamlError(err error) {
-	msg, line := strings.TrimPrefix(err.Error(), "yaml: "), 1
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-		// yaml.v3 reports scanner errors with 1-based lines but parser
-		// errors with 0-based ones (the line where the enclosing block
-		// starts).
-		if slices.Contains(yamlParserProblems, msg) {
-			line++
-		}
-	}
-	ps.add(SeverityError, line, 1, "YAML syntax: %s", msg)
-}
-
-// yamlParserProblems are the messages of yaml.v3's parser (not scanner)
-// errors.
-var yamlParserProblems = []string{
-	"did not find expected ',' or ']'",
-	"did not find expected ',' or '}'",
-	"did not find expected '-' indicator",
-	"did not find expected <document start>",
-	"did not find expected <stream-start>",
-	"did not find expected key",
-	"did not find expected node content",
-	"found duplicate %TAG directive",
-	"found duplicate %YAML directive",
-	"found incompatible YAML document",
-	"found undefined tag handle",
 }
 
 func (ps *parser) top(root *yaml.Node) {
@@ -363,18 +331,23 @@ func (ps *parser) guid(n *yaml.Node, where string) string {
 	return s
 }
 
-// looksLikeGUID tells a role definition id with a typo from a display
-// name: only hex digits and dashes, and long enough to be meant as an id.
+// looksLikeGUID tells a role definition id with a typo (1234-5678,
+// deadbeef) from a display name: only hex digits and dashes, with a digit,
+// a dash or at least 8 characters, so that a short word of the letters a-f
+// such as DBA stays a name.
 func looksLikeGUID(s string) bool {
-	if len(s) < 16 || !strings.Contains(s, "-") {
-		return false
-	}
+	hex, digit := 0, false
 	for _, r := range s {
-		if r != '-' && !unicode.Is(unicode.ASCII_Hex_Digit, r) {
+		switch {
+		case r >= '0' && r <= '9':
+			hex, digit = hex+1, true
+		case unicode.Is(unicode.ASCII_Hex_Digit, r):
+			hex++
+		case r != '-':
 			return false
 		}
 	}
-	return true
+	return hex > 0 && (digit || strings.Contains(s, "-") || len(s) >= 8)
 }
 
 func (ps *parser) version(n *yaml.Node) {

@@ -21,10 +21,10 @@ type problemCase struct {
 
 var errorCases = []problemCase{
 	{"yaml scanner error", "version: 1\ntools:\n  a: @allow\n", []string{
-		"p.yaml:3:1: YAML syntax: found character that cannot start any token",
+		"p.yaml:3:6: YAML syntax: found character that cannot start any token",
 	}},
 	{"yaml syntax", "version: 1\ntools: {a: allow\n", []string{
-		"p.yaml:2:1: YAML syntax: did not find expected ',' or '}'",
+		"p.yaml:2:8: YAML syntax: did not find expected ',' or '}'",
 	}},
 	{"empty file", "", []string{
 		"p.yaml:1:1: the file is empty; a policy needs at least version: 1 and tools:",
@@ -94,7 +94,7 @@ var errorCases = []problemCase{
 		`p.yaml:2:37: audit: unknown key "rotate"; allowed: path, arguments`,
 	}},
 	{"upstreams", "version: 1\nupstreams:\n  a__b: {command: [x]}\n  both: {command: [x], url: \"https://h/mcp\"}\n  none: {env: {A: b}}\n  cmd: {command: ./server}\n  web: {url: ftp://h, headers: {\"bad header\": x}}\n  envs: {command: [x], env: {1X: y}, headers: {A: b}}\ntools: {a: allow}\n", []string{
-		`p.yaml:3:3: upstreams: name "a__b": use letters, digits, - and _, and not "__" (it separates upstream and tool in tool names)`,
+		`p.yaml:3:3: upstreams: name "a__b" is ambiguous in tool names, which are UPSTREAM__TOOL: a name must not contain "__" or end with _`,
 		"p.yaml:4:3: upstreams.both: give either command or url, not both",
 		"p.yaml:5:3: upstreams.none: missing command (a process to start) or url (a Streamable HTTP endpoint)",
 		`p.yaml:6:18: upstreams.cmd.command: want a non-empty list: the program and its arguments, e.g. [./server, --flag], got the string "./server"`,
@@ -164,8 +164,13 @@ var errorCases = []problemCase{
 	}},
 }
 
-func TestParseProblems(t *testing.T) {
-	for _, tc := range errorCases {
+func TestParseProblems(t *testing.T) { runProblemCases(t, errorCases) }
+
+// runProblemCases parses each case's file and checks that it is invalid
+// with exactly the problems wanted.
+func runProblemCases(t *testing.T, cases []problemCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p, problems, err := Parse("p.yaml", []byte(tc.src))
 			got := make([]string, len(problems))

@@ -189,6 +189,15 @@ func (ps *parser) text(n *yaml.Node, where string) (textSpec, bool) {
 	case keywordRequired:
 		return textSpec{set: true, required: true}, true
 	}
+	if w := strings.Fields(s); len(w) == 1 && !strings.Contains(s, "{{") {
+		if hint := suggest(w[0], []string{keywordRequired}); hint != "" {
+			// A one-word text this close to the keyword is a typo: taken
+			// literally, it would send "requried" to the approver instead
+			// of asking the caller for a justification.
+			ps.errorf(n, "%s: unknown keyword %q%s; write required, or a text of more than one word", where, w[0], hint)
+			return textSpec{}, false
+		}
+	}
 	t := ps.compile(s, where)
 	if t.tmpl == nil {
 		ps.errorf(n, "%s: %s", where, t.text)
