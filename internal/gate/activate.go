@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mcp-gate/mcp-gate/internal/audit"
+	"github.com/mcp-gate/mcp-gate/internal/clients"
 	"github.com/mcp-gate/mcp-gate/internal/grants"
 	"github.com/mcp-gate/mcp-gate/internal/pim"
 	"github.com/mcp-gate/mcp-gate/internal/policy"
@@ -34,7 +35,8 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 	if act == nil {
 		return g.refuse(ctx, rec, fmt.Sprintf("%s, but no approvals backend is configured: add an approvals: section to the policy", d.Why()))
 	}
-	principal, roleID, refusal := g.identify(ctx, d, ap.Wait)
+	wait := waitFor(ap, c.Client)
+	principal, roleID, refusal := g.identify(ctx, d, wait)
 	rec.Principal, rec.RoleDefinitionID = principal, roleID
 	if refusal != "" {
 		return g.refuse(ctx, rec, refusal)
@@ -70,7 +72,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		})
 		return grants.Grant{RequestID: pg.RequestID, Start: pg.Start, End: pg.End}, err
 	})
-	return g.await(ctx, rec, c, d.Role, w, ap.Wait, next, start)
+	return g.await(ctx, rec, c, d.Role, w, wait, next, start)
 }
 
 // await waits for the activation behind w: it forwards once granted,
@@ -210,6 +212,17 @@ func (g *Gate) identify(ctx context.Context, d policy.Decision, wait time.Durati
 		id = rid
 	}
 	return p, id.(string), ""
+}
+
+// waitFor is how long a call may wait for approval before it is answered
+// with a receipt: the policy's wait when it sets one, else a little less
+// than the calling client waits before it gives up on its own, so that the
+// user sees the receipt rather than a timeout.
+func waitFor(ap policy.Approvals, client proxy.ClientInfo) time.Duration {
+	if ap.WaitSet {
+		return ap.Wait
+	}
+	return clients.Lookup(client.Name).Wait
 }
 
 // lookupBound is how long signing in and resolving a role may take: the

@@ -36,7 +36,10 @@ func (ps *parser) approvals(n *yaml.Node) {
 		case "defaultGrant":
 			a.DefaultGrant, _ = ps.duration(v, at, false)
 		case "wait":
-			a.Wait, _ = ps.duration(v, at, true)
+			// Empty, like absent, leaves the wait to the client's own limit.
+			if v.Kind != yaml.ScalarNode || v.Value != "" {
+				a.Wait, a.WaitSet = ps.duration(v, at, true)
+			}
 		case "pollInterval":
 			a.PollInterval, _ = ps.duration(v, at, false)
 		case "pollMaxBackoff":

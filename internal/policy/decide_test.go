@@ -246,7 +246,7 @@ func TestAccessorsAndDefaults(t *testing.T) {
 		t.Errorf("Audit() = %+v", got)
 	}
 	want := Approvals{Backend: "entra-pim", Credential: "default", GraphURL: "https://graph.microsoft.com/v1.0",
-		DefaultGrant: 15 * time.Minute, Wait: 210 * time.Second, PollInterval: time.Second, PollMaxBackoff: 30 * time.Second,
+		DefaultGrant: 15 * time.Minute, PollInterval: time.Second, PollMaxBackoff: 30 * time.Second,
 		Deadline: time.Hour, GrantMargin: 30 * time.Second, MaxBackground: 100,
 		Justification: "{{.Tool}} called by an AI agent through mcp-gate", TicketSystem: "mcp-gate"}
 	if p.Approvals() != want {
@@ -283,7 +283,7 @@ tools:
 	p, _ = mustParse(t, src)
 	want = Approvals{Backend: "entra-pim", TenantID: "00000000-1111-2222-3333-444444444444", PrincipalID: "AAAAAAAA-1111-2222-3333-444444444444",
 		Credential: "token", TokenFile: "/run/token", GraphURL: "http://127.0.0.1:8443/v1.0", GraphCAFile: "ca.pem",
-		DefaultGrant: time.Hour, Wait: 0, PollInterval: 2 * time.Second, PollMaxBackoff: 2 * time.Second, Deadline: 24 * time.Hour,
+		DefaultGrant: time.Hour, Wait: 0, WaitSet: true, PollInterval: 2 * time.Second, PollMaxBackoff: 2 * time.Second, Deadline: 24 * time.Hour,
 		GrantMargin: 0, MaxBackground: 5, Justification: "required", TicketSystem: "Jira"}
 	if p.Approvals() != want {
 		t.Errorf("Approvals() =\n %+v\nwant\n %+v", p.Approvals(), want)

@@ -9,7 +9,6 @@ const (
 	DefaultCredential     = "default"
 	DefaultGraphURL       = "https://graph.microsoft.com/v1.0"
 	DefaultGrant          = 15 * time.Minute
-	DefaultWait           = 3*time.Minute + 30*time.Second
 	DefaultPollInterval   = time.Second
 	DefaultPollMaxBackoff = 30 * time.Second
 	DefaultDeadline       = time.Hour
@@ -45,7 +44,6 @@ func defaultApprovals() Approvals {
 		Credential:     DefaultCredential,
 		GraphURL:       DefaultGraphURL,
 		DefaultGrant:   DefaultGrant,
-		Wait:           DefaultWait,
 		PollInterval:   DefaultPollInterval,
 		PollMaxBackoff: DefaultPollMaxBackoff,
 		Deadline:       DefaultDeadline,

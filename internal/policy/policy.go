@@ -44,7 +44,8 @@ type Approvals struct {
 	GraphURL       string // without a trailing slash
 	GraphCAFile    string // extra CA (PEM) trusted for GraphURL, or empty
 	DefaultGrant   time.Duration
-	Wait           time.Duration // 0: answer with a receipt at once
+	Wait           time.Duration // when WaitSet; 0: answer with a receipt at once
+	WaitSet        bool          // false: the wait depends on the client (package clients)
 	PollInterval   time.Duration
 	PollMaxBackoff time.Duration
 	Deadline       time.Duration // lifetime of a background activation
