@@ -119,6 +119,12 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role
 			}
 			return g.forward(ctx, rec, c, next, start)
 		case <-ctx.Done():
+			if proxy.ClientTimedOut(ctx) {
+				// The client's clock ran out, not its user's patience: the
+				// user will call again, so the request stays for approvers.
+				_, _ = g.receipt(context.WithoutCancel(ctx), rec, w, role, p)
+				return nil, ctx.Err()
+			}
 			w.Leave()
 			rec.Outcome, rec.Message = audit.OutcomeCancelled, "the client cancelled the call while it waited for approval"
 			g.write(context.WithoutCancel(ctx), rec)

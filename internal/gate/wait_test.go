@@ -1,8 +1,13 @@
 package gate
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/mcp-gate/mcp-gate/internal/audit"
+	"github.com/mcp-gate/mcp-gate/internal/pim"
 
 	"github.com/mcp-gate/mcp-gate/internal/policy"
 	"github.com/mcp-gate/mcp-gate/internal/proxy"
@@ -32,6 +37,65 @@ func TestWaitFor(t *testing.T) {
 			}
 			if got := waitFor(pol.Approvals(), proxy.ClientInfo{Name: tt.client}); got != tt.want {
 				t.Errorf("waitFor(%q) = %v, want %v", tt.client, got, tt.want)
+			}
+		})
+	}
+}
+
+// A client that gives up on its own clock cancels with a reason saying so;
+// the user still wants the call, so the PIM request stays for approvers and
+// the retry after approval goes through on the same activation. A cancel
+// for any other reason withdraws it.
+func TestCancelByClientClockKeepsTheActivation(t *testing.T) {
+	tests := []struct {
+		reason   string
+		withdraw bool
+	}{
+		{"McpError: MCP error -32001: Request timed out", false},
+		{"Request timeout", false},
+		{"user pressed stop", true},
+		{"", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.reason, func(t *testing.T) {
+			h := newHarness(t, testPolicy)
+			ctx, cancel := context.WithCancelCause(t.Context())
+			done := h.callAsync(ctx, &proxy.Call{Tool: "drop_table"})
+			a := <-h.act.started
+			a.onStatus(pim.Status{RequestID: "req-9", Status: "PendingApproval"})
+			h.clk.BlockUntil(2, nil)
+			cancel(&proxy.CancelledError{Reason: tt.reason})
+			if ans := <-done; !errors.Is(ans.err, context.Canceled) {
+				t.Fatalf("cancelled call answered %s, %v", ans.res, ans.err)
+			}
+			if h.up.calls.Load() != 0 {
+				t.Fatal("a cancelled call was forwarded")
+			}
+			if tt.withdraw {
+				<-a.ctx.Done()
+				if rec := h.audit.last(t); rec.Outcome != audit.OutcomeCancelled {
+					t.Fatalf("audit = %+v", rec)
+				}
+				return
+			}
+			if rec := h.audit.last(t); rec.Outcome != audit.OutcomeReceipt || rec.RequestID != "req-9" {
+				t.Fatalf("audit = %+v", rec)
+			}
+			if a.ctx.Err() != nil {
+				t.Fatal("the client's timeout withdrew the PIM request")
+			}
+			a.result <- activationResult{grant: pim.Grant{RequestID: "req-9", End: t0.Add(time.Hour)}}
+			for {
+				res, err := h.next(t.Context(), &proxy.Call{Tool: "drop_table"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if text, isErr := toolError(t, res); !isErr && text == "done" {
+					break
+				}
+			}
+			if len(h.act.started) != 0 {
+				t.Fatal("the retry started a second activation")
 			}
 		})
 	}

@@ -3,7 +3,9 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
@@ -71,4 +73,30 @@ type RPCError struct {
 
 func (e *RPCError) Error() string {
 	return fmt.Sprintf("JSON-RPC error %d: %s", e.Code, e.Message)
+}
+
+// CancelledError is the cause of a call's context when the client cancelled
+// the call (notifications/cancelled), with the reason it gave.
+type CancelledError struct {
+	Reason string
+}
+
+func (e *CancelledError) Error() string {
+	if e.Reason == "" {
+		return "cancelled by the client"
+	}
+	return "cancelled by the client: " + e.Reason
+}
+
+// ClientTimedOut reports whether the call behind ctx was cancelled because
+// the client's own clock ran out (the TypeScript SDK says "McpError: MCP
+// error -32001: Request timed out") rather than by its user: a call the
+// user still wants, which must not take its PIM request with it.
+func ClientTimedOut(ctx context.Context) bool {
+	var ce *CancelledError
+	if !errors.As(context.Cause(ctx), &ce) {
+		return false
+	}
+	r := strings.ToLower(ce.Reason)
+	return strings.Contains(r, "timed out") || strings.Contains(r, "timeout")
 }
