@@ -383,7 +383,7 @@ func TestLoad(t *testing.T) {
 	if err != nil || len(problems) != 0 {
 		t.Fatalf("Load(policies.yaml): %v %v", problems, err)
 	}
-	if p.File() != "../../policies.yaml" || p.Decide("db__query", nil).Rule != "policies.yaml:47" {
+	if p.File() != "../../policies.yaml" || p.Decide("db__query", nil).Rule != "policies.yaml:46" {
 		t.Fatalf("File() = %q, rule %q", p.File(), p.Decide("db__query", nil).Rule)
 	}
 }
