@@ -24,17 +24,24 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mcp-gate-bench: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(cmdline.Code("mcp-gate-bench", os.Stderr, err))
 }
+
+const usage = `Usage: mcp-gate-bench [flags]
+
+Measures what mcp-gate costs: the same echo calls made directly to the test
+upstream and through the gate, side by side, with latency percentiles,
+throughput, their ratios and the gate's memory. It runs the binaries that
+make build puts in --bin.
+`
 
 // benchCase compares a subject with its baseline at one concurrency, with
 // clients speaking one protocol version.
@@ -132,18 +139,20 @@ func caseKey(name string, c int, protocol string) string {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mcp-gate-bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	bin := fs.String("bin", "bin", "directory holding the test-upstream and mcp-gate binaries")
+	bin := fs.String("bin", "bin", "`directory` holding the test-upstream and mcp-gate binaries")
 	n := fs.Int("n", 2000, "measured calls per case")
 	warmup := fs.Int("warmup", 200, "unmeasured calls to each system before measuring")
 	rounds := fs.Int("rounds", 10, "alternating rounds of direct and gate calls the measured calls are split into")
 	only := fs.String("run", "", "only cases whose name (e.g. \"HTTP→stdio c=8 2025-11-25\") matches this regexp")
 	verbose := fs.Bool("v", false, "copy the servers' stderr to ours")
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args, usage, stdout, stderr); err != nil {
 		return err
 	}
-	if *rounds < 1 || *n < *rounds {
-		return errors.New("want -rounds ≥ 1 and -n ≥ -rounds")
+	switch {
+	case fs.NArg() > 0:
+		return cmdline.UsageError(stderr, fs, usage, fmt.Sprintf("mcp-gate-bench: unexpected argument %q", fs.Arg(0)))
+	case *rounds < 1 || *n < *rounds:
+		return cmdline.UsageError(stderr, fs, usage, "mcp-gate-bench: want --rounds ≥ 1 and --n ≥ --rounds")
 	}
 	filter, err := regexp.Compile(*only)
 	if err != nil {

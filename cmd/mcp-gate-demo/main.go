@@ -8,13 +8,14 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 )
 
 //go:embed scenario.yaml
@@ -27,22 +28,29 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "mcp-gate-demo: %v\n", err)
-		}
-		os.Exit(1)
-	}
+	os.Exit(cmdline.Code("mcp-gate-demo", os.Stderr, err))
 }
+
+const usage = `Usage: mcp-gate-demo [--bin DIR] [--keep] [-v]
+
+Runs mcp-gate's main job end to end with no Azure tenant: a local PIM
+emulator stands in for Microsoft Graph, mcp-gate runs with a demo policy in
+front of a demo database server, and a real MCP client drives it. Prints a
+timeline and exits 0 only if every step behaved as described. Its files
+(policy, audit log, emulator CA and token) go to a temporary directory,
+removed at the end unless --keep is given.
+`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mcp-gate-demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	bin := fs.String("bin", "bin", "directory holding mcp-gate, pim-emulator and test-upstream")
-	keep := fs.Bool("keep", false, "keep the demo's working directory (policy, audit log, emulator CA)")
+	bin := fs.String("bin", "bin", "`directory` holding mcp-gate, pim-emulator and test-upstream")
+	keep := fs.Bool("keep", false, "keep the demo's working directory (policy, audit log, emulator CA and token) after the run")
 	verbose := fs.Bool("v", false, "show mcp-gate's and the emulator's logs")
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args, usage, stdout, stderr); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return cmdline.UsageError(stderr, fs, usage, fmt.Sprintf("mcp-gate-demo: unexpected argument %q", fs.Arg(0)))
 	}
 	dir, err := os.MkdirTemp("", "mcp-gate-demo-")
 	if err != nil {

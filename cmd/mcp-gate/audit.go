@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/mcp-gate/mcp-gate/internal/audit"
+	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 )
 
 const auditUsage = `Usage: mcp-gate audit verify FILE
@@ -19,19 +21,29 @@ the first broken line as FILE:LINE: problem and exits 1.
 
 // runAudit runs the audit subcommands: today only verify.
 func runAudit(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		fmt.Fprint(stdout, auditUsage)
-		return nil
+	fs := flag.NewFlagSet("mcp-gate audit", flag.ContinueOnError)
+	if err := cmdline.Parse(fs, args, auditUsage, stdout, stderr); err != nil {
+		return err
 	}
-	if len(args) != 2 || args[0] != "verify" {
-		fmt.Fprint(stderr, auditUsage)
-		return exitError(2)
+	if fs.NArg() == 0 || fs.Arg(0) != "verify" {
+		return cmdline.UsageError(stderr, fs, auditUsage, "mcp-gate audit: want verify FILE")
 	}
-	path := args[1]
+	fs = flag.NewFlagSet("mcp-gate audit verify", flag.ContinueOnError)
+	if err := cmdline.Parse(fs, args[1:], auditUsage, stdout, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return cmdline.UsageError(stderr, fs, auditUsage, "mcp-gate audit verify: want one audit log file")
+	}
+	return verifyAudit(fs.Arg(0), stdout, stderr)
+}
+
+// verifyAudit checks the hash chain of the audit log at path.
+func verifyAudit(path string, stdout, stderr io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
-		return exitError(1)
+		return cmdline.ExitError(1)
 	}
 	defer f.Close()
 	n, err := audit.Verify(f)
@@ -39,10 +51,10 @@ func runAudit(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	switch {
 	case errors.As(err, &lineErr):
 		fmt.Fprintf(stderr, "%s:%d: %s\n", path, lineErr.Line, lineErr.Problem)
-		return exitError(1)
+		return cmdline.ExitError(1)
 	case err != nil:
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
-		return exitError(1)
+		return cmdline.ExitError(1)
 	}
 	fmt.Fprintf(stdout, "ok: %d records, chain intact\n", n)
 	return nil

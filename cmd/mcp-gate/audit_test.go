@@ -50,7 +50,7 @@ func TestAuditVerify(t *testing.T) {
 		args       []string
 		wantCode   int
 		wantStdout string // exact
-		wantStderr string // prefix
+		wantStderr string // a piece
 	}{
 		{"intact", []string{"audit", "verify", good}, 0, "ok: 3 records, chain intact\n", ""},
 		{"tampered", []string{"audit", "verify", tampered}, 1, "", tampered + ":2: hash mismatch: prev is "},
@@ -71,8 +71,8 @@ func TestAuditVerify(t *testing.T) {
 			if stdout.String() != tt.wantStdout {
 				t.Errorf("stdout = %q, want %q", stdout.String(), tt.wantStdout)
 			}
-			if !strings.HasPrefix(stderr.String(), tt.wantStderr) || (tt.wantStderr == "") != (stderr.Len() == 0) {
-				t.Errorf("stderr = %q, want it to start with %q", stderr.String(), tt.wantStderr)
+			if !strings.Contains(stderr.String(), tt.wantStderr) || (tt.wantStderr == "") != (stderr.Len() == 0) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tt.wantStderr)
 			}
 		})
 	}

@@ -7,23 +7,28 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 	"github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 const defaultPolicyFile = "policies.yaml"
 
+const checkUsage = `Usage: mcp-gate check [policies.yaml]
+
+Validates a policy file (default ` + defaultPolicyFile + `): prints every problem as
+file:line:col: message and exits 1 if any is an error; else prints
+"ok: N rules" (with the number of warnings) and exits 0.
+`
+
 // runCheck validates a policy file: every problem as file:line:col, exit
 // status 1 when any is an error, one "ok" line otherwise.
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: mcp-gate check [policies.yaml]") }
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	fs := flag.NewFlagSet("mcp-gate check", flag.ContinueOnError)
+	if err := cmdline.Parse(fs, args, checkUsage, stdout, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() > 1 {
-		fs.Usage()
-		return exitError(2)
+		return cmdline.UsageError(stderr, fs, checkUsage, "mcp-gate check: one policy file at a time")
 	}
 	file := defaultPolicyFile
 	if fs.NArg() == 1 {
@@ -42,7 +47,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // loadPolicy loads file and prints its problems to w. An invalid file
-// yields exitError(1), the problems having been printed already.
+// yields ExitError(1), the problems having been printed already.
 func loadPolicy(file string, w io.Writer) (*policy.Policy, []policy.Problem, error) {
 	p, problems, err := policy.Load(file)
 	for _, pr := range problems {
@@ -50,7 +55,7 @@ func loadPolicy(file string, w io.Writer) (*policy.Policy, []policy.Problem, err
 	}
 	var invalid *policy.ValidationError
 	if errors.As(err, &invalid) {
-		return nil, nil, exitError(1)
+		return nil, nil, cmdline.ExitError(1)
 	}
 	if err != nil {
 		return nil, nil, err

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 )
 
 // runPolicyCmd runs the program in-process and returns its output and exit code.
@@ -64,7 +66,7 @@ func TestCheckDefaultFileAndWarnings(t *testing.T) {
 }
 
 func TestCheckUsageAndMissingFile(t *testing.T) {
-	if _, stderr, code := runPolicyCmd(t, "check", "a.yaml", "b.yaml"); code != 2 || !strings.Contains(stderr, "usage: mcp-gate check") {
+	if _, stderr, code := runPolicyCmd(t, "check", "a.yaml", "b.yaml"); code != 2 || !strings.Contains(stderr, "Usage: mcp-gate check") {
 		t.Errorf("two files: exit %d, stderr %q", code, stderr)
 	}
 	_, stderr, code := runPolicyCmd(t, "check", filepath.Join(t.TempDir(), "none.yaml"))
@@ -133,7 +135,7 @@ rule:     policies.yaml:77  "*"
 }
 
 func TestExplainErrors(t *testing.T) {
-	if _, stderr, code := runPolicyCmd(t, "explain", "--policy", "../../policies.yaml"); code != 2 || !strings.Contains(stderr, "usage: mcp-gate explain") {
+	if _, stderr, code := runPolicyCmd(t, "explain", "--policy", "../../policies.yaml"); code != 2 || !strings.Contains(stderr, "Usage: mcp-gate explain") {
 		t.Errorf("no tool: exit %d, stderr %q", code, stderr)
 	}
 	if _, stderr, code := runPolicyCmd(t, "explain", "--policy", "../../policies.yaml", "db__query", "[1]"); code != 1 || !strings.Contains(stderr, "JSON object") {
@@ -143,10 +145,10 @@ func TestExplainErrors(t *testing.T) {
 	if code != 1 || stdout != "" || strings.Count(stderr, "five-mistakes.yaml:") != 5 {
 		t.Errorf("invalid policy: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	var code1 exitError
+	var code1 cmdline.ExitError
 	err := run(context.Background(), []string{"check", "../../internal/policy/testdata/five-mistakes.yaml"}, strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
 	if !errors.As(err, &code1) || code1 != 1 {
-		t.Errorf("check on an invalid file returned %v, want exitError(1)", err)
+		t.Errorf("check on an invalid file returned %v, want ExitError(1)", err)
 	}
 }
 

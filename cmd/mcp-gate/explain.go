@@ -7,24 +7,27 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 	"github.com/mcp-gate/mcp-gate/internal/policy"
 )
+
+const explainUsage = `Usage: mcp-gate explain [--policy policies.yaml] TOOL ['{"arg":"value"}']
+
+Shows how the policy decides a call of TOOL with those arguments: the
+deciding rule and its line, the action, role and grant, and the rules
+tried before it.
+`
 
 // runExplain shows how the policy decides one call: the deciding rule and
 // its line, the action, role and grant, and the rules tried before it.
 func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("policy", defaultPolicyFile, "policy file")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: mcp-gate explain [--policy policies.yaml] TOOL ['{"arg":"value"}']`)
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	fs := flag.NewFlagSet("mcp-gate explain", flag.ContinueOnError)
+	file := fs.String("policy", defaultPolicyFile, "policy `file`")
+	if err := cmdline.Parse(fs, args, explainUsage, stdout, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
-		fs.Usage()
-		return exitError(2)
+		return cmdline.UsageError(stderr, fs, explainUsage, "mcp-gate explain: want a tool name and, optionally, its arguments")
 	}
 	tool := fs.Arg(0)
 	var callArgs map[string]any

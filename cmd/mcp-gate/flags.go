@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
+	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 	"github.com/mcp-gate/mcp-gate/internal/proxy"
+	"github.com/mcp-gate/mcp-gate/internal/spell"
 )
 
 // logLevelEnv sets the log level when --log-level is not given.
@@ -24,15 +28,53 @@ type proxyFlags struct {
 }
 
 func (f *proxyFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.policy, "policy", defaultPolicyPath, "policy file; mcp-gate does not start without one")
-	fs.StringVar(&f.logLevel, "log-level", os.Getenv(logLevelEnv), "debug, info, warn or error (env "+logLevelEnv+"; default info)")
-	fs.Var(&f.upstreams, "upstream", "a named upstream, NAME=COMMAND ARGS... or NAME=URL (repeatable)")
+	fs.StringVar(&f.policy, "policy", defaultPolicyPath, "policy `file`; mcp-gate does not start without one")
+	fs.StringVar(&f.logLevel, "log-level", os.Getenv(logLevelEnv), "log `level`: debug, info, warn or error (env "+logLevelEnv+"; default info)")
+	fs.Var(&f.upstreams, "upstream", "a named upstream: `NAME=COMMAND` (with its arguments) or NAME=URL; repeatable")
+}
+
+// stdioFlags is the flag set of stdio mode, which the top-level help shows.
+func stdioFlags() (*flag.FlagSet, *proxyFlags) {
+	fs := flag.NewFlagSet("mcp-gate", flag.ContinueOnError)
+	var f proxyFlags
+	f.register(fs)
+	return fs, &f
+}
+
+// upstreamCommand returns the upstream command: what follows "--" in args,
+// which fs has parsed. Any other argument left over, a misspelt subcommand
+// or a command missing its "--", is never run: it is a usage error, with
+// text as the help.
+func upstreamCommand(fs *flag.FlagSet, args []string, text string, stderr io.Writer) ([]string, error) {
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return nil, nil
+	}
+	if i := len(args) - len(rest) - 1; i >= 0 && args[i] == "--" {
+		return rest, nil
+	}
+	word := rest[0]
+	problem := fmt.Sprintf("unknown command %q: an upstream command goes after --, as in mcp-gate [flags] -- %s", word, strings.Join(rest, " "))
+	if _, ok := commands[word]; ok {
+		problem = fmt.Sprintf("%q is a command of its own and comes first: mcp-gate %s ...", word, word)
+	} else if near := spell.Closest(word, slices.Collect(maps.Keys(commands))); near != "" {
+		problem = fmt.Sprintf("unknown command %q (did you mean %s?)", word, near)
+	}
+	return nil, cmdline.UsageError(stderr, fs, text, "mcp-gate: "+problem)
 }
 
 // upstreamList collects --upstream values.
 type upstreamList []proxy.UpstreamConfig
 
-func (l *upstreamList) String() string { return fmt.Sprint(len(*l), " upstreams") }
+// String lists the names; the flag package shows it as the default, so
+// none is "".
+func (l *upstreamList) String() string {
+	names := make([]string, len(*l))
+	for i, u := range *l {
+		names[i] = u.Name
+	}
+	return strings.Join(names, ", ")
+}
 
 func (l *upstreamList) Set(v string) error {
 	name, spec, ok := strings.Cut(v, "=")
@@ -73,16 +115,11 @@ func (g *gateway) Close() error {
 	return errors.Join(g.Proxy.Close(), g.gating.Close())
 }
 
-// newGateway parses the shared flags and the upstream after "--", loads the
-// policy and builds the proxy with the gate on its call path. The policy
-// file is watched until ctx ends. fs must already hold the command's own
-// flags.
-func newGateway(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer) (*gateway, error) {
-	var f proxyFlags
-	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return nil, exitError(2)
-	}
+// newGateway loads the policy named by f and builds the proxy, with the gate
+// on its call path, in front of cmd (the command after "--"), f's
+// --upstream flags or the policy's upstreams:. The policy file is watched
+// until ctx ends.
+func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writer) (*gateway, error) {
 	log, err := newLogger(stderr, f.logLevel)
 	if err != nil {
 		return nil, err
@@ -91,7 +128,7 @@ func newGateway(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.
 	if err != nil {
 		return nil, err
 	}
-	ups, err := chooseUpstreams(fs.Args(), f.upstreams, gt.upstreams())
+	ups, err := chooseUpstreams(cmd, f.upstreams, gt.upstreams())
 	if err != nil {
 		gt.Close()
 		return nil, err

@@ -121,16 +121,8 @@ func (g *gating) upstreams() []proxy.UpstreamConfig {
 // calls changed after each swap; an invalid edit keeps the last good policy.
 // Approvals, audit and upstreams settings take effect at the next start.
 func (g *gating) watch(ctx context.Context, changed func()) {
-	first := true
-	err := policy.Watch(ctx, g.path, g.log, func(p *policy.Policy) {
+	err := policy.Watch(ctx, g.path, g.policy.Load(), g.log, func(p *policy.Policy) {
 		old := g.policy.Swap(p)
-		if first {
-			// Watch starts with a load of its own: the same file, unless it
-			// changed since loadGating read it.
-			first = false
-			changed()
-			return
-		}
 		if old.Approvals() != p.Approvals() || old.Audit() != p.Audit() {
 			g.log.Warn("policy reloaded; changes to approvals: and audit: take effect at the next start", "file", g.path)
 		}

@@ -10,18 +10,34 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 	"github.com/mcp-gate/mcp-gate/internal/proxy"
 )
 
 // shutdownGrace bounds how long open HTTP streams may delay shutdown.
 const shutdownGrace = 5 * time.Second
 
+const serveUsage = `Usage: mcp-gate serve [--listen ADDR] [flags] [-- COMMAND ARGS...]
+
+Serves MCP over Streamable HTTP at ` + proxy.StreamablePath + ` and legacy SSE at ` + proxy.SSEPath + ` and ` + proxy.MessagePath + `,
+in front of the command after --, the --upstream flags or the policy's upstreams:.
+Every HTTP client acts as the gate's one PIM principal: serve one user.
+`
+
 // runServe serves Streamable HTTP (and SSE) until ctx is cancelled.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mcp-gate serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on; keep it loopback unless a trusted proxy fronts the gate")
-	p, err := newGateway(ctx, fs, args, stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve HTTP on; keep it loopback unless a trusted proxy fronts the gate")
+	var f proxyFlags
+	f.register(fs)
+	if err := cmdline.Parse(fs, args, serveUsage, stdout, stderr); err != nil {
+		return err
+	}
+	cmd, err := upstreamCommand(fs, args, serveUsage, stderr)
+	if err != nil {
+		return err
+	}
+	p, err := newGateway(ctx, &f, cmd, stderr)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
 )
 
@@ -22,34 +22,37 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "pim-emulator: %v\n", err)
-		}
-		os.Exit(2)
-	}
+	os.Exit(cmdline.Code("pim-emulator", os.Stderr, err))
 }
+
+const usage = `Usage: pim-emulator --scenario FILE [flags]
+
+Serves a local stand-in for the Microsoft Graph PIM endpoints from a
+scenario file, over HTTPS with its own CA (or plain HTTP on loopback), for
+the demo and for trying mcp-gate without an Entra tenant. See
+docs/pim-emulator.md.
+`
 
 // run serves until ctx ends. It is main with its environment passed in, so
 // tests drive it in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pim-emulator", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	scenario := fs.String("scenario", "", "scenario YAML file (required)")
+	scenario := fs.String("scenario", "", "scenario YAML `file` (required)")
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	caFile := fs.String("ca-file", "", "write the CA certificate (PEM) that signs the TLS certificate here")
 	plain := fs.Bool("plain-http", false, "serve plain http (loopback addresses only)")
 	urlFile := fs.String("url-file", "", "write the Graph base URL here")
 	verbose := fs.Bool("v", false, "log every request to stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args, usage, stdout, stderr); err != nil {
 		return err
 	}
-	if *scenario == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return errors.New("usage: pim-emulator --scenario FILE [--listen ADDR] [--ca-file PATH] [--plain-http] [--url-file PATH]")
-	}
-	if *plain && *caFile != "" {
-		return errors.New("--ca-file has no meaning with --plain-http")
+	switch {
+	case *scenario == "":
+		return cmdline.UsageError(stderr, fs, usage, "pim-emulator: --scenario is required")
+	case fs.NArg() > 0:
+		return cmdline.UsageError(stderr, fs, usage, fmt.Sprintf("pim-emulator: unexpected argument %q", fs.Arg(0)))
+	case *plain && *caFile != "":
+		return cmdline.UsageError(stderr, fs, usage, "pim-emulator: --ca-file has no meaning with --plain-http")
 	}
 	sc, err := pimtest.LoadScenario(*scenario)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/mcp-gate/mcp-gate/internal/clock"
+	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 	"github.com/mcp-gate/mcp-gate/internal/testupstream"
 )
 
@@ -22,23 +23,29 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Exit)
 	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "test-upstream: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(cmdline.Code("test-upstream", os.Stderr, err))
 }
+
+const usage = `Usage: test-upstream [flags]
+
+A small MCP server for testing and benchmarking mcp-gate: tools that echo,
+sleep, emit progress, fail, crash and change the tool list, served on stdio
+or Streamable HTTP (and optionally SSE).
+`
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, exit func(int)) error {
 	fs := flag.NewFlagSet("test-upstream", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	transport := fs.String("transport", "stdio", "stdio or http")
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on with --transport http")
 	addrFile := fs.String("addr-file", "", "with --transport http, write the bound host:port to this file")
 	name := fs.String("name", "test-upstream", "server name, reported by initialize and the whoami tool")
 	sse := fs.Bool("sse", false, "with --transport http, also serve SSE at /sse and /message")
 	demo := fs.Bool("demo", false, "also offer the demo tools read_table, delete_database, send_payment and calls")
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args, usage, stdout, stderr); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return cmdline.UsageError(stderr, fs, usage, fmt.Sprintf("test-upstream: unexpected argument %q", fs.Arg(0)))
 	}
 	srv := testupstream.New(testupstream.Options{Name: *name, Stderr: stderr, Exit: exit, Clock: clock.Real{}})
 	if *demo {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"unicode"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mcp-gate/mcp-gate/internal/spell"
 )
 
 // Load reads and validates the policy file at path. Problems lists every
@@ -52,6 +55,7 @@ func Parse(file string, data []byte) (*Policy, []Problem, error) {
 	if len(errs) > 0 {
 		return nil, ps.problems, &ValidationError{File: file, Problems: errs}
 	}
+	ps.p.digest = sha256.Sum256(data)
 	return ps.p, ps.problems, nil
 }
 
@@ -204,37 +208,11 @@ func join(where, key string) string {
 // suggest offers the allowed word closest to a misspelt one (tenantID for
 // tenantId, tool for tools), if one is close.
 func suggest(word string, allowed []string) string {
-	best, bestDist := "", 3
-	for _, a := range allowed {
-		if d := distance(strings.ToLower(word), strings.ToLower(a)); d < bestDist {
-			best, bestDist = a, d
-		}
-	}
+	best := spell.Closest(word, allowed)
 	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// distance is the Levenshtein edit distance between a and b, in bytes.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // describe names what a node is, for "want X, got Y" messages.

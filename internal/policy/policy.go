@@ -8,6 +8,7 @@
 package policy
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"os"
@@ -19,7 +20,8 @@ import (
 // Policy is a validated policy file. Build one with Load or Parse; a Policy
 // only exists for a file without errors.
 type Policy struct {
-	file      string // path as given, for messages
+	file      string            // path as given, for messages
+	digest    [sha256.Size]byte // of the file's content, so a watcher can tell an edit from a touch
 	approvals Approvals
 	audit     Audit
 	upstreams []Upstream

@@ -1,8 +1,8 @@
 package policy
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,21 +18,23 @@ import (
 const reloadDebounce = 100 * time.Millisecond
 
 // Watch reloads the policy file at path whenever it changes, until ctx is
-// done. It watches the file's directory, so editors that save by writing a
-// new file and renaming it over the old one are seen too. Once watching has
-// started it loads the file once, so a change made between the caller's
-// own Load and the start of Watch is not missed.
+// done; loaded is the policy the caller has already read from it. It watches
+// the file's directory, so editors that save by writing a new file and
+// renaming it over the old one are seen too. Once watching has started it
+// reads the file once, so a change made between the caller's own Load and
+// the start of Watch is not missed.
 //
-// A valid file is passed to onChange (called from Watch's goroutine, one
-// at a time); the caller swaps it in for new calls. An invalid or missing
-// file is logged, every problem on its own line, and the last good policy
-// stays. Content identical to the last accepted or rejected file causes no
-// reload.
-func Watch(ctx context.Context, path string, log *slog.Logger, onChange func(*Policy)) error {
-	return watch(ctx, path, log, onChange, reloadDebounce)
+// A valid file that differs from the policy in force is passed to onChange
+// (called from Watch's goroutine, one at a time); the caller swaps it in for
+// new calls and says so. Its warnings are logged. An invalid or missing file
+// is logged, every problem on its own line, and the last good policy stays.
+// Content identical to the last accepted or rejected file, including
+// loaded's, causes no reload and no log.
+func Watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, onChange func(*Policy)) error {
+	return watch(ctx, path, loaded, log, onChange, reloadDebounce)
 }
 
-func watch(ctx context.Context, path string, log *slog.Logger, onChange func(*Policy), debounce time.Duration) error {
+func watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, onChange func(*Policy), debounce time.Duration) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("watch policy: %w", err)
@@ -45,7 +47,7 @@ func watch(ctx context.Context, path string, log *slog.Logger, onChange func(*Po
 	if err := w.Add(filepath.Dir(abs)); err != nil {
 		return fmt.Errorf("watch policy directory: %w", err)
 	}
-	r := reloader{path: path, log: log, onChange: onChange}
+	r := reloader{path: path, log: log, onChange: onChange, good: loaded.digest}
 	r.reload()
 	var due <-chan time.Time
 	for {
@@ -75,10 +77,11 @@ type reloader struct {
 	path     string
 	log      *slog.Logger
 	onChange func(*Policy)
-	// The content last accepted and last rejected, so that events that
-	// leave the content as it was (chmod, touch, saving the same text)
-	// neither reload nor log again.
-	good, bad []byte
+	// Digests of the content last accepted and last rejected, so that
+	// events that leave the content as it was (chmod, touch, saving the
+	// same text) neither reload nor log again. The zero digest is no
+	// file's.
+	good, bad [sha256.Size]byte
 }
 
 func (r *reloader) reload() {
@@ -89,12 +92,13 @@ func (r *reloader) reload() {
 		r.log.Error("policy reload: cannot read the file; keeping the last good policy", "path", r.path, "err", err)
 		return
 	}
-	if r.good != nil && bytes.Equal(data, r.good) || r.bad != nil && bytes.Equal(data, r.bad) {
+	sum := sha256.Sum256(data)
+	if sum == r.good || sum == r.bad {
 		return
 	}
 	p, problems, err := Parse(r.path, data)
 	if err != nil {
-		r.bad = data
+		r.bad = sum
 		for _, pr := range problems {
 			if pr.Severity == SeverityError {
 				r.log.Error("policy reload rejected; keeping the last good policy", "problem", pr.String())
@@ -102,10 +106,9 @@ func (r *reloader) reload() {
 		}
 		return
 	}
-	r.good, r.bad = data, nil
+	r.good, r.bad = sum, [sha256.Size]byte{}
 	for _, pr := range problems {
 		r.log.Warn("policy warning", "problem", pr.String())
 	}
-	r.log.Info("policy loaded", "path", r.path, "rules", p.Rules())
 	r.onChange(p)
 }

@@ -30,8 +30,17 @@ type watchHarness struct {
 	done    chan error
 }
 
-// startWatch writes src to a fresh policies.yaml and watches it.
+// startWatch writes src to a fresh policies.yaml and watches it, as a
+// caller that has loaded it.
 func startWatch(t *testing.T, src string) *watchHarness {
+	t.Helper()
+	return startWatchLoaded(t, src, src)
+}
+
+// startWatchLoaded watches a fresh policies.yaml holding src for a caller
+// that loaded the content loaded: they differ when the file changed between
+// the caller's Load and Watch.
+func startWatchLoaded(t *testing.T, loaded, src string) *watchHarness {
 	t.Helper()
 	h := &watchHarness{
 		t:       t,
@@ -40,10 +49,16 @@ func startWatch(t *testing.T, src string) *watchHarness {
 		records: make(chan slog.Record, 64),
 		done:    make(chan error, 1),
 	}
+	pol, _, err := Parse(h.path, []byte(loaded))
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.write(src)
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(recordHandler{h.records})
-	go func() { h.done <- watch(ctx, h.path, log, func(p *Policy) { h.changes <- p }, 10*time.Millisecond) }()
+	go func() {
+		h.done <- watch(ctx, h.path, pol, log, func(p *Policy) { h.changes <- p }, 10*time.Millisecond)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-h.done; err != nil {
@@ -110,14 +125,12 @@ const (
 
 func TestWatchSwapsValidFile(t *testing.T) {
 	h := startWatch(t, allowA)
-	decides(t, h.next(), "a", Allow) // the load when watching starts
 	h.write(denyA)
 	decides(t, h.next(), "a", Deny)
 }
 
 func TestWatchKeepsLastGoodOnInvalidFile(t *testing.T) {
 	h := startWatch(t, allowA)
-	decides(t, h.next(), "a", Allow)
 
 	h.write("version: 1\ntools:\n  a: alow\n  b: {role: \"\"}\n")
 	h.waitLog(slog.LevelError, `policies.yaml:3:6: tools["a"]: want allow, deny`)
@@ -136,7 +149,6 @@ func TestWatchKeepsLastGoodOnInvalidFile(t *testing.T) {
 
 func TestWatchEditorRenameOnSave(t *testing.T) {
 	h := startWatch(t, allowA)
-	decides(t, h.next(), "a", Allow)
 
 	// Write a temporary file and rename it over the policy, as vim, VS Code
 	// and atomic-write helpers do.
@@ -159,7 +171,6 @@ func TestWatchEditorRenameOnSave(t *testing.T) {
 
 func TestWatchIgnoresUnchangedContentAndOtherFiles(t *testing.T) {
 	h := startWatch(t, allowA)
-	decides(t, h.next(), "a", Allow)
 
 	if err := os.Chtimes(h.path, time.Now(), time.Now()); err != nil {
 		t.Fatal(err)
@@ -176,7 +187,6 @@ func TestWatchIgnoresUnchangedContentAndOtherFiles(t *testing.T) {
 
 func TestWatchRemovedFileKeepsPolicy(t *testing.T) {
 	h := startWatch(t, allowA)
-	decides(t, h.next(), "a", Allow)
 	if err := os.Remove(h.path); err != nil {
 		t.Fatal(err)
 	}
@@ -186,8 +196,31 @@ func TestWatchRemovedFileKeepsPolicy(t *testing.T) {
 	decides(t, h.next(), "b", Allow)
 }
 
+func TestWatchStartsQuietly(t *testing.T) {
+	// The caller has reported the file's warnings and logged its load;
+	// watching the same content must not do either again.
+	const unreachable = "version: 1\ntools:\n  \"*\": allow\n  a: deny\n"
+	h := startWatch(t, unreachable)
+	h.write(allowB)
+	decides(t, h.next(), "b", Allow)
+	// The reload of allowB logs nothing either, and came after the start.
+	for len(h.records) > 0 {
+		r := <-h.records
+		t.Errorf("logged while starting on the loaded content: %s %v", r.Level, r.Message)
+	}
+}
+
+func TestWatchSeesChangeBeforeItStarted(t *testing.T) {
+	h := startWatchLoaded(t, allowA, denyA)
+	decides(t, h.next(), "a", Deny)
+}
+
 func TestWatchMissingDirectory(t *testing.T) {
-	err := Watch(context.Background(), filepath.Join(t.TempDir(), "nope", "policies.yaml"), slog.New(recordHandler{make(chan slog.Record, 4)}), func(*Policy) {})
+	pol, _, err := Parse("policies.yaml", []byte(allowA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Watch(context.Background(), filepath.Join(t.TempDir(), "nope", "policies.yaml"), pol, slog.New(recordHandler{make(chan slog.Record, 4)}), func(*Policy) {})
 	if err == nil {
 		t.Fatal("Watch on a missing directory returned nil")
 	}

@@ -496,6 +496,17 @@ func TestPolicyReload(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("no notifications/tools/list_changed after the policy changed what is listed")
 	}
+	// The watcher's first look at the file comes before this reload in the
+	// same stream, so had it logged the load again it would show by now.
+	Eventually(t, "the reload is logged", func() error {
+		if !strings.Contains(stderr.String(), `msg="policy reloaded"`) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if n := strings.Count(stderr.String(), `msg="policy loaded"`); n != 1 {
+		t.Errorf("the start logged \"policy loaded\" %d times, want once:\n%s", n, stderr)
+	}
 	Eventually(t, "echo hidden after the reload", func() error {
 		if listed("echo") {
 			return errors.New("still listed")
