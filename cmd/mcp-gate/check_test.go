@@ -28,7 +28,7 @@ func TestCheckFiveMistakes(t *testing.T) {
 		file + `:5:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, tokenFile, graphURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, maxBackground, justification, ticketSystem`,
 		file + `:6:15: approvals.credential: unknown value "azure-cli" (did you mean "azurecli"?); allowed: default, azurecli, devicecode, browser, managedidentity, workloadidentity, environment, token`,
 		file + `:7:17: approvals.defaultGrant: 48h is longer than the maximum of 24h`,
-		file + `:9:14: tools["db__query"]: want allow, deny, a mapping {role, grant, when, justification, ticket} or a list of them, got the string "alow"`,
+		file + `:9:14: tools["db__query"]: want allow, deny, a mapping {role, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got the string "alow"`,
 		file + `:10:31: tools["db__delete_database"].role: must not be empty; give a PIM role display name or role definition id`,
 	}
 	if got := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -103,12 +103,17 @@ ticket:   required (the call's "ticket" argument) (system mcp-gate)
 `},
 		{"gated by an argument", []string{"github__merge_pull_request", `{"repo": "prod-api", "pullNumber": 12}`}, `tool:     github__merge_pull_request
 decision: activate (role_required)
-rule:     policies.yaml:62  "github__merge_pull_request"
+rule:     policies.yaml:63  "github__merge_pull_request"
 role:     Prod Maintainers
 grant:    15m0s
-justification: "merge {{.Arg \"repo\"}}#{{.Arg \"pullNumber\"}} requested by an AI agent"
+justification: "merge by an AI agent (trace {{.TraceID}}): {{.ArgsSummary}}"
 `},
-		{"argument condition not met", []string{"github__merge_pull_request", `{"repo": "sandbox"}`}, `  policies.yaml:62  "github__merge_pull_request": when repo: "sandbox" does not match "prod-*"
+		{"argument condition not met", []string{"github__merge_pull_request", `{"repo": "sandbox"}`}, `  policies.yaml:62  "github__merge_pull_request": when repo: "sandbox" does not match "sandbox-*"
+`},
+		{"another reading of an argument", []string{"files__write_file", `{"path": "/srv/shared/scratch/../finance/q3.xlsx"}`}, `  policies.yaml:69  "files__write_file": when path: "/srv/shared/scratch/../finance/q3.xlsx", read as "/srv/shared/finance/q3.xlsx", does not match "/srv/shared/scratch/*" (an allow needs every reading to)
+`},
+		{"allowed by an argument", []string{"github__merge_pull_request", `{"REPO": "sandbox-1"}`}, `decision: allow (rule_allow)
+rule:     policies.yaml:62  "github__merge_pull_request"
 `},
 		{"caught by the last rule", []string{"slack__post_message"}, `decision: deny (rule_deny)
 rule:     policies.yaml:77  "*"
@@ -125,7 +130,7 @@ rule:     policies.yaml:77  "*"
 
 	// What approvers would read, or what the call lacks.
 	stdout, _, _ := runPolicyCmd(t, "explain", "--policy", "../../policies.yaml", "github__merge_pull_request", `{"repo": "prod-api", "pullNumber": 12}`)
-	if !strings.Contains(stdout, `this call: justification "merge prod-api#12 requested by an AI agent", ticket ""`) {
+	if !strings.Contains(stdout, `this call: justification "merge by an AI agent (trace ): \"pullNumber\"=12, \"repo\"=\"prod-api\"", ticket ""`) {
 		t.Errorf("rendered justification missing:\n%s", stdout)
 	}
 	stdout, _, _ = runPolicyCmd(t, "explain", "--policy", "../../policies.yaml", "db__send_payment", `{"amount": 10, "justification": "invoice 77"}`)

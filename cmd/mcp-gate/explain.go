@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/mcp-gate/mcp-gate/internal/callargs"
 	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 	"github.com/mcp-gate/mcp-gate/internal/policy"
 )
@@ -30,12 +31,15 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return cmdline.UsageError(stderr, fs, explainUsage, "mcp-gate explain: want a tool name and, optionally, its arguments")
 	}
 	tool := fs.Arg(0)
-	var callArgs map[string]any
+	var raw json.RawMessage
 	if fs.NArg() == 2 {
-		if err := json.Unmarshal([]byte(fs.Arg(1)), &callArgs); err != nil {
-			return fmt.Errorf("explain: arguments must be a JSON object: %w", err)
-		}
+		raw = json.RawMessage(fs.Arg(1))
 	}
+	parsed, err := callargs.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("explain: the gate would refuse this call: %w", err)
+	}
+	callArgs := parsed.Object()
 	p, _, err := loadPolicy(*file, stderr)
 	if err != nil {
 		return err

@@ -27,6 +27,14 @@ func ArgsDigest(raw json.RawMessage) (keys []string, sha string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
+	keys, sha = DigestValue(v)
+	return keys, sha, nil
+}
+
+// DigestValue is ArgsDigest for arguments decoded already (objects as
+// map[string]any, arrays as []any, numbers as json.Number), so that a
+// caller which parsed them once need not have them parsed again.
+func DigestValue(v any) (keys []string, sha string) {
 	if obj, ok := v.(map[string]any); ok {
 		keys = make([]string, 0, len(obj))
 		for k := range obj {
@@ -37,7 +45,7 @@ func ArgsDigest(raw json.RawMessage) (keys []string, sha string, err error) {
 	var b bytes.Buffer
 	writeCanonical(&b, v)
 	sum := sha256.Sum256(b.Bytes())
-	return keys, hex.EncodeToString(sum[:]), nil
+	return keys, hex.EncodeToString(sum[:])
 }
 
 // Canonicalize returns the canonical form of a JSON value, so that two

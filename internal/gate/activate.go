@@ -2,7 +2,6 @@ package gate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -47,12 +46,6 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		return g.forward(ctx, rec, c, next, start)
 	}
 
-	if args == nil && len(c.Arguments) > 0 {
-		// Decide did not need them, but templates and `required` do. A
-		// non-object was refused already if any condition needed it; here
-		// it just leaves the templates without arguments.
-		_ = json.Unmarshal(c.Arguments, &args)
-	}
 	client := strings.TrimSpace(c.Client.Name + " " + c.Client.Version)
 	justification, ticket, err := d.Justify(policy.Call{Tool: c.Tool, Upstream: c.Upstream, Client: client, TraceID: rec.TraceID, Args: args})
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcp-gate/mcp-gate/internal/audit"
+	"github.com/mcp-gate/mcp-gate/internal/callargs"
 	"github.com/mcp-gate/mcp-gate/internal/grants"
 	"github.com/mcp-gate/mcp-gate/internal/pim"
 	"github.com/mcp-gate/mcp-gate/internal/policy"
@@ -137,20 +137,25 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 		Tool:     c.Tool,
 		Upstream: c.Upstream,
 	}
-	g.redact(&rec, pol, c.Arguments)
+	// The one reading of the arguments: the decision, the audit digest and
+	// the justification all use it, and c.Arguments, forwarded as they are
+	// (see callargs.Args.Raw), are the bytes it was read from.
+	args, argErr := callargs.Parse(c.Arguments)
+	if argErr == nil {
+		g.redact(&rec, pol, args)
+	}
 	if err := g.cfg.Audit.Err(); err != nil {
 		rec.Decision, rec.Rule = audit.DecisionDeny, pol.File()
 		return g.refuse(ctx, &rec, "refused: mcp-gate cannot write its audit log, so it lets no call through until that is fixed and it is restarted: "+err.Error())
 	}
-
-	var args map[string]any
-	if pol.NeedsArgs(c.Tool) && len(c.Arguments) > 0 {
-		if err := json.Unmarshal(c.Arguments, &args); err != nil {
-			rec.Decision, rec.Rule = audit.DecisionDeny, pol.File()
-			return g.refuse(ctx, &rec, "refused: the call's arguments are not a JSON object, so the policy's conditions cannot be checked")
-		}
+	if argErr != nil {
+		// Arguments the upstream could read otherwise than the gate are
+		// refused whatever the rule, since no decision would be about them.
+		rec.Decision, rec.Rule = audit.DecisionDeny, pol.File()
+		return g.refuse(ctx, &rec, "refused: "+argErr.Error()+"; send each argument once, as valid JSON in UTF-8")
 	}
-	d := pol.Decide(c.Tool, args)
+
+	d := pol.Decide(c.Tool, args.Object())
 	rec.Rule, rec.Reason = d.Rule, string(d.Reason)
 
 	switch d.Action {
@@ -159,7 +164,7 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 		return g.forward(ctx, &rec, c, next, start)
 	case policy.Activate:
 		rec.Decision, rec.Role = audit.DecisionActivate, d.Role
-		return g.activate(ctx, &rec, c, d, args, pol.Approvals(), next, start)
+		return g.activate(ctx, &rec, c, d, args.Object(), pol.Approvals(), next, start)
 	default:
 		rec.Decision = audit.DecisionDeny
 		return g.refuse(ctx, &rec, d.Why())
@@ -168,15 +173,9 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 
 // redact puts the arguments into the record as the policy asks: by default
 // only their names and a digest.
-func (g *Gate) redact(rec *audit.Record, pol *policy.Policy, raw json.RawMessage) {
-	keys, sum, err := audit.ArgsDigest(raw)
-	if err != nil {
-		// Arguments that cannot be canonicalised (invalid UTF-8, say) get no
-		// digest rather than one that would stand for other arguments.
-		return
-	}
-	rec.ArgKeys, rec.ArgsSHA256 = keys, sum
-	if pol.Audit().Arguments == policy.ArgumentsClear && len(raw) > 0 {
+func (g *Gate) redact(rec *audit.Record, pol *policy.Policy, args *callargs.Args) {
+	rec.ArgKeys, rec.ArgsSHA256 = audit.DigestValue(args.Object())
+	if raw := args.Raw(); pol.Audit().Arguments == policy.ArgumentsClear && len(raw) > 0 {
 		rec.Args = raw
 	}
 }

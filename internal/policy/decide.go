@@ -11,6 +11,9 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Action is what happens to a call. The zero value is Deny, so a
@@ -127,7 +130,8 @@ func (d Decision) Justify(c Call) (justification, ticket string, err error) {
 
 func render(required bool, t *template.Template, arg string, missing error, data templateData) (string, error) {
 	if required {
-		s, _ := data.Args[arg].(string)
+		v, _ := lookupKey(data.Args, arg)
+		s, _ := v.(string)
 		if s = strings.TrimSpace(s); s == "" {
 			return "", missing
 		}
@@ -153,40 +157,128 @@ type templateData struct {
 	Grant string
 }
 
-// summaryValueMax is how many characters of one argument ArgsSummary shows.
-const summaryValueMax = 32
+// ArgsSummary's limits, in characters. PIM takes 500 characters of
+// justification; the summary keeps within summaryMax of them so that the
+// text around it (tool, role and trace id first) survives the gate's cut.
+const (
+	summaryMax      = 300
+	summaryNameMax  = 40 // a name as shown, quotes and escapes included
+	summaryValueMax = 40 // a value as shown, likewise
+)
 
 // secretName matches argument names whose values ArgsSummary never shows.
 var secretName = regexp.MustCompile(`(?i)pass|secret|token|key|credential|auth|cookie|session`)
 
-// ArgsSummary lists the top-level arguments as name=value, sorted by name,
-// for approvers: long values are cut short, nested ones elided, and values
-// of arguments whose names suggest a secret are not shown.
+// ArgsSummary lists the top-level arguments for approvers, sorted by name,
+// as "name"=value: names and string values in JSON string syntax, with
+// quotes, control, format (bidi) and other invisible characters escaped,
+// so the caller cannot make one argument look like two or hide one; each
+// name and value is cut on its own, nested values are elided as {…} or
+// […], and values of arguments whose names suggest a secret show as ***.
+// Arguments that do not fit in summaryMax characters are counted, never
+// dropped silently: "(+3 more arguments)".
 func (d templateData) ArgsSummary() string {
 	names := slices.Sorted(maps.Keys(d.Args))
-	parts := make([]string, 0, len(names))
-	for _, name := range names {
+	var b strings.Builder
+	used := 0 // characters in b
+	for i, name := range names {
 		var v string
 		switch x := d.Args[name].(type) {
 		case map[string]any:
 			v = "{…}"
 		case []any:
 			v = "[…]"
+		case string:
+			v = quoteCut(x, summaryValueMax)
 		default:
-			v, _ = argString(d.Args, []string{name})
-			if r := []rune(v); len(r) > summaryValueMax {
-				v = string(r[:summaryValueMax-1]) + "…"
+			s, _ := argString(d.Args, []string{name})
+			if s == "" {
+				s = "null"
 			}
-			if _, ok := x.(string); ok {
-				v = strconv.Quote(v)
-			}
-			if secretName.MatchString(name) {
-				v = "***"
-			}
+			v = cut(s, summaryValueMax)
 		}
-		parts = append(parts, name+"="+v)
+		if secretName.MatchString(name) {
+			v = "***"
+		}
+		entry := quoteCut(name, summaryNameMax) + "=" + v
+		if b.Len() > 0 {
+			entry = ", " + entry
+		}
+		tail := "" // what must still fit after this entry
+		if left := len(names) - i - 1; left > 0 {
+			tail = fmt.Sprintf(", (+%d more arguments)", left)
+		}
+		if n := utf8.RuneCountInString(entry + tail); used+n > summaryMax {
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "(+%d more arguments)", len(names)-i)
+			break
+		}
+		b.WriteString(entry)
+		used += utf8.RuneCountInString(entry)
 	}
-	return strings.Join(parts, ", ")
+	return b.String()
+}
+
+// quoteCut writes s as a JSON string of at most n characters, quotes
+// included, escaping every character an approver could not see or could
+// misread; a cut string ends in … inside its quotes.
+func quoteCut(s string, n int) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	used := 2 // the quotes
+	for i, r := range s {
+		esc := escapeRune(r)
+		// Room for this character, and for the ellipsis if more follow.
+		need := utf8.RuneCountInString(esc)
+		if i+utf8.RuneLen(r) < len(s) {
+			need++
+		}
+		if used+need > n {
+			b.WriteString("…")
+			break
+		}
+		b.WriteString(esc)
+		used += utf8.RuneCountInString(esc)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// escapeRune is r in a JSON string: escaped when it is a quote, a
+// backslash, or not a printable character (controls, format characters
+// such as bidi overrides, line separators, non-ASCII spaces).
+func escapeRune(r rune) string {
+	switch r {
+	case '"':
+		return `\"`
+	case '\\':
+		return `\\`
+	case '\n':
+		return `\n`
+	case '\t':
+		return `\t`
+	case '\r':
+		return `\r`
+	}
+	if unicode.IsPrint(r) { // not controls, format characters, separators or spaces other than ' '
+
+		return string(r)
+	}
+	if r > 0xFFFF {
+		hi, lo := utf16.EncodeRune(r)
+		return fmt.Sprintf(`\u%04x\u%04x`, hi, lo)
+	}
+	return fmt.Sprintf(`\u%04x`, r)
+}
+
+// cut shortens s to at most n characters, ending it with … when cut.
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }
 
 // Arg returns the string form of the argument at a dotted path, or "".
@@ -203,7 +295,6 @@ type entry struct {
 	line    int
 	col     int
 	alts    []alt
-	hasWhen bool
 
 	noCondition Decision // when no alternative's conditions hold
 	hidden      bool     // no alternative can allow or activate
@@ -219,14 +310,16 @@ type alt struct {
 
 // cond is one `when` condition: an argument path and a glob on its value.
 type cond struct {
-	key  string   // as written, for explain
-	path []string // key split at dots
-	glob string
+	key      string   // as written, for explain
+	path     []string // key split at dots
+	glob     string
+	globFold string // glob NFKC-normalised and case-folded, for folded readings
 }
 
-// Decide decides a call to tool with its decoded JSON arguments. It does no
-// I/O and, when the matching rule has no `when`, no allocation; args may be
-// nil then (see NeedsArgs). A nil Policy denies everything.
+// Decide decides a call to tool with its arguments as callargs.Parse
+// decoded them (nil stands for none). It does no I/O and, when the
+// matching rule has no `when`, no allocation. A nil Policy denies
+// everything.
 func (p *Policy) Decide(tool string, args map[string]any) Decision {
 	if p == nil {
 		return Decision{Reason: ReasonNoPolicy}
@@ -237,22 +330,11 @@ func (p *Policy) Decide(tool string, args map[string]any) Decision {
 	}
 	e := &p.entries[i]
 	for k := range e.alts {
-		if condsHold(e.alts[k].when, args) {
+		if e.alts[k].holds(args) {
 			return e.alts[k].decision
 		}
 	}
 	return e.noCondition
-}
-
-// NeedsArgs reports whether deciding tool looks at the call's arguments.
-// When false, Decide may be given nil and the arguments need not be
-// decoded. Justify always needs them.
-func (p *Policy) NeedsArgs(tool string) bool {
-	if p == nil {
-		return false
-	}
-	i := p.lookup(tool)
-	return i >= 0 && p.entries[i].hasWhen
 }
 
 // Visibility says how tools/list should show tool: hidden when no call to
@@ -291,18 +373,16 @@ func (p *Policy) lookup(tool string) int {
 	return limit
 }
 
-func condsHold(conds []cond, args map[string]any) bool {
-	for _, c := range conds {
-		if !c.holds(args) {
+// holds reports whether all of a's conditions hold, read as readings.go
+// says: strictly for an allow alternative, broadly for the others.
+func (a *alt) holds(args map[string]any) bool {
+	every := a.decision.Action == Allow
+	for _, c := range a.when {
+		if !condHolds(c, args, every) {
 			return false
 		}
 	}
 	return true
-}
-
-func (c cond) holds(args map[string]any) bool {
-	s, ok := argString(args, c.path)
-	return ok && match(c.glob, s)
 }
 
 // argString finds the value at path in args and returns its string form:
@@ -315,7 +395,7 @@ func argString(args map[string]any, path []string) (string, bool) {
 		switch c := v.(type) {
 		case map[string]any:
 			var ok bool
-			if v, ok = c[key]; !ok {
+			if v, ok = lookupKey(c, key); !ok {
 				return "", false
 			}
 		case []any:

@@ -3,12 +3,14 @@ package policy
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func mustParse(t testing.TB, src string) (*Policy, []Problem) {
@@ -41,6 +43,11 @@ func TestWarnings(t *testing.T) {
 			`policies.yaml:6:7: warning: tools["a"][1]: unreachable: alternative 0 (line 5) has no when and always applies first`,
 			`policies.yaml:7:7: warning: tools["a"][2]: unreachable: alternative 0 (line 5) has no when and always applies first`,
 		}},
+		{"deny-list shapes", withApprovals + "  a:\n    - {when: {path: \"/srv/*\"}, role: R}\n    - allow\n  b:\n    - {when: {repo: \"prod-*\"}, action: deny}\n    - {when: {repo: \"x\"}, role: R}\n    - allow\n", []string{
+			`policies.yaml:6:7: warning: tools["a"][1]: a deny-list: every call that dodges the conditions of alternative 0 (line 5) is allowed, and the caller picks the arguments they test; write an allow-list instead: {when: {...}, action: allow} for what is safe, then the role for the rest`,
+			`policies.yaml:10:7: warning: tools["b"][2]: a deny-list: every call that dodges the conditions of alternative 0 (line 8) is allowed, and the caller picks the arguments they test; write an allow-list instead: {when: {...}, action: allow} for what is safe, then the role for the rest`,
+		}},
+		{"allow-lists are fine", withApprovals + "  a:\n    - {when: {path: \"/tmp/*\"}, action: allow}\n    - {role: R}\n  b:\n    - {when: {path: \"/tmp/*\"}, action: allow}\n    - {when: {path: \"/srv/*\"}, role: R}\n    - deny\n  c: [{when: {x: y}, role: R}, deny]\n", nil},
 		{"empty tools", "version: 1\ntools: {}\n", []string{
 			"policies.yaml:2:8: warning: tools: empty; every call will be denied",
 		}},
@@ -145,8 +152,8 @@ func TestDecisionDefaults(t *testing.T) {
 	if d := p.Decide("gh__merge_x", nil); d.Grant != 20*time.Minute {
 		t.Errorf("approvals.defaultGrant not applied: %v", d.Grant)
 	}
-	just, ticket, err := d.Justify(Call{Tool: "db__drop_users"})
-	if err != nil || just != "db__drop_users called by an AI agent through mcp-gate" || ticket != "" {
+	just, ticket, err := d.Justify(Call{Tool: "db__drop_users", TraceID: "t1"})
+	if err != nil || just != "db__drop_users needs DBA (mcp-gate trace t1): called by an AI agent" || ticket != "" {
 		t.Errorf("Justify = %q, %q, %v", just, ticket, err)
 	}
 }
@@ -177,26 +184,22 @@ func TestJustify(t *testing.T) {
 	}
 }
 
-func TestNeedsArgsAndVisibility(t *testing.T) {
+func TestVisibility(t *testing.T) {
 	p, _ := mustParse(t, decideSrc)
 	tests := []struct {
-		tool      string
-		needsArgs bool
-		hidden    bool
-		role      string
+		tool   string
+		hidden bool
+		role   string
 	}{
-		{"db__drop_audit", false, true, ""},
-		{"db__drop_x", false, false, "DBA"},
-		{"db__query", false, false, ""},
-		{"gh__merge", true, false, "Prod Force"},
-		{"gh__conditional", true, false, "X"},
-		{"gh__delete_repo", false, true, ""},
-		{"slack__post", false, true, ""},
+		{"db__drop_audit", true, ""},
+		{"db__drop_x", false, "DBA"},
+		{"db__query", false, ""},
+		{"gh__merge", false, "Prod Force"},
+		{"gh__conditional", false, "X"},
+		{"gh__delete_repo", true, ""},
+		{"slack__post", true, ""},
 	}
 	for _, tc := range tests {
-		if got := p.NeedsArgs(tc.tool); got != tc.needsArgs {
-			t.Errorf("NeedsArgs(%q) = %v, want %v", tc.tool, got, tc.needsArgs)
-		}
 		if hidden, role := p.Visibility(tc.tool); hidden != tc.hidden || role != tc.role {
 			t.Errorf("Visibility(%q) = %v, %q, want %v, %q", tc.tool, hidden, role, tc.hidden, tc.role)
 		}
@@ -248,7 +251,7 @@ func TestAccessorsAndDefaults(t *testing.T) {
 	want := Approvals{Backend: "entra-pim", Credential: "default", GraphURL: "https://graph.microsoft.com/v1.0",
 		DefaultGrant: 15 * time.Minute, PollInterval: time.Second, PollMaxBackoff: 30 * time.Second,
 		Deadline: time.Hour, GrantMargin: 30 * time.Second, MaxBackground: 100,
-		Justification: "{{.Tool}} called by an AI agent through mcp-gate", TicketSystem: "mcp-gate"}
+		Justification: "{{.Tool}} needs {{.Role}} (mcp-gate trace {{.TraceID}}): called by an AI agent", TicketSystem: "mcp-gate"}
 	if p.Approvals() != want {
 		t.Errorf("defaults changed: %+v", p.Approvals())
 	}
@@ -404,8 +407,128 @@ func TestJustifyTemplateSeesTheCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `drop on db for claude-ai 0.9 (abc123): apiToken=***, cascade=true, ids=[…], limit=10, note="` + strings.Repeat("x", 31) + `…", table="users", where={…}`
+	want := `drop on db for claude-ai 0.9 (abc123): "apiToken"=***, "cascade"=true, "ids"=[…], "limit"=10, "note"="` + strings.Repeat("x", 37) + `…", "table"="users", "where"={…}`
 	if just != want {
 		t.Fatalf("justification =\n%s\nwant\n%s", just, want)
+	}
+}
+
+// The caller picks argument names and values: the summary must not let
+// them pass for other arguments or hide one that matters. Read back as the
+// approver would, the summary names exactly the call's arguments.
+func TestArgsSummaryCannotBeForged(t *testing.T) {
+	tests := []struct {
+		name string
+		args map[string]any
+		want []string // substrings the approver must see
+	}{
+		{"a key shows a fake dry_run", map[string]any{`dry_run=true, name`: "production"},
+			[]string{`"dry_run=true, name"="production"`}},
+		{"keys show a fake dry_run", map[string]any{`a"=1, "dry_run"=true, "b`: 1, "dry_run": false},
+			[]string{`"dry_run"=false`, `"a\"=1, \"dry_run\"=true, \"b"=1`}},
+		{"a value shows a fake dry_run", map[string]any{"dry_run": false, "name": `production", "dry_run"=true`},
+			[]string{`"dry_run"=false`, `"name"="production\", \"dry_run\"=true"`}},
+		{"quotes and newlines are escaped", map[string]any{"a\n\"dry_run\"": "x\ny"},
+			[]string{`"a\n\"dry_run\""="x\ny"`}},
+		{"bidi override and zero-width space", map[string]any{"name": "prod\u202euction\u200b"},
+			[]string{`"name"="prod\u202euction\u200b"`}},
+		{"an invisible character outside the BMP", map[string]any{"tag": "a\U000E0041"},
+			[]string{`"tag"="a\udb40\udc41"`}},
+		{"a padded key cannot push name out", map[string]any{strings.Repeat("a", 5000): "x", "name": "production"},
+			[]string{`"name"="production"`, `"` + strings.Repeat("a", 37) + `…"="x"`}},
+		{"a padded value is cut on its own", map[string]any{"comment": strings.Repeat("z", 5000), "name": "production"},
+			[]string{`"name"="production"`}},
+		{"a long number is cut", map[string]any{"n": json.Number("1" + strings.Repeat("0", 100))},
+			[]string{`"n"=1` + strings.Repeat("0", summaryValueMax-2) + "…"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := templateData{Call: Call{Args: tc.args}}.ArgsSummary()
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("summary %s\nlacks %s", got, w)
+				}
+			}
+			if n := utf8.RuneCountInString(got); n > summaryMax {
+				t.Errorf("summary is %d characters, more than %d", n, summaryMax)
+			}
+			var names []string
+			for name := range tc.args {
+				if utf8.RuneCountInString(name) < summaryNameMax-2 {
+					names = append(names, name)
+				}
+			}
+			if read := summaryNames(t, got); !slices.Equal(read, slices.Sorted(slices.Values(names))) {
+				t.Errorf("summary %s\nreads as arguments %q, want %q", got, read, names)
+			}
+		})
+	}
+}
+
+// summaryNames reads the argument names back out of a summary the way an
+// approver would: each entry starts with a JSON string. Cut names (ending
+// in …) are left out.
+func summaryNames(t *testing.T, s string) []string {
+	t.Helper()
+	var names []string
+	for s != "" && !strings.HasPrefix(s, "(+") {
+		dec := json.NewDecoder(strings.NewReader(s))
+		var name string
+		if err := dec.Decode(&name); err != nil {
+			t.Fatalf("summary entry %q does not start with a JSON string: %v", s, err)
+		}
+		rest := s[dec.InputOffset():]
+		if !strings.HasPrefix(rest, "=") {
+			t.Fatalf("no = after the name in %q", s)
+		}
+		rest = rest[1:]
+		if strings.HasPrefix(rest, `"`) { // a string value: skip it whole
+			dec := json.NewDecoder(strings.NewReader(rest))
+			var v string
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("value in %q: %v", rest, err)
+			}
+			rest = rest[dec.InputOffset():]
+		} else if i := strings.Index(rest, ", "); i >= 0 {
+			rest = rest[i:]
+		} else {
+			rest = ""
+		}
+		if !strings.HasSuffix(name, "…") {
+			names = append(names, name)
+		}
+		s = strings.TrimPrefix(rest, ", ")
+	}
+	return names
+}
+
+// Arguments that do not fit are counted, never dropped silently, and the
+// summary stays within its budget however many there are.
+func TestArgsSummaryCountsWhatDoesNotFit(t *testing.T) {
+	args := map[string]any{"name": "production"}
+	for i := range 20 {
+		args[fmt.Sprintf("a%02d_%s", i, strings.Repeat("p", 30))] = strings.Repeat("v", 60)
+	}
+	got := templateData{Call: Call{Args: args}}.ArgsSummary()
+	if n := utf8.RuneCountInString(got); n > summaryMax {
+		t.Fatalf("summary is %d characters, more than %d:\n%s", n, summaryMax, got)
+	}
+	shown := strings.Count(got, "=")
+	want := fmt.Sprintf("(+%d more arguments)", len(args)-shown)
+	if shown == 0 || !strings.HasSuffix(got, want) {
+		t.Fatalf("summary %s\nwant %d shown and ending %q", got, shown, want)
+	}
+	for n := range 40 {
+		args := map[string]any{}
+		for i := range n {
+			args[strings.Repeat("k", i+1)] = strings.Repeat("\u202e", i)
+		}
+		got := templateData{Call: Call{Args: args}}.ArgsSummary()
+		if utf8.RuneCountInString(got) > summaryMax {
+			t.Fatalf("%d arguments: summary of %d characters", n, utf8.RuneCountInString(got))
+		}
+		if shown := strings.Count(got, `"=`); shown < n && !strings.HasSuffix(got, fmt.Sprintf("(+%d more arguments)", n-shown)) {
+			t.Fatalf("%d arguments, %d shown, no count: %s", n, shown, got)
+		}
 	}
 }

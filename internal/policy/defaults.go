@@ -14,7 +14,7 @@ const (
 	DefaultDeadline       = time.Hour
 	DefaultGrantMargin    = 30 * time.Second
 	DefaultMaxBackground  = 100
-	DefaultJustification  = "{{.Tool}} called by an AI agent through mcp-gate"
+	DefaultJustification  = "{{.Tool}} needs {{.Role}} (mcp-gate trace {{.TraceID}}): called by an AI agent"
 	DefaultTicketSystem   = "mcp-gate"
 	DefaultAuditPath      = "~/.mcp-gate/audit.jsonl"
 	DefaultAuditArguments = ArgumentsHashed

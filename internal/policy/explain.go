@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -34,7 +35,7 @@ func (p *Policy) Explain(tool string, args map[string]any) Explanation {
 			continue
 		}
 		for _, a := range e.alts {
-			if why := unmet(a.when, args); why != "" {
+			if why := a.unmet(args); why != "" {
 				ex.Tried = append(ex.Tried, Step{Rule: a.decision.Rule, Pattern: e.pattern, Why: why})
 				continue
 			}
@@ -49,17 +50,47 @@ func (p *Policy) Explain(tool string, args map[string]any) Explanation {
 }
 
 // unmet says which condition fails, or "" when all hold.
-func unmet(conds []cond, args map[string]any) string {
-	for _, c := range conds {
-		s, ok := argString(args, c.path)
+func (a *alt) unmet(args map[string]any) string {
+	every := a.decision.Action == Allow
+	for _, c := range a.when {
+		if condHolds(c, args, every) {
+			continue
+		}
+		vals := values(args, c.path, nil)
 		switch {
-		case !ok:
+		case len(vals) == 0:
 			return fmt.Sprintf("when %s: argument missing", c.key)
-		case !match(c.glob, s):
-			return fmt.Sprintf("when %s: %q does not match %q", c.key, s, c.glob)
+		case every:
+			for _, v := range vals {
+				rs := readings(v)
+				for _, r := range rs {
+					switch {
+					case match(c.glob, r):
+					case r == rs[0]:
+						return fmt.Sprintf("when %s: %q does not match %q", c.key, r, c.glob)
+					default:
+						return fmt.Sprintf("when %s: %q, read as %q, does not match %q (an allow needs every reading to)", c.key, rs[0], r, c.glob)
+					}
+				}
+			}
+			return fmt.Sprintf("when %s: %s do not all match %q", c.key, shown(vals), c.glob) // not reached: condHolds would have held
+		default:
+			return fmt.Sprintf("when %s: %s does not match %q", c.key, shown(vals), c.glob)
 		}
 	}
 	return ""
+}
+
+// shown is the values a condition was tested on, for explain.
+func shown(vals []any) string {
+	qs := make([]string, len(vals))
+	for i, v := range vals {
+		qs[i] = strconv.Quote(readings(v)[0])
+	}
+	if len(qs) == 1 {
+		return qs[0]
+	}
+	return "[" + strings.Join(qs, ", ") + "]"
 }
 
 // String renders the explanation the way `mcp-gate explain` prints it.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/mcp-gate/mcp-gate/internal/callargs"
 )
 
 // FuzzParse feeds arbitrary bytes to the parser: it must never panic, and
@@ -68,8 +70,10 @@ func FuzzDecide(f *testing.F) {
 	f.Add("", `{}`, "*")
 	f.Add("a*b", `[1]`, "a?b*")
 	f.Fuzz(func(t *testing.T, tool, argsJSON, pattern string) {
-		var args map[string]any
-		_ = json.Unmarshal([]byte(argsJSON), &args)
+		var args map[string]any // nil when the gate would refuse them
+		if a, err := callargs.Parse(json.RawMessage(argsJSON)); err == nil {
+			args = a.Object()
+		}
 
 		d := decidePolicy.Decide(tool, args)
 		if ex := decidePolicy.Explain(tool, args); ex.Decision != d {

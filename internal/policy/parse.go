@@ -76,7 +76,7 @@ var (
 	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "tokenFile", "graphURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "maxBackground", "justification", "ticketSystem"}
 	auditKeys     = []string{"path", "arguments"}
 	upstreamKeys  = []string{"command", "env", "url", "headers"}
-	ruleKeys      = []string{"role", "grant", "when", "justification", "ticket"}
+	ruleKeys      = []string{"role", "grant", "when", "justification", "ticket", "action"}
 
 	guidRE         = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	upstreamNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)

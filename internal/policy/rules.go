@@ -9,7 +9,10 @@ import (
 	"time"
 	"unicode"
 
+	"golang.org/x/text/unicode/norm"
 	"gopkg.in/yaml.v3"
+
+	"github.com/mcp-gate/mcp-gate/internal/callargs"
 )
 
 // altSrc is one alternative as written; finish turns it into an alt once
@@ -69,7 +72,8 @@ func (ps *parser) rule(n *yaml.Node, where, loc string) []altSrc {
 		return nil
 	}
 	var alts []altSrc
-	always := -1 // index of the first alternative without conditions
+	always := -1  // index of the first alternative without conditions
+	guarded := -1 // index of the first conditioned role or deny
 	for i, item := range n.Content {
 		at := fmt.Sprintf("%s[%d]", where, i)
 		if item.Kind == yaml.SequenceNode {
@@ -80,9 +84,15 @@ func (ps *parser) rule(n *yaml.Node, where, loc string) []altSrc {
 		if !ok {
 			continue
 		}
-		if always >= 0 {
+		switch {
+		case always >= 0:
 			ps.warnf(item, "%s: unreachable: alternative %d (line %d) has no when and always applies first", at, always, n.Content[always].Line)
-		} else if len(a.when) == 0 {
+		case len(a.when) > 0 && a.action != Allow && guarded < 0:
+			guarded = i
+		case len(a.when) == 0 && a.action == Allow && guarded >= 0:
+			ps.warnf(item, "%s: a deny-list: every call that dodges the conditions of alternative %d (line %d) is allowed, and the caller picks the arguments they test; write an allow-list instead: {when: {...}, action: allow} for what is safe, then the role for the rest", at, guarded, n.Content[guarded].Line)
+		}
+		if always < 0 && len(a.when) == 0 {
 			always = i
 		}
 		alts = append(alts, a)
@@ -100,32 +110,52 @@ func (ps *parser) alternative(n *yaml.Node, where, loc string) (altSrc, bool) {
 		a.action = Deny
 		return a, true
 	case n.Kind != yaml.MappingNode:
-		ps.errorf(n, "%s: want allow, deny, a mapping {role, grant, when, justification, ticket} or a list of them, got %s", where, describe(n))
+		ps.errorf(n, "%s: want allow, deny, a mapping {role, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got %s", where, describe(n))
 		return a, false
 	}
 	a.action = Activate
+	var action *yaml.Node
+	var roleOnly []string // keys that only go with role
 	hasRole, ok := false, true
 	ps.fields(n, where, ruleKeys, func(key string, k, v *yaml.Node) {
 		at := join(where, key)
 		var good bool
 		switch key {
+		case "action":
+			action = v
+			var s string
+			if s, good = ps.oneOf(v, at, []string{"allow", "deny"}); good && s == "allow" {
+				a.action = Allow
+			} else if good {
+				a.action = Deny
+			}
 		case "role":
 			hasRole = true
 			a.role, good = ps.role(v, at)
 		case "grant":
+			roleOnly = append(roleOnly, key)
 			a.grant, good = ps.duration(v, at, false)
 		case "when":
 			a.when, good = ps.when(v, at)
 		case "justification":
+			roleOnly = append(roleOnly, key)
 			a.just, good = ps.text(v, at)
 		case "ticket":
+			roleOnly = append(roleOnly, key)
 			a.ticket, good = ps.text(v, at)
 		}
 		ok = ok && good
 	})
-	if !hasRole {
-		ps.errorf(n, "%s: missing role; a rule mapping names the PIM role a call needs (write allow or deny for rules without one)", where)
-		ok = false
+	switch {
+	case action != nil && hasRole:
+		ps.errorf(action, "%s: action and role exclude each other: a mapping with role activates the role; action: allow or deny takes no role", where)
+		return a, false
+	case action != nil && len(roleOnly) > 0:
+		ps.errorf(action, "%s: %s only go with role; action: %s takes just when", where, strings.Join(roleOnly, ", "), action.Value)
+		return a, false
+	case action == nil && !hasRole:
+		ps.errorf(n, "%s: missing role; a rule mapping names the PIM role a call needs, or is {when: {...}, action: allow|deny} (write allow or deny for a rule without conditions)", where)
+		return a, false
 	}
 	return a, ok
 }
@@ -170,7 +200,7 @@ func (ps *parser) when(n *yaml.Node, where string) ([]cond, bool) {
 			ok = false
 			return
 		}
-		conds = append(conds, cond{key: k.Value, path: path, glob: glob})
+		conds = append(conds, cond{key: k.Value, path: path, glob: glob, globFold: callargs.Fold(norm.NFKC.String(glob))})
 	})
 	return conds, ok
 }
@@ -246,7 +276,6 @@ func (ps *parser) finish() {
 				}
 			}
 			visible = visible || a.action != Deny
-			e.hasWhen = e.hasWhen || len(a.when) > 0
 			e.alts = append(e.alts, alt{when: a.when, decision: d})
 		}
 		e.hidden = !visible

@@ -1,0 +1,239 @@
+// Package callargs reads a tool call's arguments once, strictly, so that the
+// gate decides on, audits and forwards one and the same thing. Arguments a
+// JSON parser could read more than one way are refused rather than guessed
+// at: a duplicate key (most parsers keep the last value, some the first),
+// two keys equal under Unicode case folding (encoding/json and other
+// struct binders match field names case-insensitively, so the upstream may
+// read either), invalid UTF-8 or a lone UTF-16 surrogate escape (replaced
+// by U+FFFD in some parsers, kept or refused by others), and top-level
+// arguments that are not an object.
+package callargs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxDepth is how deeply arguments may nest; deeper ones are refused.
+const MaxDepth = 64
+
+// Args is a call's arguments after the strict reading.
+type Args struct {
+	raw json.RawMessage
+	obj map[string]any
+}
+
+// Raw is the arguments exactly as the client sent them; nil when it sent
+// none. The gate forwards these bytes: once Parse has accepted them they
+// have one reading in every conforming JSON parser, the one the gate
+// decided on, and forwarding them keeps each value, number literals
+// included, byte for byte what the policy matched. A re-encoding would add
+// nothing to that and would change what the client asked for (a number's
+// spelling, a large integer's precision in the upstream's parser).
+func (a *Args) Raw() json.RawMessage { return a.raw }
+
+// Object is the decoded arguments: objects as map[string]any, arrays as
+// []any, numbers as json.Number (their literal), strings, booleans and nil.
+// It is empty, not nil, when the client sent no arguments. Callers must not
+// change it.
+func (a *Args) Object() map[string]any { return a.obj }
+
+// Error says why arguments were refused, in a sentence for the caller.
+type Error struct{ msg string }
+
+func (e *Error) Error() string { return e.msg }
+
+func errorf(format string, args ...any) error {
+	return &Error{msg: fmt.Sprintf(format, args...)}
+}
+
+// Parse reads raw strictly. Empty (or all-whitespace) input and JSON null
+// stand for no arguments, as MCP has it. Every error is an *Error.
+func Parse(raw json.RawMessage) (*Args, error) {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || string(trimmed) == "null" {
+		return &Args{raw: raw, obj: map[string]any{}}, nil
+	}
+	if !utf8.Valid(raw) {
+		return nil, errorf("the arguments are not valid UTF-8")
+	}
+	if err := checkSurrogates(raw); err != nil {
+		return nil, err
+	}
+	if trimmed[0] != '{' {
+		return nil, errorf("the arguments must be a JSON object, got %s", kind(trimmed[0]))
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	v, err := value(dec, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errorf("the arguments have data after the JSON object")
+	}
+	return &Args{raw: raw, obj: v.(map[string]any)}, nil
+}
+
+// value decodes the next JSON value; at is its path, for messages.
+func value(dec *json.Decoder, at string, depth int) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, syntax(err)
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return tok, nil // string, json.Number, bool or nil
+	}
+	if depth >= MaxDepth {
+		return nil, errorf("the arguments nest deeper than %d levels", MaxDepth)
+	}
+	switch d {
+	case '[':
+		arr := []any{}
+		for dec.More() {
+			e, err := value(dec, at+"["+strconv.Itoa(len(arr))+"]", depth+1)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, e)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, syntax(err)
+		}
+		return arr, nil
+	case '{':
+		obj := map[string]any{}
+		folded := map[string]string{} // folded key -> key as written
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return nil, syntax(err)
+			}
+			key := tok.(string) // the decoder only yields strings as object keys
+			where := join(at, key)
+			if _, dup := obj[key]; dup {
+				return nil, errorf("the arguments have the key %s twice", strconv.Quote(where))
+			}
+			f := Fold(key)
+			if other, dup := folded[f]; dup {
+				return nil, errorf("the arguments have keys %s and %s, which differ only in case; a tool may read either", strconv.Quote(join(at, other)), strconv.Quote(where))
+			}
+			folded[f] = key
+			v, err := value(dec, where, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			obj[key] = v
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, syntax(err)
+		}
+		return obj, nil
+	}
+	return nil, errorf("the arguments are not valid JSON") // a closing delimiter where a value belongs
+}
+
+func join(at, key string) string {
+	if at == "" {
+		return key
+	}
+	return at + "." + key
+}
+
+func syntax(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errorf("the arguments are not valid JSON: they end too soon")
+	}
+	return errorf("the arguments are not valid JSON: %v", err)
+}
+
+func kind(first byte) string {
+	switch first {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	default:
+		return "a number or invalid JSON"
+	}
+}
+
+// checkSurrogates refuses \u escapes that encode half of a UTF-16
+// surrogate pair without the other half: they stand for no character, and
+// parsers disagree on what to make of them. raw must be valid UTF-8; its
+// JSON syntax is checked later, so a malformed escape is left to that.
+func checkSurrogates(raw []byte) error {
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case !inString:
+			inString = c == '"'
+		case c == '"':
+			inString = false
+		case c == '\\' && i+1 < len(raw):
+			i++
+			if raw[i] != 'u' {
+				continue
+			}
+			r, ok := hex4(raw, i+1)
+			if !ok {
+				continue
+			}
+			i += 4
+			switch {
+			case 0xDC00 <= r && r <= 0xDFFF:
+				return errorf("the arguments contain a lone UTF-16 surrogate (\\u%04x), which is no character", r)
+			case 0xD800 <= r && r <= 0xDBFF:
+				lo, ok := rune(0), i+2 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u'
+				if ok {
+					lo, ok = hex4(raw, i+3)
+				}
+				if !ok || lo < 0xDC00 || lo > 0xDFFF {
+					return errorf("the arguments contain a lone UTF-16 surrogate (\\u%04x), which is no character", r)
+				}
+				i += 6
+			}
+		}
+	}
+	return nil
+}
+
+// hex4 reads four hex digits at raw[i:].
+func hex4(raw []byte, i int) (rune, bool) {
+	if i+4 > len(raw) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(raw[i:i+4]), 16, 32)
+	return rune(n), err == nil
+}
+
+// Fold maps s to a key that is equal for two strings exactly when
+// strings.EqualFold says they are equal, as encoding/json folds field
+// names: every rune becomes the smallest rune of its case-folding orbit.
+func Fold(s string) string {
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		b = utf8.AppendRune(b, foldRune(r))
+	}
+	return string(b)
+}
+
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
+}
