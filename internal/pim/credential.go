@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -49,7 +50,10 @@ func NewCredential(kind string, opts CredentialOptions) (azcore.TokenCredential,
 	case "", "default":
 		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{TenantID: opts.TenantID})
 	case "azurecli":
-		cred, err = azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: opts.TenantID})
+		var cli *azidentity.AzureCLICredential
+		if cli, err = azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: opts.TenantID}); err == nil {
+			cred = azureCLICredential{cli}
+		}
 	case "devicecode":
 		cred, err = azidentity.NewDeviceCodeCredential(&azidentity.DeviceCodeCredentialOptions{
 			TenantID: opts.TenantID,
@@ -84,6 +88,30 @@ func NewCredential(kind string, opts CredentialOptions) (azcore.TokenCredential,
 		return nil, fmt.Errorf("pim: credential %s: %w", kind, err)
 	}
 	return cred, nil
+}
+
+// ErrNoAzureCLI is credential azurecli failing because the Azure CLI is not
+// installed, or not on the PATH mcp-gate runs with: `az login` cannot help.
+var ErrNoAzureCLI = errors.New("pim: the Azure CLI (az) is not installed or not on PATH")
+
+// errAzureCLI is credential azurecli failing with the CLI present: not
+// signed in, another tenant, an expired session.
+var errAzureCLI = errors.New("pim: the Azure CLI gave no Graph token")
+
+// azureCLICredential tells a missing Azure CLI from one that is not signed
+// in, which azidentity reports alike; each needs its own advice.
+type azureCLICredential struct{ azcore.TokenCredential }
+
+func (c azureCLICredential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	tok, err := c.TokenCredential.GetToken(ctx, o)
+	if err == nil || ctx.Err() != nil {
+		return tok, err
+	}
+	// azidentity runs az through the shell, which searches the same PATH.
+	if _, lookErr := exec.LookPath("az"); lookErr != nil {
+		return tok, fmt.Errorf("%w: %w", ErrNoAzureCLI, err)
+	}
+	return tok, fmt.Errorf("%w: %w", errAzureCLI, err)
 }
 
 // staticCredential hands out a bearer token minted elsewhere. The file is

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,5 +189,69 @@ func TestTokenCredentialAgainstEmulator(t *testing.T) {
 	g, err := c.Activate(ctx, pim.Request{Principal: p, Role: "Helpdesk Administrator", Duration: time.Hour}, nil)
 	if err != nil || g.RoleDefinitionID != helpdeskID || g.End.Sub(g.Start) != time.Hour {
 		t.Fatalf("grant %+v, %v", g, err)
+	}
+}
+
+// TestAzureCLICredentialAdvice runs credential azurecli against fake `az`
+// commands on PATH and checks the advice the user gets: installing the CLI
+// when it is missing, signing in when it is there but gives no token.
+func TestAzureCLICredentialAdvice(t *testing.T) {
+	exp := time.Now().Add(time.Hour).Unix()
+	token := jwt(t, map[string]any{"oid": alice, "exp": exp})
+	tests := []struct {
+		name    string
+		az      string // the fake az script; "" for none on PATH
+		wantErr error
+		want    []string
+		wantNot []string
+		wantOID string
+	}{
+		{name: "not installed", wantErr: pim.ErrNoAzureCLI,
+			want:    []string{"approvals.credential is azurecli, but the Azure CLI (`az`) is not installed or not on the PATH"},
+			wantNot: []string{"set credential: azurecli", "az login --tenant"}},
+		{name: "not signed in", az: "echo \"ERROR: Please run 'az login' to setup account.\" >&2; exit 1", wantErr: pim.ErrAuth,
+			want:    []string{"run `az login --tenant <approvals.tenantId>`", "Please run 'az login' to setup account."},
+			wantNot: []string{"not installed", "set credential: azurecli"}},
+		{name: "signed in", az: fmt.Sprintf(`echo '{"accessToken": "%s", "expires_on": %d}'`, token, exp), wantOID: alice},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.az != "" {
+				if err := os.WriteFile(filepath.Join(dir, "az"), []byte("#!/bin/sh\n"+tt.az+"\n"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Setenv("PATH", dir)
+			cred, err := pim.NewCredential("azurecli", pim.CredentialOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := pim.New(pim.Config{Credential: cred})
+			if err != nil {
+				t.Fatal(err)
+			}
+			oid, err := c.Principal(context.Background())
+			if tt.wantErr == nil {
+				if err != nil || oid != tt.wantOID {
+					t.Fatalf("Principal = %q, %v; want %q", oid, err, tt.wantOID)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			msg := pim.UserMessage(err)
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("UserMessage = %q, want it to contain %q", msg, w)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(msg, w) {
+					t.Errorf("UserMessage = %q, want no %q", msg, w)
+				}
+			}
+		})
 	}
 }

@@ -171,6 +171,10 @@ func UserMessage(err error) string {
 		return ge.UserMessage()
 	case errors.Is(err, ErrNotEligible), errors.Is(err, ErrInvalidPrincipal), errors.Is(err, ErrRoleNotFound):
 		return strings.TrimPrefix(err.Error(), "pim: ")
+	case errors.Is(err, ErrNoAzureCLI):
+		return "approvals.credential is azurecli, but the Azure CLI (`az`) is not installed or not on the PATH mcp-gate runs with (a desktop app's PATH can be shorter than your shell's): install it or give mcp-gate a PATH that has it, run `az login`, then call again"
+	case errors.Is(err, errAzureCLI):
+		return "the Azure CLI gave no Microsoft Graph token: run `az login --tenant <approvals.tenantId>` as the user PIM activates roles for, then call again: " + err.Error()
 	case errors.Is(err, ErrAuth):
 		return "could not sign in to Microsoft Graph (for desktop use: run `az login` and set credential: azurecli): " + err.Error()
 	case errors.Is(err, ErrUnreachable):
