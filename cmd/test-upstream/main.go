@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	addrFile := fs.String("addr-file", "", "with --transport http, write the bound host:port to this file")
 	name := fs.String("name", "test-upstream", "server name, reported by initialize and the whoami tool")
 	sse := fs.Bool("sse", false, "with --transport http, also serve SSE at /sse and /message")
-	demo := fs.Bool("demo", false, "also offer the demo tools read_table, delete_database, send_payment and calls")
+	demo := fs.Bool("demo", false, "also offer the demo tools read_table, delete_database, send_payment, deploy and calls")
 	if err := cmdline.Parse(fs, args, usage, stdout, stderr); err != nil {
 		return err
 	}

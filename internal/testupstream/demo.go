@@ -17,8 +17,8 @@ type demoTools struct {
 	calls map[string]int
 }
 
-// AddDemoTools registers read_table, delete_database, send_payment and
-// calls.
+// AddDemoTools registers read_table, delete_database, send_payment, deploy
+// and calls.
 func (s *Server) AddDemoTools() {
 	d := &demoTools{calls: make(map[string]int)}
 	s.mcp.AddTool(mcp.NewTool("read_table",
@@ -42,6 +42,19 @@ func (s *Server) AddDemoTools() {
 		mcp.WithDestructiveHintAnnotation(true),
 	), d.handler("send_payment", func(req mcp.CallToolRequest) string {
 		return fmt.Sprintf("paid %v EUR to %s", req.GetFloat("amount", 0), req.GetString("to", ""))
+	}))
+	s.mcp.AddTool(mcp.NewTool("deploy",
+		mcp.WithDescription("Deploys a repository. Like most Go servers it binds its arguments into a struct with encoding/json, so an argument's name matches whatever its case, and of a name given twice the last wins."),
+		mcp.WithString("repo", mcp.Required(), mcp.Description("Repository name")),
+		mcp.WithDestructiveHintAnnotation(true),
+	), d.handler("deploy", func(req mcp.CallToolRequest) string {
+		var args struct {
+			Repo string `json:"repo"`
+		}
+		if err := req.BindArguments(&args); err != nil {
+			return "cannot read the arguments: " + err.Error()
+		}
+		return fmt.Sprintf("deployed %q", args.Repo)
 	}))
 	s.mcp.AddTool(mcp.NewTool("calls",
 		mcp.WithDescription("How many times a demo tool has run."),
