@@ -63,7 +63,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		pg, err := act.Activate(ctx, req, func(s pim.Status) {
 			report(grants.Progress{RequestID: s.RequestID, Status: s.Status})
 		})
-		return grants.Grant{RequestID: pg.RequestID, Start: pg.Start, End: pg.End}, err
+		return grants.Grant{RequestID: pg.RequestID, Start: pg.Start, End: pg.End, Seen: pg.Seen}, err
 	})
 	return g.await(ctx, rec, c, d.Role, w, wait, next, start)
 }
@@ -170,6 +170,10 @@ func refusal(role, requestID string, err error) string {
 	var re *pim.RefusedError
 	if errors.As(err, &re) {
 		return "refused: " + re.UserMessage() // names the role and the request
+	}
+	var nl *pim.NotLiveError
+	if errors.As(err, &nl) {
+		return "refused: " + nl.UserMessage() // likewise
 	}
 	msg := fmt.Sprintf("refused: PIM role '%s' was not activated: %s", role, pim.UserMessage(err))
 	if requestID != "" {

@@ -26,6 +26,9 @@ type Grant struct {
 	RequestID string
 	Start     time.Time
 	End       time.Time
+	// Seen is when Entra was last asked and showed the grant live; zero
+	// means when the activation returned it.
+	Seen time.Time
 }
 
 // Progress is what an activation last reported while it waits for approval.

@@ -28,6 +28,14 @@ const (
 	// clockSkew widens "created by this activation" for a Provisioned
 	// request found after a lost reply, since Graph's clock is not ours.
 	clockSkew = 5 * time.Minute
+	// readBackAttempts bounds the reads of the assignment a Provisioned
+	// request made: Entra can list the instance a little after the request
+	// reads Provisioned. They are spaced like polls (pollInterval, doubling).
+	readBackAttempts = 4
+	// permanentHorizon is how long a permanent assignment (no end) is
+	// reported to last from when it was read; the grant cache re-reads it
+	// every approvals.recheck anyway.
+	permanentHorizon = 24 * time.Hour
 )
 
 var (
@@ -148,10 +156,10 @@ func (c *Client) Activate(ctx context.Context, req Request, onStatus func(Status
 	if err != nil {
 		return Grant{}, fmt.Errorf("pim: checking eligibility for role %s: %w", req.Role, err)
 	}
-	if !slices.ContainsFunc(eligible, func(in scheduleInstance) bool { return in.matches(roleID) }) {
+	if !slices.ContainsFunc(eligible, func(in scheduleInstance) bool { return in.matches(req.Principal, roleID) }) {
 		return Grant{}, fmt.Errorf("%w: you are not eligible for role %s: ask an administrator for an eligible PIM assignment", ErrNotEligible, req.Role)
 	}
-	if g, ok, err := c.activeGrant(ctx, roleID, req.Duration); err != nil {
+	if g, ok, err := c.Active(ctx, req.Principal, roleID); err != nil {
 		return Grant{}, fmt.Errorf("pim: checking whether role %s is active: %w", req.Role, err)
 	} else if ok {
 		return g, nil
@@ -167,7 +175,7 @@ func (c *Client) Activate(ctx context.Context, req Request, onStatus func(Status
 		var ge *GraphError
 		if errors.As(err, &ge) && ge.Code == "RoleAssignmentExists" {
 			// Activated meanwhile (another replica, the portal): use that grant.
-			if g, ok, aerr := c.activeGrant(ctx, roleID, req.Duration); aerr == nil && ok {
+			if g, ok, aerr := c.Active(ctx, req.Principal, roleID); aerr == nil && ok {
 				return g, nil
 			}
 		}
@@ -178,15 +186,21 @@ func (c *Client) Activate(ctx context.Context, req Request, onStatus func(Status
 	return a.await(ctx, sr)
 }
 
-// matches reports whether an instance is for roleID at tenant scope.
-func (in scheduleInstance) matches(roleID string) bool {
+// matches reports whether an instance is principal's, for roleID, at tenant
+// scope. Graph's filterByCurrentUser lists only the caller's instances; an
+// entry naming anyone else (or no one) is not taken on trust.
+func (in scheduleInstance) matches(principal, roleID string) bool {
 	scope := in.DirectoryScopeID
-	return strings.EqualFold(in.RoleDefinitionID, roleID) && (scope == "" || scope == tenantScope)
+	return strings.EqualFold(in.PrincipalID, principal) && strings.EqualFold(in.RoleDefinitionID, roleID) &&
+		(scope == "" || scope == tenantScope)
 }
 
-// activeGrant looks for a live assignment of roleID. A permanent assignment
-// (no end) is reported as lasting d from now, so the caller checks again then.
-func (c *Client) activeGrant(ctx context.Context, roleID string, d time.Duration) (Grant, bool, error) {
+// Active reads principal's assignments of roleID from Graph and returns the
+// live one that ends last. Grant.Seen is when the read was sent: Entra
+// showed the assignment live at some time after it. A permanent assignment
+// (no end) is reported as ending permanentHorizon after the read.
+func (c *Client) Active(ctx context.Context, principal, roleID string) (Grant, bool, error) {
+	seen := c.clock.Now()
 	insts, err := list[scheduleInstance](ctx, c, pathMyAssignments)
 	if err != nil {
 		return Grant{}, false, err
@@ -195,17 +209,17 @@ func (c *Client) activeGrant(ctx context.Context, roleID string, d time.Duration
 	var best Grant
 	found := false
 	for _, in := range insts {
-		if !in.matches(roleID) || (in.StartDateTime != nil && in.StartDateTime.After(now)) {
+		if !in.matches(principal, roleID) || (in.StartDateTime != nil && in.StartDateTime.After(now)) {
 			continue
 		}
-		end := now.Add(d)
+		end := seen.Add(permanentHorizon)
 		if in.EndDateTime != nil {
 			end = *in.EndDateTime
 		}
 		if !end.After(now) || (found && !end.After(best.End)) {
 			continue
 		}
-		best = Grant{RoleDefinitionID: roleID, End: end, Start: now, AlreadyActive: true}
+		best = Grant{RoleDefinitionID: roleID, End: end, Start: now, Seen: seen, AlreadyActive: true}
 		if in.StartDateTime != nil {
 			best.Start = *in.StartDateTime
 		}
@@ -365,7 +379,7 @@ func (a *activation) await(ctx context.Context, sr scheduleRequest) (Grant, erro
 		}
 		switch {
 		case sr.Status == "Provisioned":
-			return a.grant(ctx, sr), nil
+			return a.readBack(ctx, sr.ID)
 		case slices.Contains(refusedStatuses, sr.Status):
 			return Grant{}, &RefusedError{Status: sr.Status, RequestID: sr.ID, Role: a.req.Role}
 		}
@@ -413,21 +427,34 @@ func (a *activation) abandon(ctx context.Context, requestID string, lastErr erro
 	return err
 }
 
-// grant reads back the assignment a Provisioned request made, so the grant
-// ends when Entra ends it; start + requested duration is the fallback.
-func (a *activation) grant(ctx context.Context, sr scheduleRequest) Grant {
-	g, ok, err := a.c.activeGrant(ctx, a.roleID, a.req.Duration)
-	if err == nil && ok {
-		g.RequestID, g.AlreadyActive = sr.ID, false
-		return g
+// readBack returns the live assignment a Provisioned request made, read
+// back from Graph, so that a grant is only ever one Entra shows live for
+// this principal and ends when Entra ends it. The instance may lag the
+// request, so a missing one is read again a few times; Graph's own
+// throttling and 5xx answers are retried (with Retry-After) by the pipeline.
+func (a *activation) readBack(ctx context.Context, requestID string) (Grant, error) {
+	delay := a.c.poll
+	for attempt := 1; ; attempt++ {
+		g, ok, err := a.c.Active(ctx, a.req.Principal, a.roleID)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return Grant{}, fmt.Errorf("pim: reading back role %s (request %s): %w", a.req.Role, requestID, ctx.Err())
+		case err != nil:
+			return Grant{}, &NotLiveError{Role: a.req.Role, RequestID: requestID, Err: err}
+		case ok:
+			g.RequestID, g.AlreadyActive = requestID, false
+			return g, nil
+		case attempt == readBackAttempts:
+			return Grant{}, &NotLiveError{Role: a.req.Role, RequestID: requestID}
+		}
+		a.c.log.Info("pim: request is Provisioned but its assignment is not listed yet; reading again", "requestId", requestID, "attempt", attempt)
+		select {
+		case <-a.c.clock.After(a.c.backoff(delay)):
+		case <-ctx.Done():
+			return Grant{}, fmt.Errorf("pim: reading back role %s (request %s): %w", a.req.Role, requestID, ctx.Err())
+		}
+		delay = min(2*delay, a.c.max)
 	}
-	start := a.c.clock.Now()
-	if sr.ScheduleInfo != nil && sr.ScheduleInfo.StartDateTime != nil {
-		start = *sr.ScheduleInfo.StartDateTime
-	}
-	a.c.log.Warn("pim: could not read back the active assignment; assuming start + requested duration",
-		"requestId", sr.ID, "error", err)
-	return Grant{RoleDefinitionID: a.roleID, RequestID: sr.ID, Start: start, End: start.Add(a.req.Duration)}
 }
 
 func (c *Client) getRequest(ctx context.Context, id string) (scheduleRequest, error) {

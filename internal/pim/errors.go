@@ -162,11 +162,14 @@ func (e *RefusedError) UserMessage() string {
 func UserMessage(err error) string {
 	var ge *GraphError
 	var re *RefusedError
+	var nl *NotLiveError
 	switch {
 	case err == nil:
 		return ""
 	case errors.As(err, &re):
 		return re.UserMessage()
+	case errors.As(err, &nl):
+		return nl.UserMessage()
 	case errors.As(err, &ge):
 		return ge.UserMessage()
 	case errors.Is(err, ErrNotEligible), errors.Is(err, ErrInvalidPrincipal), errors.Is(err, ErrRoleNotFound):
@@ -185,4 +188,31 @@ func UserMessage(err error) string {
 		return "the activation was cancelled"
 	}
 	return err.Error()
+}
+
+// NotLiveError is a request PIM reports Provisioned whose assignment Graph
+// does not show live for the principal: deactivated, revoked or ended since,
+// or not readable at all (Err). Nothing may run on it.
+type NotLiveError struct {
+	Role, RequestID string
+	Err             error // why the read-back failed; nil: read, and no live assignment
+}
+
+func (e *NotLiveError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("pim: request %s for role %s is Provisioned, but reading back its assignment failed: %v", e.RequestID, e.Role, e.Err)
+	}
+	return fmt.Sprintf("pim: request %s for role %s is Provisioned, but Graph lists no live assignment of the role for this user", e.RequestID, e.Role)
+}
+
+func (e *NotLiveError) Unwrap() error { return e.Err }
+
+// UserMessage says what happened and what to do.
+func (e *NotLiveError) UserMessage() string {
+	if e.Err != nil {
+		return fmt.Sprintf("PIM role '%s' was approved (request %s), but its assignment could not be read back from Microsoft Graph (%s), so nothing was run: call again in a minute",
+			e.Role, e.RequestID, UserMessage(e.Err))
+	}
+	return fmt.Sprintf("PIM role '%s' was approved (request %s), but Entra shows no live assignment of it for you (it was deactivated, revoked or has ended), so nothing was run: check My roles > Active assignments in the Entra PIM portal, then call again",
+		e.Role, e.RequestID)
 }

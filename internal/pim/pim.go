@@ -60,11 +60,12 @@ type Status struct {
 	Elapsed   time.Duration // since Activate started
 }
 
-// Grant is an active assignment of a role.
+// Grant is an active assignment of a role, as read from Graph.
 type Grant struct {
 	RoleDefinitionID string
 	RequestID        string // empty when the role was already active
 	Start, End       time.Time
+	Seen             time.Time // when the read that showed it live was sent
 	AlreadyActive    bool
 }
 
@@ -128,9 +129,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	hc, err := httpClient(cfg.CAFile)
-	if err != nil {
-		return nil, err
+	var transport policy.Transporter = cfg.Transport
+	if transport == nil {
+		hc, err := httpClient(cfg.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		transport = hc
 	}
 	c := &Client{
 		base:        base,
@@ -150,7 +155,7 @@ func New(cfg Config) (*Client, error) {
 	}, &policy.ClientOptions{
 		// Retries are ours (retryPolicy): they run on Clock and never replay the create POST.
 		Retry:     policy.RetryOptions{MaxRetries: -1},
-		Transport: markUnreachable{hc},
+		Transport: markUnreachable{transport},
 		Telemetry: policy.TelemetryOptions{ApplicationID: "mcp-gate"},
 	})
 	return c, nil

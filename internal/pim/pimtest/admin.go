@@ -15,6 +15,7 @@ import (
 //	GET  /_emulator/requests[?status=S]    every request, Graph-shaped
 //	POST /_emulator/requests/{id}/approve  204
 //	POST /_emulator/requests/{id}/deny     204
+//	POST /_emulator/assignments/revoke     {"principal": "...", "role": "..."}  204
 func (s *Server) serveAdmin(ex *exchange) {
 	rest := strings.Trim(strings.TrimPrefix(ex.r.URL.Path, "/_emulator/"), "/")
 	segs := strings.Split(rest, "/")
@@ -30,6 +31,10 @@ func (s *Server) serveAdmin(ex *exchange) {
 	case len(segs) == 3 && segs[0] == "requests" && (segs[2] == "approve" || segs[2] == "deny"):
 		if checkMethod(ex, http.MethodPost) {
 			s.adminDecide(ex, segs[1], segs[2] == "approve")
+		}
+	case rest == "assignments/revoke":
+		if checkMethod(ex, http.MethodPost) {
+			s.adminRevoke(ex)
 		}
 	default:
 		ex.fail(&graphError{http.StatusNotFound, "NotFound", "No such emulator endpoint: " + ex.r.URL.Path})
@@ -86,5 +91,25 @@ func (s *Server) adminDecide(ex *exchange, id string, approve bool) {
 		ex.fail(errRequestNotFound(id))
 	default:
 		ex.fail(&graphError{http.StatusConflict, "InvalidRequestStatus", err.Error()})
+	}
+}
+
+func (s *Server) adminRevoke(ex *exchange) {
+	var req struct {
+		Principal string `json:"principal"`
+		Role      string `json:"role"`
+	}
+	if err := json.NewDecoder(io.LimitReader(ex.r.Body, maxRequestBytes)).Decode(&req); err != nil {
+		ex.fail(&graphError{http.StatusBadRequest, "BadRequest", "body must be JSON like {\"principal\":\"...\",\"role\":\"...\"}: " + err.Error()})
+		return
+	}
+	err := s.Revoke(req.Principal, req.Role)
+	switch {
+	case err == nil:
+		ex.w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, ErrNotActive):
+		ex.fail(&graphError{http.StatusNotFound, "RoleAssignmentDoesNotExist", err.Error()})
+	default:
+		ex.fail(&graphError{http.StatusBadRequest, "BadRequest", err.Error()})
 	}
 }

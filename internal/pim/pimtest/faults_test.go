@@ -210,3 +210,34 @@ func count(xs []int, v int) int {
 	}
 	return n
 }
+
+// AssignmentReadStatus fails assignment reads only, as a token without
+// read permission on them, or an outage of that API, would.
+func TestAssignmentReadStatus(t *testing.T) {
+	tests := []struct {
+		status int
+		code   string
+	}{
+		{http.StatusForbidden, "Authorization_RequestDenied"},
+		{http.StatusServiceUnavailable, "ServiceUnavailable"},
+		{http.StatusInternalServerError, "ServiceUnavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			sc := testScenario()
+			sc.Active = []Assignment{{Principal: alice, Role: "Reader"}}
+			sc.Faults = Faults{AssignmentReadStatus: tt.status}
+			e := startEmu(t, sc)
+			tok := e.Token(alice)
+			e.do(t, http.MethodGet, assignmentsPath, tok, nil).wantError(t, tt.status, tt.code)
+			e.do(t, http.MethodGet, "/roleManagement/directory/roleAssignmentScheduleInstances", tok, nil).wantError(t, tt.status, tt.code)
+			if r := e.do(t, http.MethodGet, eligibilityPath, tok, nil); r.status != http.StatusOK {
+				t.Errorf("eligibility read: %d %s", r.status, r.raw)
+			}
+			e.SetFaults(Faults{})
+			if got := e.active(t, tok); len(got) != 1 {
+				t.Errorf("after the fault is lifted: %v", got)
+			}
+		})
+	}
+}

@@ -237,6 +237,13 @@ func (s *Server) listRequests(ex *exchange, c caller, mine bool) {
 }
 
 func (s *Server) listAssignments(ex *exchange, c caller, mine bool) {
+	if status := s.faultPlan().AssignmentReadStatus; status == http.StatusForbidden {
+		ex.fail(&graphError{status, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."})
+		return
+	} else if status != 0 {
+		ex.fail(&graphError{status, "ServiceUnavailable", "The service is temporarily unavailable. Please retry."})
+		return
+	}
 	cs, ok := filterOf(ex, "roleDefinitionId", "principalId", "directoryScopeId", "assignmentType", "memberType")
 	if !ok {
 		return

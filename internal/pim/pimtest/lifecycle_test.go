@@ -373,3 +373,54 @@ func TestRoleDefinitions(t *testing.T) {
 		t.Errorf("role by id: %d %s", one.status, one.raw)
 	}
 }
+
+// An administrator's Remove ends the assignment at once, whoever holds it
+// and however it was made; the request that made it stays Provisioned, and
+// the removal is recorded as an adminRemove request.
+func TestRevoke(t *testing.T) {
+	sc := testScenario()
+	sc.Active = []Assignment{{Principal: bob, Role: "Reader"}} // permanent
+	e := startEmu(t, sc)
+	aliceTok, bobTok := e.Token(alice), e.Token(bob)
+	id := e.create(t, aliceTok, activation(alice, dbaID, "PT1H"))
+	if err := e.Approve(id); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.active(t, aliceTok); len(got) != 1 {
+		t.Fatalf("alice's active after approval: %v", got)
+	}
+	e.clock.Advance(time.Minute)
+
+	if err := e.Revoke(alice, "database administrator"); err != nil { // by display name, any case
+		t.Fatalf("Revoke: %v", err)
+	}
+	if got := e.active(t, aliceTok); len(got) != 0 {
+		t.Fatalf("alice's active after Revoke: %v", got)
+	}
+	if got := e.status(t, aliceTok, id); got != StatusProvisioned {
+		t.Errorf("the activation request is %s after Revoke, want Provisioned", got)
+	}
+	reqs := e.Requests()
+	if last := reqs[len(reqs)-1]; last.Action != ActionAdminRemove || last.Status != StatusRevoked || last.Principal != alice || last.RoleDefinitionID != dbaID {
+		t.Errorf("removal recorded as %+v", last)
+	}
+	if err := e.Revoke(alice, dbaID); !errors.Is(err, ErrNotActive) {
+		t.Errorf("second Revoke: %v, want ErrNotActive", err)
+	}
+	// The role can be activated again.
+	e.create(t, aliceTok, activation(alice, dbaID, "PT1H"))
+
+	// The admin surface, on a permanent assignment.
+	revoke := e.URL()[:len(e.URL())-len("/v1.0")] + "/_emulator/assignments/revoke"
+	body := map[string]any{"principal": bob, "role": readerID}
+	if r := e.do(t, http.MethodPost, revoke, "", body); r.status != http.StatusNoContent {
+		t.Fatalf("admin revoke: %d %s", r.status, r.raw)
+	}
+	if got := e.active(t, bobTok); len(got) != 0 {
+		t.Fatalf("bob's active after admin revoke: %v", got)
+	}
+	e.do(t, http.MethodPost, revoke, "", body).wantError(t, http.StatusNotFound, "RoleAssignmentDoesNotExist")
+	e.do(t, http.MethodPost, revoke, "", map[string]any{"principal": bob, "role": "No Such Role"}).
+		wantError(t, http.StatusNotFound, "RoleAssignmentDoesNotExist")
+	e.do(t, http.MethodGet, revoke, "", nil).wantError(t, http.StatusMethodNotAllowed, "Request_BadRequest")
+}

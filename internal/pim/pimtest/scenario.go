@@ -83,6 +83,11 @@ type Faults struct {
 	Seed          uint64        `yaml:"seed"`          // seeds the ErrorRate draw so runs repeat
 	Latency       time.Duration `yaml:"latency"`       // added before every request is handled
 	DropEvery     int           `yaml:"dropEvery"`     // every Nth request: connection closed, no reply, nothing done
+	// AssignmentReadStatus, when set, answers every read of
+	// roleAssignmentScheduleInstances with this status: 403
+	// Authorization_RequestDenied (as for a token without read permission on
+	// assignments) or a 5xx ServiceUnavailable. Other requests are served.
+	AssignmentReadStatus int `yaml:"assignmentReadStatus"`
 }
 
 // LoadScenario reads a YAML scenario; unknown keys are errors.
@@ -284,6 +289,9 @@ func (f Faults) validate() error {
 	if f.ErrorStatus != 0 && (f.ErrorStatus < 500 || f.ErrorStatus > 599) {
 		errs = append(errs, fmt.Errorf("errorStatus %d is not a 5xx status", f.ErrorStatus))
 	}
+	if f.AssignmentReadStatus != 0 && f.AssignmentReadStatus != 403 && (f.AssignmentReadStatus < 500 || f.AssignmentReadStatus > 599) {
+		errs = append(errs, fmt.Errorf("assignmentReadStatus %d is not 403 or a 5xx status", f.AssignmentReadStatus))
+	}
 	if f.Latency < 0 {
 		errs = append(errs, fmt.Errorf("latency %v is negative", f.Latency))
 	}
@@ -322,4 +330,17 @@ func derivedGUID(name string) string {
 	h[6] = h[6]&0x0f | 0x50 // version 5
 	h[8] = h[8]&0x3f | 0x80 // RFC 4122 variant
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// role finds a role by id or display name (case-insensitive).
+func (d *directory) role(idOrName string) *Role {
+	if r := d.roleByID[strings.ToLower(idOrName)]; r != nil {
+		return r
+	}
+	for _, r := range d.roles {
+		if strings.EqualFold(r.DisplayName, idOrName) {
+			return r
+		}
+	}
+	return nil
 }

@@ -90,6 +90,7 @@ func TestScenarioValidation(t *testing.T) {
 		"negative active":         {Scenario{Users: []User{{ID: alice}}, Roles: []Role{{DisplayName: "X"}}, Active: []Assignment{{Principal: alice, Role: "X", Duration: -1}}}, "negative"},
 		"error rate above one":    {Scenario{Faults: Faults{ErrorRate: 2}}, "errorRate"},
 		"error status not 5xx":    {Scenario{Faults: Faults{ErrorStatus: 404}}, "errorStatus"},
+		"assignment read status":  {Scenario{Faults: Faults{AssignmentReadStatus: 404}}, "assignmentReadStatus"},
 		"retry-after not seconds": {Scenario{Faults: Faults{RetryAfter: "soon"}}, "retryAfter"},
 		"negative every":          {Scenario{Faults: Faults{ThrottleEvery: -1}}, "throttleEvery"},
 		"negative latency":        {Scenario{Faults: Faults{Latency: -1}}, "latency"},

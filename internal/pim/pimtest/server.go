@@ -217,6 +217,24 @@ func (s *Server) SetFaults(f Faults) {
 	s.faults.rng = mrand.New(mrand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
 }
 
+// faultPlan is the fault plan in force.
+func (s *Server) faultPlan() Faults {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	return s.faults.f
+}
+
+// Revoke ends principal's live (or scheduled) assignments of role, an id
+// or display name, now: what an administrator does with Remove on an
+// active assignment in the Entra portal. Graph records that as an
+// adminRemove request with status Revoked; the request that made the
+// assignment stays Provisioned. ErrNotActive when there is none.
+func (s *Server) Revoke(principal, role string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.revoke(strings.ToLower(principal), role, s.clock.Now())
+}
+
 // fault is what to do to one Graph request.
 type fault int
 

@@ -23,12 +23,14 @@ const (
 const (
 	ActionSelfActivate   = "selfActivate"
 	ActionSelfDeactivate = "selfDeactivate"
+	ActionAdminRemove    = "adminRemove"
 )
 
 // Errors of the approver methods.
 var (
 	ErrNotFound   = errors.New("pimtest: no such request")
 	ErrNotPending = errors.New("pimtest: request is not pending approval")
+	ErrNotActive  = errors.New("pimtest: no live assignment")
 )
 
 // Request is a schedule request as the emulator recorded it.
@@ -169,6 +171,37 @@ func (st *state) decide(id string, approve bool, now time.Time) error {
 	} else {
 		st.finish(r, StatusDenied, now)
 	}
+	return nil
+}
+
+// revoke is an administrator removing principal's assignments of role.
+func (st *state) revoke(principal, role string, now time.Time) error {
+	st.settle(now)
+	r := st.dir.role(role)
+	if r == nil {
+		return fmt.Errorf("%w: %s has no role %q", ErrNotActive, principal, role)
+	}
+	var ended *assignment
+	for _, a := range st.assignmentsOf[principal] {
+		if a.roleID == r.ID && a.notOver(now) {
+			end := now
+			a.end = &end
+			ended = a
+		}
+	}
+	if ended == nil {
+		return fmt.Errorf("%w: %s has no live assignment of %s", ErrNotActive, principal, r.DisplayName)
+	}
+	req := &request{
+		Request:    Request{ID: newID(), Action: ActionAdminRemove, Principal: principal, RoleDefinitionID: r.ID, Created: now},
+		scope:      "/",
+		start:      now,
+		scheduleID: ended.scheduleID,
+	}
+	req.given = scheduleInfo{StartDateTime: &req.start}
+	st.finish(req, StatusRevoked, now)
+	req.createStatus = StatusRevoked
+	st.record(req)
 	return nil
 }
 
