@@ -28,9 +28,13 @@ import (
 // alice is the demo user: the emulator's scenario makes her eligible.
 const alice = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
+// upstreamName is the name the demo upstream gives itself.
+const upstreamName = "demo-db"
+
 // demo is one run of the demo.
 type demo struct {
 	bin, dir  string
+	keep      bool // leave dir in place after the run
 	out, logs io.Writer
 	start     time.Time
 
@@ -48,6 +52,11 @@ func (d *demo) say(format string, args ...any) {
 func (d *demo) run(ctx context.Context) error {
 	d.start = time.Now()
 	fmt.Fprintln(d.out, "mcp-gate demo: no Azure tenant needed; a local PIM emulator stands in for Microsoft Graph.")
+	fate := "deleted at the end; run with -keep to keep them"
+	if d.keep {
+		fate = "kept after the run"
+	}
+	fmt.Fprintf(d.out, "Its files (policy demo-policy.yaml, audit log audit.jsonl, the emulator's scenario, CA and token) are in %s, %s.\n", d.dir, fate)
 
 	graphURL, caFile, stopEmulator, err := d.startEmulator(ctx)
 	if err != nil {
@@ -90,7 +99,11 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit log does not verify: %s", out)
 	}
-	d.say("audit log %s: %s", filepath.Base(auditFile), strings.TrimSpace(string(out)))
+	shown := filepath.Base(auditFile)
+	if d.keep {
+		shown = auditFile
+	}
+	d.say("audit log %s: %s", shown, strings.TrimSpace(string(out)))
 	fmt.Fprintln(d.out, "demo passed: every step behaved as described.")
 	return nil
 }
@@ -144,7 +157,7 @@ func (d *demo) steps(ctx context.Context, cli *client.Client) error {
 		took := readable(time.Since(t0))
 		verdict := "result"
 		if res.IsError {
-			verdict = "refused"
+			verdict = "error" // the gate's text says why: "denied by …", "refused: …"
 		}
 		d.say("   %s after %v: %s", verdict, took, text)
 		d.mu.Lock()
@@ -265,7 +278,7 @@ func writePolicy(path string, data policyData) error {
 // startGate launches mcp-gate on stdio in front of the demo upstream and
 // initializes an MCP session with it.
 func (d *demo) startGate(ctx context.Context, policyFile string) (*client.Client, error) {
-	args := []string{"--policy", policyFile, "--", filepath.Join(d.bin, "test-upstream"), "--demo", "--name", "demo-db"}
+	args := []string{"--policy", policyFile, "--", filepath.Join(d.bin, "test-upstream"), "--demo", "--name", upstreamName}
 	tr := transport.NewStdioWithOptions(filepath.Join(d.bin, "mcp-gate"), os.Environ(), args, transport.WithCommandStderrWriter(d.logs))
 	cli := client.NewClient(tr)
 	if err := cli.Start(ctx); err != nil {
@@ -289,7 +302,8 @@ func (d *demo) startGate(ctx context.Context, policyFile string) (*client.Client
 		cli.Close()
 		return nil, fmt.Errorf("initialize mcp-gate: %w", err)
 	}
-	d.say("mcp-gate started in front of the demo upstream (%s, protocol %s) with policy %s", res.ServerInfo.Name, res.ProtocolVersion, filepath.Base(policyFile))
+	d.say("mcp-gate started with policy %s in front of the upstream %s (test-upstream --demo); to the client it is %s %s, protocol %s",
+		filepath.Base(policyFile), upstreamName, res.ServerInfo.Name, res.ServerInfo.Version, res.ProtocolVersion)
 	return cli, nil
 }
 

@@ -37,14 +37,14 @@ Runs mcp-gate's main job end to end with no Azure tenant: a local PIM
 emulator stands in for Microsoft Graph, mcp-gate runs with a demo policy in
 front of a demo database server, and a real MCP client drives it. Prints a
 timeline and exits 0 only if every step behaved as described. Its files
-(policy, audit log, emulator CA and token) go to a temporary directory,
-removed at the end unless --keep is given.
+(policy, audit log, the emulator's scenario, CA and token) go to a
+temporary directory, removed at the end unless --keep is given.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mcp-gate-demo", flag.ContinueOnError)
 	bin := fs.String("bin", "bin", "`directory` holding mcp-gate, pim-emulator and test-upstream")
-	keep := fs.Bool("keep", false, "keep the demo's working directory (policy, audit log, emulator CA and token) after the run")
+	keep := fs.Bool("keep", false, "keep the demo's files (policy, audit log, the emulator's scenario, CA and token) after the run")
 	verbose := fs.Bool("v", false, "show mcp-gate's and the emulator's logs")
 	if err := cmdline.Parse(fs, args, usage, stdout, stderr); err != nil {
 		return err
@@ -56,15 +56,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *keep {
-		fmt.Fprintf(stdout, "working directory: %s\n", dir)
-	} else {
+	if !*keep {
 		defer os.RemoveAll(dir)
 	}
 	logs := io.Discard
 	if *verbose {
 		logs = stderr
 	}
-	d := &demo{bin: *bin, dir: dir, out: stdout, logs: logs}
+	d := &demo{bin: *bin, dir: dir, keep: *keep, out: stdout, logs: logs}
 	return d.run(ctx)
 }

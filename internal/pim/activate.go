@@ -44,7 +44,7 @@ var (
 		"PendingScheduleCreation", "Granted", "ScheduleCreated", "Accepted", "PendingEvaluation", "ProvisioningStarted"}
 )
 
-// Wire shapes (DESIGN §5).
+// Wire shapes, as Graph documents them (see the package doc).
 type (
 	createBody struct {
 		Action           string       `json:"action"`

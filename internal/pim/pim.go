@@ -2,7 +2,9 @@
 // Microsoft Graph PIM API (v1.0): it resolves a role, checks that the user is
 // eligible and whether the role is already active, creates a selfActivate
 // request, follows it to an outcome and explains every failure in words the
-// user can act on. Protocol facts are in DESIGN.md §5.
+// user can act on. The endpoints and wire shapes are Microsoft's (see
+// https://learn.microsoft.com/graph/api/resources/privilegedidentitymanagementv3-overview);
+// docs/pim-emulator.md lists those used and the errors they answer.
 package pim
 
 import (
