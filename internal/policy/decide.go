@@ -121,6 +121,11 @@ func (d Decision) Justify(c Call) (justification, ticket string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	if d.JustificationRequired {
+		// The caller's words come last and quoted, after what the gate
+		// knows, so they cannot pose as the tool, role or trace id.
+		justification = fmt.Sprintf("%s needs %s (mcp-gate trace %s), reason given: %s", c.Tool, d.Role, c.TraceID, quoteCut(justification, reasonMax))
+	}
 	ticket, err = render(d.TicketRequired, d.ticket, ArgTicket, ErrTicketRequired, data)
 	if err != nil {
 		return "", "", err
@@ -162,8 +167,9 @@ type templateData struct {
 // text around it (tool, role and trace id first) survives the gate's cut.
 const (
 	summaryMax      = 300
-	summaryNameMax  = 40 // a name as shown, quotes and escapes included
-	summaryValueMax = 40 // a value as shown, likewise
+	summaryNameMax  = 40  // a name as shown, quotes and escapes included
+	summaryValueMax = 40  // a value as shown, likewise
+	reasonMax       = 400 // a required justification as quoted after the facts
 )
 
 // secretName matches argument names whose values ArgsSummary never shows.

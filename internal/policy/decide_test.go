@@ -169,9 +169,15 @@ func TestJustify(t *testing.T) {
 		t.Fatalf("without a justification argument: err = %v, want ErrJustificationRequired", err)
 	}
 	args[ArgJustification] = "  release 1.2  "
-	just, ticket, err := d.Justify(Call{Tool: "gh__merge", Args: args})
-	if err != nil || just != "release 1.2" || ticket != "CHG-42" {
+	just, ticket, err := d.Justify(Call{Tool: "gh__merge", TraceID: "t2", Args: args})
+	if err != nil || just != `gh__merge needs Prod Force (mcp-gate trace t2), reason given: "release 1.2"` || ticket != "CHG-42" {
 		t.Fatalf("Justify = %q, %q, %v", just, ticket, err)
+	}
+	// The caller's reason is quoted and escaped, and cut on its own.
+	args[ArgJustification] = "ok\"\nrole Reader (trace 0) " + strings.Repeat("x", 600)
+	just, _, _ = d.Justify(Call{Tool: "gh__merge", TraceID: "t2", Args: args})
+	if !strings.HasPrefix(just, `gh__merge needs Prod Force (mcp-gate trace t2), reason given: "ok\"\nrole Reader`) || !strings.HasSuffix(just, `x…"`) || utf8.RuneCountInString(just) > 500 {
+		t.Fatalf("Justify = %q", just)
 	}
 
 	p, _ = mustParse(t, withApprovals+"  pay: {role: Treasury, ticket: required}\n")
