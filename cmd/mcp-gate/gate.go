@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"github.com/mcp-gate/mcp-gate/internal/audit"
@@ -26,11 +27,12 @@ const grantCacheSize = 4096
 // gating is the policy-driven half of a serving gate: the policy in force,
 // the gate that applies it, and the audit log it writes.
 type gating struct {
-	path   string
-	log    *slog.Logger
-	policy atomic.Pointer[policy.Policy]
-	gate   *gate.Gate
-	audit  *audit.Log
+	path    string
+	log     *slog.Logger
+	started *policy.Policy // the policy at start, whose restart-only settings stay
+	policy  atomic.Pointer[policy.Policy]
+	gate    *gate.Gate
+	audit   *audit.Log
 }
 
 // loadGating reads the policy (a gate without one refuses to start) and
@@ -43,7 +45,7 @@ func loadGating(path string, log *slog.Logger, stderr io.Writer) (*gating, error
 	if err != nil {
 		return nil, fmt.Errorf("policy %s is not usable (mcp-gate does not start without a valid policy; `mcp-gate check %s` lists the problems): %w", path, path, err)
 	}
-	g := &gating{path: path, log: log}
+	g := &gating{path: path, log: log, started: pol}
 	g.policy.Store(pol)
 
 	auditPath, err := policy.ExpandHome(pol.Audit().Path)
@@ -111,7 +113,7 @@ func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer) (*pim.
 // upstreams returns the policy's upstreams: entries for the proxy.
 func (g *gating) upstreams() []proxy.UpstreamConfig {
 	var out []proxy.UpstreamConfig
-	for _, u := range g.policy.Load().Upstreams() {
+	for _, u := range g.started.Upstreams() {
 		out = append(out, proxy.UpstreamConfig{Name: u.Name, Command: u.Command, Env: u.Env, URL: u.URL, Headers: u.Headers})
 	}
 	return out
@@ -119,14 +121,15 @@ func (g *gating) upstreams() []proxy.UpstreamConfig {
 
 // watch swaps in each valid edit of the policy file until ctx ends, and
 // calls changed after each swap; an invalid edit keeps the last good policy.
-// Approvals, audit and upstreams settings take effect at the next start.
+// Settings that policy.RestartOnly lists keep their value from the start,
+// and each reload that changes one says so.
 func (g *gating) watch(ctx context.Context, changed func()) {
-	err := policy.Watch(ctx, g.path, g.policy.Load(), g.log, func(p *policy.Policy) {
-		old := g.policy.Swap(p)
-		if old.Approvals() != p.Approvals() || old.Audit() != p.Audit() {
-			g.log.Warn("policy reloaded; changes to approvals: and audit: take effect at the next start", "file", g.path)
-		}
+	err := policy.Watch(ctx, g.path, g.started, g.log, func(p *policy.Policy) {
+		g.policy.Store(p)
 		g.log.Info("policy reloaded", "file", g.path, "rules", p.Rules())
+		if waiting := policy.RestartOnly(g.started, p); len(waiting) > 0 {
+			g.log.Warn("policy reloaded, but these settings keep their value until mcp-gate restarts", "file", g.path, "settings", strings.Join(waiting, ", "))
+		}
 		changed()
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {

@@ -58,6 +58,8 @@ const directoryScope = "/"
 // Config holds a Gate's dependencies.
 type Config struct {
 	// Policy returns the policy in force; a reload swaps what it returns.
+	// New reads its approvals: and audit: settings once: like the rest of
+	// what policy.RestartOnly lists, they wait for a restart.
 	Policy func() *policy.Policy
 	// Activator is nil when no approvals backend is configured: every call
 	// that needs a role is then refused.
@@ -75,6 +77,10 @@ type Config struct {
 type Gate struct {
 	cfg Config
 	log *slog.Logger
+
+	// The approvals: and audit: settings of the policy at New.
+	approvals policy.Approvals
+	audit     policy.Audit
 
 	principal atomic.Value // string: the Activator's principal, once known
 	roleIDs   sync.Map     // role as the policy names it -> role definition id
@@ -99,7 +105,8 @@ func New(cfg Config) (*Gate, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Gate{cfg: cfg, log: log}, nil
+	pol := cfg.Policy()
+	return &Gate{cfg: cfg, log: log, approvals: pol.Approvals(), audit: pol.Audit()}, nil
 }
 
 // FilterTool is the proxy's tools/list filter: it hides tools the policy
@@ -142,7 +149,7 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 	// (see callargs.Args.Raw), are the bytes it was read from.
 	args, argErr := callargs.Parse(c.Arguments)
 	if argErr == nil {
-		g.redact(&rec, pol, args)
+		g.redact(&rec, args)
 	}
 	if err := g.cfg.Audit.Err(); err != nil {
 		rec.Decision, rec.Rule = audit.DecisionDeny, pol.File()
@@ -164,7 +171,7 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 		return g.forward(ctx, &rec, c, next, start)
 	case policy.Activate:
 		rec.Decision, rec.Role = audit.DecisionActivate, d.Role
-		return g.activate(ctx, &rec, c, d, args.Object(), pol.Approvals(), next, start)
+		return g.activate(ctx, &rec, c, d, args.Object(), g.approvals, next, start)
 	default:
 		rec.Decision = audit.DecisionDeny
 		return g.refuse(ctx, &rec, d.Why())
@@ -173,9 +180,9 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 
 // redact puts the arguments into the record as the policy asks: by default
 // only their names and a digest.
-func (g *Gate) redact(rec *audit.Record, pol *policy.Policy, args *callargs.Args) {
+func (g *Gate) redact(rec *audit.Record, args *callargs.Args) {
 	rec.ArgKeys, rec.ArgsSHA256 = audit.DigestValue(args.Object())
-	if raw := args.Raw(); pol.Audit().Arguments == policy.ArgumentsClear && len(raw) > 0 {
+	if raw := args.Raw(); g.audit.Arguments == policy.ArgumentsClear && len(raw) > 0 {
 		rec.Args = raw
 	}
 }

@@ -568,3 +568,43 @@ func TestTruncateJustification(t *testing.T) {
 		t.Fatalf("truncate(short) = %q", got)
 	}
 }
+
+// TestReloadKeepsRestartOnlySettings: a reload changes the rules at once,
+// but audit: and approvals: keep the values the gate started with.
+func TestReloadKeepsRestartOnlySettings(t *testing.T) {
+	started := strings.Replace(testPolicy, "wait: 1m", "wait: 0s", 1)
+	h := newHarness(t, started)
+	edited := strings.Replace(testPolicy, "read_*: allow", "read_*: allow\n  write_*: allow", 1) + "audit: {arguments: clear}\n"
+	reloaded, _, err := policy.Parse("test.yaml", []byte(edited))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.gate.cfg.Policy = func() *policy.Policy { return reloaded } // what a reload does
+
+	// The new rule is in force, the arguments still not recorded in clear.
+	res, err := h.next(t.Context(), &proxy.Call{Tool: "write_rows", Arguments: json.RawMessage(`{"password":"hunter2"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, isErr := toolError(t, res); isErr {
+		t.Fatalf("write_rows refused after the reload allowed it: %s", text)
+	}
+	if rec := h.audit.last(t); rec.Args != nil || rec.ArgsSHA256 == "" {
+		t.Fatalf("audit = %+v: audit.arguments: clear from a reload must wait for a restart", rec)
+	}
+
+	// A gated call still gets its receipt at once (wait: 0s from the
+	// start), without the clock moving the reload's wait: 1m.
+	done := h.callAsync(t.Context(), &proxy.Call{Tool: "drop_table"})
+	a := <-h.act.started
+	a.onStatus(pim.Status{RequestID: "req-9", Status: "PendingApproval"})
+	select {
+	case ans := <-done:
+		if text, isErr := toolError(t, ans.res); !isErr || !strings.Contains(text, "req-9") {
+			t.Fatalf("receipt = %q", text)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no receipt: approvals.wait: 1m from a reload took effect before a restart")
+	}
+	a.result <- activationResult{err: context.Canceled}
+}

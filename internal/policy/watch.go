@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fsnotify/fsnotify"
 )
@@ -17,19 +20,31 @@ import (
 // before the file is read, so one save means one reload.
 const reloadDebounce = 100 * time.Millisecond
 
-// Watch reloads the policy file at path whenever it changes, until ctx is
-// done; loaded is the policy the caller has already read from it. It watches
-// the file's directory, so editors that save by writing a new file and
-// renaming it over the old one are seen too. Once watching has started it
-// reads the file once, so a change made between the caller's own Load and
-// the start of Watch is not missed.
+// maxLinks bounds the symbolic links followed from the policy path, as the
+// kernel bounds them (ELOOP), so a link cycle ends the walk.
+const maxLinks = 40
+
+// Watch reloads the policy file at path whenever its content changes,
+// until ctx is done; loaded is the policy the caller has already read from
+// it.
 //
-// A valid file that differs from the policy in force is passed to onChange
-// (called from Watch's goroutine, one at a time); the caller swaps it in for
-// new calls and says so. Its warnings are logged. An invalid or missing file
-// is logged, every problem on its own line, and the last good policy stays.
-// Content identical to the last accepted or rejected file, including
-// loaded's, causes no reload and no log.
+// It watches the directory holding the file and, when path or a directory
+// on the way to the file is a symbolic link, the directory holding each
+// link, following the links again after every change. So it sees an editor
+// that saves by writing a new file and renaming it over the old one, a link
+// pointed at another file, a link's target edited in place, and a
+// Kubernetes ConfigMap mount, where policies.yaml links to
+// ..data/policies.yaml and the ..data link to a timestamped directory is
+// replaced by a rename. Once watching has started it reads the file once,
+// so a change made after the caller's Load is not missed.
+//
+// Content that differs from the last accepted or rejected content (by
+// SHA-256) is parsed: a valid file is passed to onChange (called from
+// Watch's goroutine, one at a time), which swaps it in for new calls and
+// says so, and its warnings are logged; an invalid one is logged, every
+// problem on its own line, and the last good policy stays. Events that
+// leave the content as it was (touch, chmod, saving the same text, a swap
+// to identical content, loaded's included) neither reload nor log.
 func Watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, onChange func(*Policy)) error {
 	return watch(ctx, path, loaded, log, onChange, reloadDebounce)
 }
@@ -39,15 +54,19 @@ func watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, o
 	if err != nil {
 		return fmt.Errorf("watch policy: %w", err)
 	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return fmt.Errorf("watch policy directory: %w", err)
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch policy: %w", err)
 	}
 	defer w.Close()
-	if err := w.Add(filepath.Dir(abs)); err != nil {
+	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("watch policy directory: %w", err)
 	}
-	r := reloader{path: path, log: log, onChange: onChange, good: loaded.digest}
+	r := reloader{path: path, abs: abs, log: log, onChange: onChange, w: w, good: loaded.digest, dirs: map[string]bool{dir: true}}
 	r.reload()
 	var due <-chan time.Time
 	for {
@@ -58,7 +77,7 @@ func watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, o
 			if !ok {
 				return errors.New("watch policy: watcher closed")
 			}
-			if filepath.Clean(ev.Name) == abs {
+			if r.names[filepath.Clean(ev.Name)] {
 				due = time.After(debounce)
 			}
 		case err, ok := <-w.Errors:
@@ -74,24 +93,40 @@ func watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, o
 }
 
 type reloader struct {
-	path     string
+	path     string // as given, for messages
+	abs      string
 	log      *slog.Logger
 	onChange func(*Policy)
-	// Digests of the content last accepted and last rejected, so that
-	// events that leave the content as it was (chmod, touch, saving the
-	// same text) neither reload nor log again. The zero digest is no
-	// file's.
+	w        *fsnotify.Watcher
+
+	// names are the directory entries whose change may change what path
+	// reads (see chain); dirs the directories watched for them.
+	names map[string]bool
+	dirs  map[string]bool
+
+	// Digests of the content last accepted and last rejected (the zero
+	// digest is no file's), so that events that leave the content as it was
+	// neither reload nor log again; readErr is the read error last logged,
+	// for the same.
 	good, bad [sha256.Size]byte
+	readErr   string
 }
 
 func (r *reloader) reload() {
+	// Watch the links as they are now before reading through them, so a
+	// change after the read is seen.
+	r.follow()
 	data, err := os.ReadFile(r.path)
 	if err != nil {
 		// Between an editor's remove and create the file may be gone;
 		// the create brings another reload.
-		r.log.Error("policy reload: cannot read the file; keeping the last good policy", "path", r.path, "err", err)
+		if err.Error() != r.readErr {
+			r.readErr = err.Error()
+			r.log.Error("policy reload: cannot read the file; keeping the last good policy", "path", r.path, "err", err)
+		}
 		return
 	}
+	r.readErr = ""
 	sum := sha256.Sum256(data)
 	if sum == r.good || sum == r.bad {
 		return
@@ -111,4 +146,78 @@ func (r *reloader) reload() {
 		r.log.Warn("policy warning", "problem", pr.String())
 	}
 	r.onChange(p)
+}
+
+// follow watches the directories holding the entries of path's chain, and
+// stops watching those no longer on it.
+func (r *reloader) follow() {
+	names, dirs := map[string]bool{}, map[string]bool{}
+	for _, e := range chain(r.abs) {
+		names[e] = true
+		dirs[filepath.Dir(e)] = true
+	}
+	for d := range dirs {
+		if !r.dirs[d] {
+			if err := r.w.Add(d); err != nil {
+				// Gone again already: the change that removed it is an
+				// event on the chain, which follows the links anew.
+				r.log.Debug("policy watch: cannot watch a directory on the way to the file", "dir", d, "err", err)
+				delete(dirs, d)
+			}
+		}
+	}
+	for d := range r.dirs {
+		if !dirs[d] {
+			_ = r.w.Remove(d) // fails when the directory went, taking its watch
+		}
+	}
+	r.names, r.dirs = names, dirs
+}
+
+// chain follows the absolute path abs as the kernel resolves it and returns
+// the directory entries that decide what it reads: every symbolic link on
+// the way and the file itself (or the first entry that is missing), each
+// under the real path of its directory, as fsnotify names their events.
+func chain(abs string) []string {
+	vol := filepath.VolumeName(abs)
+	dir, todo := vol+string(filepath.Separator), splitPath(abs[len(vol):])
+	var entries []string
+	for links := 0; len(todo) > 0; {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case ".":
+			continue
+		case "..":
+			dir = filepath.Dir(dir)
+			continue
+		}
+		next := filepath.Join(dir, c)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return append(entries, next)
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			dir = next
+			if len(todo) == 0 {
+				entries = append(entries, next)
+			}
+			continue
+		}
+		entries = append(entries, next)
+		target, err := os.Readlink(next)
+		if links++; err != nil || links > maxLinks {
+			return entries
+		}
+		if filepath.IsAbs(target) {
+			vol = filepath.VolumeName(target)
+			dir, target = vol+string(filepath.Separator), target[len(vol):]
+		}
+		todo = append(splitPath(target), todo...)
+	}
+	return entries
+}
+
+func splitPath(p string) []string {
+	return strings.FieldsFunc(p, func(r rune) bool { return r < utf8.RuneSelf && os.IsPathSeparator(uint8(r)) })
 }

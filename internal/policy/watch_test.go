@@ -2,9 +2,11 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,9 +44,18 @@ func startWatch(t *testing.T, src string) *watchHarness {
 // the caller's Load and Watch.
 func startWatchLoaded(t *testing.T, loaded, src string) *watchHarness {
 	t.Helper()
+	path := filepath.Join(t.TempDir(), "policies.yaml")
+	writeFile(t, path, src)
+	return watchPath(t, path, loaded)
+}
+
+// watchPath watches the policy at path for a caller that loaded the
+// content loaded.
+func watchPath(t *testing.T, path, loaded string) *watchHarness {
+	t.Helper()
 	h := &watchHarness{
 		t:       t,
-		path:    filepath.Join(t.TempDir(), "policies.yaml"),
+		path:    path,
 		changes: make(chan *Policy, 16),
 		records: make(chan slog.Record, 64),
 		done:    make(chan error, 1),
@@ -53,7 +64,6 @@ func startWatchLoaded(t *testing.T, loaded, src string) *watchHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.write(src)
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(recordHandler{h.records})
 	go func() {
@@ -223,5 +233,147 @@ func TestWatchMissingDirectory(t *testing.T) {
 	err = Watch(context.Background(), filepath.Join(t.TempDir(), "nope", "policies.yaml"), pol, slog.New(recordHandler{make(chan slog.Record, 4)}), func(*Policy) {})
 	if err == nil {
 		t.Fatal("Watch on a missing directory returned nil")
+	}
+}
+
+// symlink makes link point at target, replacing any link there by a
+// rename, as `ln -sfn` and the kubelet do, so that link always exists.
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	tmp := link + ".tmp"
+	if err := os.Symlink(target, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, path, src string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// configMap lays out dir as a Kubernetes ConfigMap volume holding src as
+// policies.yaml, or swaps its content as the kubelet's atomic writer does:
+// a new timestamped directory, ..data pointed at it by a rename, the old
+// directory removed.
+func configMap(t *testing.T, dir, stamp, src string) {
+	t.Helper()
+	old, _ := os.Readlink(filepath.Join(dir, "..data"))
+	writeFile(t, filepath.Join(dir, stamp, "policies.yaml"), src)
+	symlink(t, stamp, filepath.Join(dir, "..data"))
+	if _, err := os.Lstat(filepath.Join(dir, "policies.yaml")); err != nil {
+		if err := os.Symlink(filepath.Join("..data", "policies.yaml"), filepath.Join(dir, "policies.yaml")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if old != "" {
+		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestWatchFollowsSymlinks(t *testing.T) {
+	tests := []struct {
+		name string
+		// setup lays out a policy holding src and returns the path to
+		// watch; swap changes what that path reads to src.
+		setup func(t *testing.T, dir, src string) string
+		swap  func(t *testing.T, dir, src string, n int)
+	}{
+		{"ConfigMap ..data swap", func(t *testing.T, dir, src string) string {
+			configMap(t, dir, "..2026_11_29_0", src)
+			return filepath.Join(dir, "policies.yaml")
+		}, func(t *testing.T, dir, src string, n int) {
+			configMap(t, dir, fmt.Sprintf("..2026_11_29_%d", n), src)
+		}},
+		{"ConfigMap path through ..data", func(t *testing.T, dir, src string) string {
+			configMap(t, dir, "..2026_11_29_0", src)
+			return filepath.Join(dir, "..data", "policies.yaml")
+		}, func(t *testing.T, dir, src string, n int) {
+			configMap(t, dir, fmt.Sprintf("..2026_11_29_%d", n), src)
+		}},
+		{"link retargeted", func(t *testing.T, dir, src string) string {
+			writeFile(t, filepath.Join(dir, "versions", "0.yaml"), src)
+			symlink(t, filepath.Join("versions", "0.yaml"), filepath.Join(dir, "policies.yaml"))
+			return filepath.Join(dir, "policies.yaml")
+		}, func(t *testing.T, dir, src string, n int) {
+			writeFile(t, filepath.Join(dir, "versions", fmt.Sprintf("%d.yaml", n)), src)
+			symlink(t, filepath.Join("versions", fmt.Sprintf("%d.yaml", n)), filepath.Join(dir, "policies.yaml"))
+		}},
+		{"target in another directory edited in place", func(t *testing.T, dir, src string) string {
+			writeFile(t, filepath.Join(dir, "etc", "real.yaml"), src)
+			writeFile(t, filepath.Join(dir, "run", "placeholder"), "")
+			// Two links, each in its own directory, the first absolute.
+			symlink(t, filepath.Join(dir, "run", "mid.yaml"), filepath.Join(dir, "policies.yaml"))
+			symlink(t, filepath.Join("..", "etc", "real.yaml"), filepath.Join(dir, "run", "mid.yaml"))
+			return filepath.Join(dir, "policies.yaml")
+		}, func(t *testing.T, dir, src string, _ int) {
+			writeFile(t, filepath.Join(dir, "etc", "real.yaml"), src)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			h := watchPath(t, tt.setup(t, dir, allowA), allowA)
+			tt.swap(t, dir, denyA, 1)
+			decides(t, h.next(), "a", Deny)
+			tt.swap(t, dir, denyA, 2) // same content: no reload
+			tt.swap(t, dir, allowB, 3)
+			decides(t, h.next(), "b", Allow)
+			tt.swap(t, dir, "version: 1\ntools:\n  b: alow\n", 4)
+			h.waitLog(slog.LevelError, `tools["b"]: want allow, deny`)
+			tt.swap(t, dir, denyA, 5)
+			decides(t, h.next(), "a", Deny)
+		})
+	}
+}
+
+// TestWatchLogsUnreadableFileOnce: events while the file is missing log
+// its absence once, not once per event.
+func TestWatchLogsUnreadableFileOnce(t *testing.T) {
+	h := startWatch(t, allowA)
+	if err := os.Remove(h.path); err != nil {
+		t.Fatal(err)
+	}
+	h.waitLog(slog.LevelError, "cannot read the file")
+	for i := range 3 {
+		// Each makes an event on the path, and a reload that cannot read.
+		if err := os.Symlink(fmt.Sprintf("missing-%d", i), h.path); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(h.path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.write(allowB)
+	decides(t, h.next(), "b", Allow)
+	for len(h.records) > 0 {
+		r := <-h.records
+		t.Errorf("logged again: %s %v", r.Level, r.Message)
+	}
+}
+
+func TestChainIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := os.Symlink(b, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(a, b); err != nil {
+		t.Fatal(err)
+	}
+	if got := chain(a); len(got) != maxLinks+1 {
+		t.Fatalf("a link cycle gave %d entries, want %d", len(got), maxLinks+1)
+	}
+	if got, want := chain(filepath.Join(dir, "missing", "p.yaml")), []string{filepath.Join(dir, "missing")}; !slices.Equal(got, want) {
+		t.Fatalf("chain of a missing path = %q, want %q", got, want)
 	}
 }
