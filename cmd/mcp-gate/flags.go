@@ -22,15 +22,17 @@ const logLevelEnv = "MCP_GATE_LOG_LEVEL"
 
 // proxyFlags are the flags shared by the stdio and serve commands.
 type proxyFlags struct {
-	policy    string
-	logLevel  string
-	upstreams upstreamList
+	policy     string
+	logLevel   string
+	upstreams  upstreamList
+	maxMessage int64
 }
 
 func (f *proxyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.policy, "policy", defaultPolicyPath, "policy `file`; mcp-gate does not start without one")
 	fs.StringVar(&f.logLevel, "log-level", os.Getenv(logLevelEnv), "log `level`: debug, info, warn or error (env "+logLevelEnv+"; default info)")
 	fs.Var(&f.upstreams, "upstream", "a named upstream: `NAME=COMMAND` (with its arguments) or NAME=URL; repeatable")
+	fs.Int64Var(&f.maxMessage, "max-message-bytes", proxy.DefaultMaxMessageBytes, "the largest client message (stdio line or HTTP body) accepted, in `bytes`; a longer one is answered with an error and discarded")
 }
 
 // stdioFlags is the flag set of stdio mode, which the top-level help shows.
@@ -124,6 +126,9 @@ func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writ
 	if err != nil {
 		return nil, err
 	}
+	if f.maxMessage < 1024 {
+		return nil, fmt.Errorf("--max-message-bytes %d: want at least 1024", f.maxMessage)
+	}
 	gt, err := loadGating(f.policy, log, stderr)
 	if err != nil {
 		return nil, err
@@ -140,6 +145,8 @@ func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writ
 		Logger:     log,
 		Stderr:     stderr,
 		Version:    version,
+
+		MaxMessageBytes: f.maxMessage,
 	})
 	if err != nil {
 		gt.Close()

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -41,7 +43,7 @@ func (p *Proxy) HTTPHandler() http.Handler {
 	)
 	mux.Handle(SSEPath, sse)
 	mux.Handle(MessagePath, sse)
-	return originGuard(mux)
+	return originGuard(p.checkBody(mux))
 }
 
 // originGuard refuses cross-site browser requests: a request that carries an
@@ -82,13 +84,57 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// maxBody bounds a request body read by the direct path.
-const maxBody = 32 << 20
+// checkBody reads a POST's body whole, up to the message limit, and
+// refuses what is not one valid JSON-RPC message; the handlers behind it
+// find the body and its head in the request. An over-limit body is refused
+// as soon as the limit is reached, not read on.
+func (p *Proxy) checkBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		limit := p.opts.MaxMessageBytes
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			writeJSON(w, http.StatusRequestEntityTooLarge, rpcErrorLine(nil, mcp.INVALID_REQUEST, errMessageTooLong{limit}.Error(), nil))
+			return
+		case err != nil:
+			http.Error(w, "request body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		h, k, bad := parseMessage(body)
+		if bad != nil {
+			writeJSON(w, http.StatusBadRequest, rpcErrorLine(bad.id, bad.code, bad.message, nil))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), messageKey{}, &postedMessage{body: body, head: h, kind: k})))
+	})
+}
+
+// messageKey finds a POST's checked message in its request's context.
+type messageKey struct{}
+
+type postedMessage struct {
+	body []byte
+	head head
+	kind kind
+}
+
+func writeJSON(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
 
 // directHTTP answers plain tools/call POSTs of established 2025-11-25
 // sessions itself, with the upstream's raw result as a JSON response, and
 // hands every other request to mcp-go's Streamable HTTP server. A call with
 // a progress token takes mcp-go's path, which streams the notifications.
+// A session's notifications/cancelled reaches the calls of both paths.
 type directHTTP struct {
 	p    *Proxy
 	next http.Handler
@@ -96,44 +142,60 @@ type directHTTP struct {
 
 func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sid := r.Header.Get(server.HeaderKeySessionID)
-	if r.Method != http.MethodPost || sid == "" {
+	m, _ := r.Context().Value(messageKey{}).(*postedMessage)
+	if m == nil || sid == "" {
 		d.next.ServeHTTP(w, r)
 		return
 	}
-	session, ok := d.p.sessions.Load(sid)
+	session, ok := d.p.session(sid)
 	if !ok {
 		d.next.ServeHTTP(w, r)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		http.Error(w, "request body: "+err.Error(), http.StatusBadRequest)
-		return
+	switch {
+	case m.kind == notification && m.head.Method == string(mcp.MethodNotificationCancelled):
+		if key, ok := cancelledID(m.head.Params); ok {
+			d.p.httpCalls.cancel(sid + "\x00" + key)
+		}
+		// and on to mcp-go's server, which cancels what it serves itself
+		// and answers 202
+	case m.kind == request && m.head.Method == string(mcp.MethodToolsCall):
+		if cp, ok := directParams(m.head.Params, false); ok && cp.m.ProgressToken == nil {
+			writeJSON(w, http.StatusOK, d.call(r.Context(), session, sid, m.head.ID, cp))
+			return
+		}
 	}
-	var h head
-	var cp *toolCallParams
-	if json.Unmarshal(body, &h) == nil && h.Method == string(mcp.MethodToolsCall) && len(h.ID) > 0 {
-		cp, ok = directParams(h.Params, false)
+	d.next.ServeHTTP(w, r)
+}
+
+// call serves one direct tools/call until it is answered, the client
+// cancels it (notifications/cancelled, a dropped request) or its session
+// ends, and returns the response.
+func (d *directHTTP) call(ctx context.Context, session *liveSession, sid string, id json.RawMessage, cp *toolCallParams) []byte {
+	idk, _ := idKey(id)
+	key := sid + "\x00" + idk
+	ctx, pend, ok := d.p.httpCalls.start(ctx, key)
+	if !ok {
+		bad := errDuplicateID(id)
+		return rpcErrorLine(bad.id, bad.code, bad.message, nil)
 	}
-	if cp == nil || !ok || cp.m.ProgressToken != nil {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		d.next.ServeHTTP(w, r)
-		return
-	}
-	ctx := r.Context()
+	ctx, stop := session.bind(ctx)
+	defer stop()
 	var out []byte
 	c, err := d.p.newCall(ctx, cp.Name, cp.Arguments, cp.Meta)
 	if err == nil {
 		c.SessionID = sid
-		c.Client = clientInfo(ctx, session.(server.ClientSession))
+		c.Client = clientInfo(ctx, session.ClientSession)
 		var res Result
 		if res, err = d.p.call(ctx, c); err == nil {
-			out = resultLine(h.ID, res)
+			out = resultLine(id, res)
 		}
 	}
-	if err != nil {
-		out = errorLine(h.ID, err)
+	if !d.p.httpCalls.finish(key, pend) {
+		return rpcErrorLine(id, mcp.REQUEST_INTERRUPTED, "Request cancelled: the client sent notifications/cancelled for it", nil)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(out)
+	if err != nil {
+		out = errorLine(id, err)
+	}
+	return out
 }

@@ -48,6 +48,9 @@ type Options struct {
 	// ListWait bounds how long a list request waits for upstreams still
 	// starting; default 60s.
 	ListWait time.Duration
+	// MaxMessageBytes bounds one client message: a stdio line or an HTTP
+	// request body; default DefaultMaxMessageBytes.
+	MaxMessageBytes int64
 }
 
 // Proxy serves MCP to clients and forwards to its upstreams. One Proxy
@@ -61,7 +64,8 @@ type Proxy struct {
 	call   CallFunc
 
 	routes        atomic.Pointer[routeTable]
-	sessions      sync.Map        // session id -> server.ClientSession, of every registered client session
+	sessions      sync.Map        // session id -> *liveSession, of every registered client session
+	httpCalls     inflight        // direct HTTP calls in flight, by session and id
 	stdioSessions atomic.Int64    // numbers stdio sessions
 	serverInfo    json.RawMessage // our Implementation, stamped on 2026-07-28 results
 	rebuildMu     sync.Mutex
@@ -124,6 +128,9 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 	setDefault(&opts.MaxBackoff, 30*time.Second)
 	setDefault(&opts.InitWait, 40*time.Millisecond)
 	setDefault(&opts.ListWait, 60*time.Second)
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
 
 	p := &Proxy{opts: opts, log: opts.Logger, byName: make(map[string]*upstream)}
 	p.routes.Store(&routeTable{})
@@ -204,8 +211,15 @@ func (p *Proxy) NotifyToolsChanged() { p.rebuild() }
 
 func (p *Proxy) newServer() *server.MCPServer {
 	hooks := &server.Hooks{}
-	hooks.AddOnRegisterSession(func(_ context.Context, s server.ClientSession) { p.sessions.Store(s.SessionID(), s) })
-	hooks.AddOnUnregisterSession(func(_ context.Context, s server.ClientSession) { p.sessions.Delete(s.SessionID()) })
+	hooks.AddOnRegisterSession(func(_ context.Context, s server.ClientSession) {
+		ended, end := context.WithCancelCause(context.Background())
+		p.sessions.LoadOrStore(s.SessionID(), &liveSession{ClientSession: s, ended: ended, end: end})
+	})
+	hooks.AddOnUnregisterSession(func(_ context.Context, s server.ClientSession) {
+		if v, ok := p.sessions.LoadAndDelete(s.SessionID()); ok {
+			v.(*liveSession).end(errSessionEnded)
+		}
+	})
 	hooks.AddAfterInitialize(func(ctx context.Context, _ any, _ *mcp.InitializeRequest, res *mcp.InitializeResult) {
 		res.Capabilities, res.Instructions = p.capabilities(ctx)
 	})
@@ -438,8 +452,40 @@ func (p *Proxy) relay(method string, params json.RawMessage) {
 	p.srv.SendNotificationToAllClients(method, fields)
 }
 
-// forward is the innermost CallFunc: it sends the call to its upstream.
+// liveSession is a registered client session and the end of its life: an
+// SSE stream that closed, a Streamable HTTP session deleted, a stdio client
+// gone. Calls of the session end with it, even those whose request context
+// lives on (mcp-go serves SSE messages detached from their HTTP request).
+type liveSession struct {
+	server.ClientSession
+	ended context.Context
+	end   context.CancelCauseFunc
+}
+
+var errSessionEnded = errors.New("the client's session ended")
+
+// bind returns ctx, cancelled also when the session ends.
+func (s *liveSession) bind(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.ended, func() { cancel(context.Cause(s.ended)) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+func (p *Proxy) session(id string) (*liveSession, bool) {
+	v, ok := p.sessions.Load(id)
+	if !ok {
+		return nil, false
+	}
+	return v.(*liveSession), true
+}
+
+// forward is the innermost CallFunc: it sends the call to its upstream,
+// unless the client has given up on it meanwhile (while it waited for
+// approval, say): a cancelled call is never forwarded.
 func (p *Proxy) forward(ctx context.Context, c *Call) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	u, ok := p.byName[c.Upstream]
 	if !ok {
 		return nil, &RPCError{Code: mcp.INVALID_PARAMS, Message: fmt.Sprintf("no upstream %q", c.Upstream)}
@@ -469,11 +515,18 @@ func (p *Proxy) handleTool(ctx context.Context, req mcp.CallToolRequest) (*mcp.C
 		token = req.Params.Meta.ProgressToken
 		meta, _ = json.Marshal(req.Params.Meta)
 	}
+	session := server.ClientSessionFromContext(ctx)
+	if session != nil {
+		if live, ok := p.session(session.SessionID()); ok {
+			var stop func()
+			ctx, stop = live.bind(ctx)
+			defer stop()
+		}
+	}
 	c, err := p.newCall(ctx, req.Params.Name, req.Params.RawArguments, meta)
 	if err != nil {
 		return nil, err
 	}
-	session := server.ClientSessionFromContext(ctx)
 	if session != nil {
 		c.SessionID = session.SessionID()
 	}

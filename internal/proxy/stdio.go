@@ -54,8 +54,12 @@ func (p *Proxy) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) err
 	go func() {
 		r := bufio.NewReaderSize(in, 64<<10)
 		for {
-			line, err := r.ReadBytes('\n')
-			if len(bytes.TrimSpace(line)) > 0 && ctx.Err() == nil {
+			line, tooLong, err := readLine(r, p.opts.MaxMessageBytes)
+			switch {
+			case ctx.Err() != nil:
+			case tooLong:
+				w.error(nil, mcp.INVALID_REQUEST, errMessageTooLong{p.opts.MaxMessageBytes}.Error(), nil)
+			case len(bytes.TrimSpace(line)) > 0:
 				p.stdioMessage(ctx, sess, w, line, &requests)
 			}
 			if err != nil {
@@ -102,13 +106,6 @@ func (t *tracker) closeAndWait() {
 	t.closed = true
 	t.mu.Unlock()
 	t.wg.Wait()
-}
-
-// head is the part of a message needed to route it.
-type head struct {
-	ID     json.RawMessage `json:"id"`
-	Method string          `json:"method"`
-	Params json.RawMessage `json:"params"`
 }
 
 // toolCallParams is tools/call's params as the direct path needs them.
@@ -194,57 +191,69 @@ func (p *Proxy) decorate(res json.RawMessage) json.RawMessage {
 }
 
 func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWriter, line []byte, requests *tracker) {
-	var h head
-	if err := json.Unmarshal(line, &h); err != nil {
-		code, msg := mcp.PARSE_ERROR, "Parse error"
-		if json.Valid(line) {
-			code, msg = mcp.INVALID_REQUEST, "Invalid Request: expected one JSON-RPC message object"
-		}
-		w.error(nil, code, msg, nil)
+	h, k, bad := parseMessage(line)
+	if bad != nil {
+		w.error(bad.id, bad.code, bad.message, nil)
 		return
 	}
-	hasID := len(h.ID) > 0 && !bytes.Equal(h.ID, []byte("null"))
-	switch {
-	case h.Method == "" && hasID:
-		return // an answer to a request of ours; the gate sends none to clients
-	case h.Method == string(mcp.MethodToolsCall) && hasID:
-		if cp, ok := directParams(h.Params, true); ok {
-			requests.Go(func() { p.directCall(ctx, sess, w, h.ID, cp) })
+	switch k {
+	case response:
+		return // the gate sends clients no requests
+	case notification:
+		switch h.Method {
+		case string(mcp.MethodNotificationInitialized):
+			sess.initialized.Store(true)
+		case string(mcp.MethodNotificationCancelled):
+			// Every request of this session is tracked here, whichever
+			// path serves it.
+			if key, ok := cancelledID(h.Params); ok {
+				sess.inflight.cancel(key)
+			}
 			return
 		}
-	case h.Method == string(mcp.MethodInitialize):
-		sess.handshake.Store(true)
-	case h.Method == string(mcp.MethodNotificationInitialized):
-		sess.initialized.Store(true)
-	case h.Method == string(mcp.MethodNotificationCancelled):
-		var cn struct {
-			RequestID json.RawMessage `json:"requestId"`
-		}
-		if json.Unmarshal(h.Params, &cn) == nil {
-			if cancel, ok := sess.inflight.LoadAndDelete(string(cn.RequestID)); ok {
-				cancel.(context.CancelFunc)()
-				return
-			}
-		}
-	}
-	if !hasID {
 		p.srv.HandleMessage(ctx, line) // notifications answer nothing
 		return
 	}
-	requests.Go(func() {
-		if resp := p.srv.HandleMessage(ctx, line); resp != nil {
-			w.json(resp)
+
+	if h.Method == string(mcp.MethodInitialize) {
+		sess.handshake.Store(true)
+	}
+	// Registered before anything waits, so that a cancellation sent right
+	// after the request finds it.
+	key, _ := idKey(h.ID)
+	rctx, pend, ok := sess.inflight.start(ctx, key)
+	if !ok {
+		bad := errDuplicateID(h.ID)
+		w.error(bad.id, bad.code, bad.message, nil)
+		return
+	}
+	serve := func() []byte {
+		if resp := p.srv.HandleMessage(rctx, line); resp != nil {
+			if b, err := json.Marshal(resp); err == nil {
+				return append(b, '\n')
+			}
 		}
+		return nil
+	}
+	if h.Method == string(mcp.MethodToolsCall) {
+		if cp, ok := directParams(h.Params, true); ok {
+			serve = func() []byte { return p.directCall(rctx, sess, w, h.ID, cp) }
+		}
+	}
+	requests.Go(func() {
+		out := serve()
+		if sess.inflight.finish(key, pend) && out != nil {
+			w.write(out)
+		} // else the client cancelled it and expects no answer
 	})
 }
 
 // directCall serves a tools/call without mcp-go's server: one decode of the
-// envelope, the raw result spliced into the response.
-func (p *Proxy) directCall(ctx context.Context, sess *stdioSession, w *lineWriter, id json.RawMessage, cp *toolCallParams) {
+// envelope, the raw result spliced into the response line it returns.
+func (p *Proxy) directCall(ctx context.Context, sess *stdioSession, w *lineWriter, id json.RawMessage, cp *toolCallParams) []byte {
 	c, err := p.newCall(ctx, cp.Name, cp.Arguments, cp.Meta)
 	if err != nil {
-		w.fail(id, err)
-		return
+		return errorLine(id, err)
 	}
 	c.SessionID = sess.SessionID()
 	c.Client = sess.clientInfo()
@@ -257,23 +266,14 @@ func (p *Proxy) directCall(ctx context.Context, sess *stdioSession, w *lineWrite
 		}
 		c.Progress = progressFor(c.relay)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	key := string(id)
-	sess.inflight.Store(key, cancel)
 	res, err := p.call(ctx, c)
-	_, stillOpen := sess.inflight.LoadAndDelete(key)
-	cancel()
-	if !stillOpen {
-		return // the client cancelled it and expects no answer
-	}
 	if err != nil {
-		w.fail(id, err)
-		return
+		return errorLine(id, err)
 	}
 	if cp.m.ProtocolVersion != "" {
 		res = p.decorate(res)
 	}
-	w.result(id, res)
+	return resultLine(id, res)
 }
 
 // lineWriter writes whole JSON-RPC lines, one at a time.
@@ -295,10 +295,6 @@ func (l *lineWriter) json(v any) {
 	}
 	l.write(append(b, '\n'))
 }
-
-func (l *lineWriter) result(id, res json.RawMessage) { l.write(resultLine(id, res)) }
-
-func (l *lineWriter) fail(id json.RawMessage, err error) { l.write(errorLine(id, err)) }
 
 func (l *lineWriter) error(id json.RawMessage, code int, message string, data json.RawMessage) {
 	l.write(rpcErrorLine(id, code, message, data))
@@ -367,7 +363,7 @@ type stdioSession struct {
 	notes       chan mcp.JSONRPCNotification
 	initialized atomic.Bool
 	handshake   atomic.Bool // an initialize request was seen: wait for notifications/initialized
-	inflight    sync.Map    // request id JSON -> context.CancelFunc, for direct calls
+	inflight    inflight    // every request in flight, by id
 
 	mu     sync.Mutex
 	info   mcp.Implementation

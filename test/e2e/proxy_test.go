@@ -392,9 +392,9 @@ func TestHTTPFront(t *testing.T) {
 
 // rawGate runs the gate with raw pipes, for what a well-behaved client
 // never sends.
-func rawGate(t *testing.T) (io.WriteCloser, *bufio.Scanner, *exec.Cmd) {
+func rawGate(t *testing.T, flags ...string) (io.WriteCloser, *bufio.Scanner, *exec.Cmd) {
 	t.Helper()
-	cmd := exec.Command(GateBin, append([]string{"--policy", AllowAllPolicy(t), "--"}, Upstream("test-upstream")...)...)
+	cmd := exec.Command(GateBin, append(append(flags, "--policy", AllowAllPolicy(t), "--"), Upstream("test-upstream")...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -449,13 +449,25 @@ func TestMalformedInputGetsJSONRPCErrors(t *testing.T) {
 		{`this is not json`, mcp.PARSE_ERROR},
 		{`{"jsonrpc":"2.0","id":1,"method":`, mcp.PARSE_ERROR},
 		{`[1,2]`, mcp.INVALID_REQUEST},
+		{`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, mcp.INVALID_REQUEST},
 		{`{"jsonrpc":"2.0","id":2,"method":"no/such/method"}`, mcp.METHOD_NOT_FOUND},
 		{`{"jsonrpc":"1.0","id":3,"method":"ping"}`, mcp.INVALID_REQUEST},
+		{`{"id":4,"method":"ping"}`, mcp.INVALID_REQUEST},
+		{`{}`, mcp.INVALID_REQUEST},
+		{`null`, mcp.INVALID_REQUEST},
+		{`{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}`, mcp.INVALID_REQUEST},
+		{`{"jsonrpc":"2.0","id":[5],"method":"ping"}`, mcp.INVALID_REQUEST},
+		{`{"jsonrpc":"2.0","id":true,"method":"ping"}`, mcp.INVALID_REQUEST},
+		{`{"jsonrpc":"2.0","id":null,"method":"ping"}`, mcp.INVALID_REQUEST},
 	} {
 		send(tt.line)
 		r := read()
 		if r.Error == nil || r.Error.Code != tt.code {
 			t.Errorf("%s: got %s %+v, want error %d", tt.line, r.ID, r.Error, tt.code)
+		}
+		// An id that is not a string or a number is never echoed.
+		if tt.code == mcp.INVALID_REQUEST && !slices.Contains([]string{"null", "3", "4"}, string(r.ID)) {
+			t.Errorf("%s: answered with id %s", tt.line, r.ID)
 		}
 	}
 	// Still serving.
@@ -463,6 +475,108 @@ func TestMalformedInputGetsJSONRPCErrors(t *testing.T) {
 	if r := read(); string(r.ID) != "9" || r.Result == nil {
 		t.Errorf("initialize after garbage: %+v", r)
 	}
+}
+
+// TestOversizeLine: a line over --max-message-bytes is answered with an
+// error naming the limit and discarded without being held in memory; the
+// gate goes on serving.
+func TestOversizeLine(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		flags []string
+		limit int
+		size  int // of the line; 0: so long that memory is checked
+	}{
+		{"default limit", nil, 16 << 20, 0},
+		{"configured limit", []string{"--max-message-bytes", "65536"}, 65536, 1 << 20},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			stdin, out, cmd := rawGate(t, tt.flags...)
+			read := func() map[string]any {
+				t.Helper()
+				for {
+					if !out.Scan() {
+						t.Fatalf("gate closed stdout: %v", out.Err())
+					}
+					var m map[string]any
+					if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+						t.Fatalf("stdout carried something other than JSON-RPC: %q", out.Text())
+					}
+					if _, note := m["method"]; !note {
+						return m
+					}
+				}
+			}
+			// A request line of 256 MiB, written in pieces as a client
+			// streams it: far more than the limit, and than the gate may
+			// hold. The race detector multiplies what the gate holds, so
+			// under it the line is longer.
+			size := 256 << 20
+			if raceEnabled {
+				size = 1 << 30
+			}
+			if tt.size > 0 {
+				size = tt.size
+			}
+			chunk := []byte(strings.Repeat("a", 1<<20))
+			go func() {
+				_, _ = io.WriteString(stdin, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"`)
+				for range size / len(chunk) {
+					if _, err := stdin.Write(chunk); err != nil {
+						return
+					}
+				}
+				_, _ = io.WriteString(stdin, `"}}}`+"\n")
+				_, _ = io.WriteString(stdin, `{"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`+"\n")
+				_, _ = io.WriteString(stdin, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n")
+				_, _ = io.WriteString(stdin, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"after"}}}`+"\n")
+			}()
+			m := read()
+			e, _ := m["error"].(map[string]any)
+			if m["id"] != nil || e == nil || e["code"] != float64(mcp.INVALID_REQUEST) ||
+				!strings.Contains(e["message"].(string), strconv.Itoa(tt.limit)) || !strings.Contains(e["message"].(string), "--max-message-bytes") {
+				t.Fatalf("oversize line answered %v, want -32600 with id null naming the limit %d", m, tt.limit)
+			}
+			if m := read(); m["id"] != 2.0 || m["result"] == nil {
+				t.Fatalf("initialize after the oversize line: %v", m)
+			}
+			m = read()
+			res, _ := m["result"].(map[string]any)
+			if m["id"] != 3.0 || res == nil || !strings.Contains(fmt.Sprint(res["content"]), "after") {
+				t.Fatalf("call after the oversize line: %v", m)
+			}
+			// The gate never held the line: its peak resident memory stays
+			// well below the line's size.
+			if tt.size > 0 {
+				return
+			}
+			peak := peakRSS(t, cmd.Process.Pid)
+			t.Logf("peak resident memory %d MiB", peak>>20)
+			if peak >= size/2 {
+				t.Errorf("the gate's peak memory is %d MiB for a %d MiB line", peak>>20, size>>20)
+			}
+		})
+	}
+}
+
+// peakRSS is a process's peak resident set size (VmHWM), in bytes.
+func peakRSS(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				t.Fatalf("VmHWM %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
 }
 
 func TestShutdownStopsUpstreams(t *testing.T) {

@@ -1,0 +1,195 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+func TestParseMessage(t *testing.T) {
+	for _, tt := range []struct {
+		line   string
+		kind   kind
+		code   int    // 0: valid
+		errID  string // the id the error answer carries; "" for null
+		reason string // in the error message
+	}{
+		{line: `{"jsonrpc":"2.0","id":1,"method":"ping"}`, kind: request},
+		{line: `{"jsonrpc":"2.0","id":"a","method":"ping","params":{}}`, kind: request},
+		{line: `{"jsonrpc":"2.0","id":-1.5e3,"method":"ping","params":null}`, kind: request},
+		{line: `{"jsonrpc":"2.0","method":"notifications/initialized"}`, kind: notification},
+		{line: `{"jsonrpc":"2.0","id":1,"result":{}}`, kind: response},
+		{line: `{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}`, kind: response},
+		{line: `{}`, code: mcp.INVALID_REQUEST, reason: `"jsonrpc" must be`},
+		{line: `{"jsonrpc":"2.0"}`, code: mcp.INVALID_REQUEST, reason: "no method"},
+		{line: `null`, code: mcp.INVALID_REQUEST, reason: "one JSON-RPC message object"},
+		{line: `"ping"`, code: mcp.INVALID_REQUEST},
+		{line: `42`, code: mcp.INVALID_REQUEST},
+		{line: `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, code: mcp.INVALID_REQUEST, reason: "batches"},
+		{line: `[]`, code: mcp.INVALID_REQUEST, reason: "batches"},
+		{line: `{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}`, code: mcp.INVALID_REQUEST, reason: "id must be"},
+		{line: `{"jsonrpc":"2.0","id":[1],"method":"ping"}`, code: mcp.INVALID_REQUEST, reason: "id must be"},
+		{line: `{"jsonrpc":"2.0","id":true,"method":"ping"}`, code: mcp.INVALID_REQUEST, reason: "id must be"},
+		{line: `{"jsonrpc":"2.0","id":null,"method":"ping"}`, code: mcp.INVALID_REQUEST, reason: "id must be"},
+		{line: `{"jsonrpc":"2.0","id":1e999,"method":"ping"}`, code: mcp.INVALID_REQUEST, reason: "id must be"},
+		{line: `{"id":1,"method":"ping"}`, code: mcp.INVALID_REQUEST, errID: "1", reason: `"jsonrpc" must be "2.0"`},
+		{line: `{"jsonrpc":"1.0","id":"x","method":"ping"}`, code: mcp.INVALID_REQUEST, errID: `"x"`, reason: `"jsonrpc"`},
+		{line: `{"jsonrpc":2,"id":1,"method":"ping"}`, code: mcp.INVALID_REQUEST},
+		{line: `{"jsonrpc":"2.0","method":"notifications/x","params":[1]}`, code: mcp.INVALID_REQUEST, reason: "params must be an object"},
+		{line: `{"jsonrpc":"2.0","id":7,"method":"ping","params":"x"}`, code: mcp.INVALID_REQUEST, errID: "7", reason: "params"},
+		{line: `{"jsonrpc":"2.0","id":7}`, code: mcp.INVALID_REQUEST, errID: "7", reason: "no method"},
+		{line: `{"jsonrpc":"2.0","id":1,"method":1}`, code: mcp.INVALID_REQUEST},
+		{line: `{"jsonrpc":"2.0","id":1,"method":`, code: mcp.PARSE_ERROR},
+		{line: `this is not json`, code: mcp.PARSE_ERROR},
+	} {
+		t.Run(tt.line, func(t *testing.T) {
+			_, k, bad := parseMessage([]byte(tt.line))
+			if tt.code == 0 {
+				if bad != nil || k != tt.kind {
+					t.Fatalf("got kind %d, %+v; want kind %d", k, bad, tt.kind)
+				}
+				return
+			}
+			if bad == nil {
+				t.Fatalf("accepted as kind %d", k)
+			}
+			if bad.code != tt.code || string(bad.id) != tt.errID || !strings.Contains(bad.message, tt.reason) {
+				t.Errorf("got %d id %q %q, want %d id %q mentioning %q", bad.code, bad.id, bad.message, tt.code, tt.errID, tt.reason)
+			}
+		})
+	}
+}
+
+func TestIDKey(t *testing.T) {
+	same := [][]string{
+		{`1`, `1.0`, `1e0`, ` 1`},
+		{`"1"`, `"\u0031"`},
+		{`-20`, `-2e1`},
+	}
+	for _, group := range same {
+		want, ok := idKey(json.RawMessage(group[0]))
+		if !ok {
+			t.Fatalf("%s: not an id", group[0])
+		}
+		for _, id := range group[1:] {
+			if got, ok := idKey(json.RawMessage(id)); !ok || got != want {
+				t.Errorf("%s: key %q, want %q as for %s", id, got, want, group[0])
+			}
+		}
+	}
+	if a, _ := idKey(json.RawMessage(`1`)); a == func() string { k, _ := idKey(json.RawMessage(`"1"`)); return k }() {
+		t.Error("the number 1 and the string \"1\" are one id")
+	}
+}
+
+func TestReadLine(t *testing.T) {
+	const limit = 100
+	long := strings.Repeat("x", 10*limit)
+	in := "short\n" + strings.Repeat("y", limit) + "\n" + long + "\n" + strings.Repeat("z", limit+1) + "\nlast"
+	r := bufio.NewReaderSize(strings.NewReader(in), 16)
+	type line struct {
+		text    string
+		tooLong bool
+	}
+	var got []line
+	for {
+		l, tooLong, err := readLine(r, limit)
+		got = append(got, line{strings.TrimSuffix(string(l), "\n"), tooLong})
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	want := []line{{"short", false}, {strings.Repeat("y", limit), false}, {"", true}, {"", true}, {"last", false}}
+	if len(got) != len(want) {
+		t.Fatalf("got %d lines %v", len(got), got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d: got %.20q (too long %v), want %.20q (too long %v)", i, got[i].text, got[i].tooLong, want[i].text, want[i].tooLong)
+		}
+	}
+}
+
+// rawStdio serves p's stdio front on pipes and returns a writer of lines
+// and a reader of answers.
+func rawStdio(t *testing.T, p *Proxy) (send func(string), next func() map[string]any) {
+	t.Helper()
+	toProxy, fromClient := io.Pipe()
+	toClient, fromProxy := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- p.ServeStdio(ctx, toProxy, fromProxy) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = fromClient.Close()
+		_ = toClient.Close()
+		<-served
+	})
+	lines := make(chan []byte, 16)
+	go func() {
+		sc := bufio.NewScanner(toClient)
+		for sc.Scan() {
+			lines <- bytes.Clone(sc.Bytes())
+		}
+		close(lines)
+	}()
+	send = func(s string) {
+		t.Helper()
+		if _, err := io.WriteString(fromClient, s+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next = func() map[string]any {
+		t.Helper()
+		b, ok := <-lines
+		if !ok {
+			t.Fatal("stdout closed")
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("not JSON: %q", b)
+		}
+		return m
+	}
+	return send, next
+}
+
+func TestStdioRefusesInvalidMessagesAndGoesOn(t *testing.T) {
+	url, _ := startUpstream(t, "up")
+	p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url}}, MaxMessageBytes: 1024})
+	send, next := rawStdio(t, p)
+	for _, tt := range []struct {
+		line string
+		id   any // the id answered
+		code float64
+		text string
+	}{
+		{`{}`, nil, mcp.INVALID_REQUEST, "jsonrpc"},
+		{`null`, nil, mcp.INVALID_REQUEST, "object"},
+		{`{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}`, nil, mcp.INVALID_REQUEST, "id must be"},
+		{`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, nil, mcp.INVALID_REQUEST, "batches"},
+		{`{"id":3,"method":"ping"}`, 3.0, mcp.INVALID_REQUEST, "jsonrpc"},
+		{`{"jsonrpc":"2.0","id":4,"method":"ping","x":"` + strings.Repeat("a", 4096) + `"}`, nil, mcp.INVALID_REQUEST, "longer than 1024 bytes"},
+	} {
+		send(tt.line)
+		m := next()
+		e, _ := m["error"].(map[string]any)
+		if m["id"] != tt.id || e == nil || e["code"] != tt.code || !strings.Contains(e["message"].(string), tt.text) {
+			t.Errorf("%.60s: got %v, want error %v with id %v mentioning %q", tt.line, m, tt.code, tt.id, tt.text)
+		}
+	}
+	send(`{"jsonrpc":"2.0","id":5,"method":"ping"}`)
+	if m := next(); m["id"] != 5.0 || m["result"] == nil {
+		t.Errorf("ping after invalid messages: %v", m)
+	}
+}
