@@ -531,3 +531,46 @@ func TestPolicyReload(t *testing.T) {
 		t.Fatalf("whoami refused: the last good policy allows it: %s", Text(t, res))
 	}
 }
+
+// TestHTTPCancelWithoutProgressTokenWithdrawsRequest: over Streamable HTTP,
+// a gated call without a progress token (the gate's direct path) that the
+// client cancels with notifications/cancelled has its PIM request
+// cancelled, and never runs: the request cannot be approved any more.
+func TestHTTPCancelWithoutProgressTokenWithdrawsRequest(t *testing.T) {
+	e := startPIM(t)
+	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice})
+	g := ServeGate(t, nil, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo")
+	c := g.Client(t, Protocols[0].Opts...)
+	sid := c.GetSessionId()
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		status, body, err := Post(context.Background(), g.URL, sid,
+			`{"jsonrpc":"2.0","id":"del-1","method":"tools/call","params":{"name":"delete_database","arguments":{"name":"production"}}}`)
+		done <- answer{status, body, err}
+	}()
+	req := e.pendingRequest(t, alice)
+	CancelOverHTTP(t, g.URL, sid, `"del-1"`)
+	Eventually(t, "the PIM request is cancelled", func() error {
+		for _, r := range e.srv.Requests() {
+			if r.ID == req.ID && r.Status == pimtest.StatusCanceled {
+				return nil
+			}
+		}
+		return fmt.Errorf("request %s not cancelled: %+v", req.ID, e.srv.Requests())
+	})
+	a := Receive(t, "the answer to the cancelled call", done)
+	if a.err != nil || !strings.Contains(a.body, `"error"`) || strings.Contains(a.body, `"result"`) {
+		t.Fatalf("cancelled call answered %d %s %v, want a JSON-RPC error", a.status, a.body, a.err)
+	}
+	if err := e.srv.Approve(req.ID); err == nil {
+		t.Fatal("the cancelled request could still be approved")
+	}
+	if got := upstreamRan(t, c, "delete_database"); got != "0" {
+		t.Fatalf("a cancelled call ran %s times", got)
+	}
+}

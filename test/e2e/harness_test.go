@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -303,5 +304,38 @@ func Eventually(t *testing.T, what string, f func() error) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Post sends one raw JSON-RPC message to a Streamable HTTP endpoint within
+// session sid, as a client that speaks 2025-11-25 would, and returns the
+// status and body of the answer.
+func Post(ctx context.Context, url, sid, body string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", sid)
+	req.Header.Set("Mcp-Protocol-Version", mcp.ProtocolVersion20251125)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// CancelOverHTTP sends notifications/cancelled for request id (JSON) within
+// session sid, and fails the test unless it is accepted: 202, or 200 when
+// mcp-go uses the POST to deliver notifications queued for a session
+// without a listening stream.
+func CancelOverHTTP(t *testing.T, url, sid, id string) {
+	t.Helper()
+	status, body, err := Post(context.Background(), url, sid, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":`+id+`,"reason":"user gave up"}}`)
+	if err != nil || status != http.StatusAccepted && status != http.StatusOK {
+		t.Fatalf("notifications/cancelled: %d %s %v", status, body, err)
 	}
 }

@@ -215,6 +215,60 @@ func TestCancellationReachesUpstream(t *testing.T) {
 	}
 }
 
+// TestHTTPCancelWithoutProgressTokenReachesUpstream: over Streamable HTTP,
+// notifications/cancelled for a call without a progress token (the gate's
+// direct path) cancels it at the upstream.
+func TestHTTPCancelWithoutProgressTokenReachesUpstream(t *testing.T) {
+	g := ServeGate(t, nil, append([]string{"--policy", AllowAllPolicy(t), "--"}, Upstream("test-upstream")...)...)
+	c := g.Client(t, Protocols[0].Opts...)
+	sid := c.GetSessionId()
+	done := make(chan string, 1)
+	go func() {
+		_, body, err := Post(context.Background(), g.URL, sid,
+			`{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":600000,"marker":"m-raw"}}}`)
+		done <- fmt.Sprint(body, err)
+	}()
+	Eventually(t, "the call reached the upstream", func() error {
+		if !strings.Contains(g.Stderr.String(), "[test-upstream] started sleep m-raw") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	CancelOverHTTP(t, g.URL, sid, "41")
+	if body := Receive(t, "the answer to the cancelled call", done); !strings.Contains(body, `"error"`) {
+		t.Errorf("cancelled call answered %s, want a JSON-RPC error", body)
+	}
+	Eventually(t, "upstream saw the cancellation", func() error {
+		if n := cancellations(t, c); n != 1 {
+			return fmt.Errorf("%d cancellations", n)
+		}
+		return nil
+	})
+}
+
+// TestSSEDisconnectCancelsCall: a client of the legacy SSE transport that
+// goes away ends its calls, at the upstream too, although mcp-go serves SSE
+// messages apart from their HTTP request.
+func TestSSEDisconnectCancelsCall(t *testing.T) {
+	g := ServeGate(t, nil, append([]string{"--policy", AllowAllPolicy(t), "--"}, Upstream("test-upstream")...)...)
+	c := g.SSEClient(t)
+	go func() { _, _ = TryCall(context.Background(), c, "sleep", map[string]any{"ms": 600000, "marker": "m-sse"}) }()
+	Eventually(t, "the call reached the upstream", func() error {
+		if !strings.Contains(g.Stderr.String(), "[test-upstream] started sleep m-sse") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	_ = c.Close()
+	other := g.Client(t)
+	Eventually(t, "upstream saw the cancellation", func() error {
+		if n := cancellations(t, other); n != 1 {
+			return fmt.Errorf("%d cancellations", n)
+		}
+		return nil
+	})
+}
+
 func TestListChangedRefreshesAndNotifies(t *testing.T) {
 	listening := []struct {
 		name    string
