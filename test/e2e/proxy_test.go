@@ -252,7 +252,9 @@ func TestHTTPCancelWithoutProgressTokenReachesUpstream(t *testing.T) {
 func TestSSEDisconnectCancelsCall(t *testing.T) {
 	g := ServeGate(t, nil, append([]string{"--policy", AllowAllPolicy(t), "--"}, Upstream("test-upstream")...)...)
 	c := g.SSEClient(t)
-	go func() { _, _ = TryCall(context.Background(), c, "sleep", map[string]any{"ms": 600000, "marker": "m-sse"}) }()
+	go func() {
+		_, _ = TryCall(context.Background(), c, "sleep", map[string]any{"ms": 600000, "marker": "m-sse"})
+	}()
 	Eventually(t, "the call reached the upstream", func() error {
 		if !strings.Contains(g.Stderr.String(), "[test-upstream] started sleep m-sse") {
 			return errors.New("not yet")
