@@ -66,6 +66,7 @@ func loadGating(path string, log *slog.Logger, stderr io.Writer) (*gating, error
 		Margin:        ap.GrantMargin,
 		MaxBackground: ap.MaxBackground,
 		Lifetime:      ap.Deadline,
+		Recheck:       ap.Recheck,
 		Clock:         clock.Real{},
 	})
 	if err != nil {

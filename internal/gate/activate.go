@@ -41,7 +41,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		return g.refuse(ctx, rec, refusal)
 	}
 	key := grants.Key{Principal: principal, RoleID: roleID, Scope: directoryScope}
-	if gr, ok := g.cfg.Grants.Live(key); ok {
+	if gr, ok := g.cfg.Grants.Live(key, g.confirm); ok {
 		rec.RequestID = gr.RequestID
 		return g.forward(ctx, rec, c, next, start)
 	}
@@ -66,6 +66,18 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		return grants.Grant{RequestID: pg.RequestID, Start: pg.Start, End: pg.End, Seen: pg.Seen}, err
 	})
 	return g.await(ctx, rec, c, d.Role, w, wait, next, start)
+}
+
+// confirmGrant reads a cached grant back from Entra, for the grant cache's
+// recheck.
+func (g *Gate) confirmGrant(ctx context.Context, k grants.Key) (grants.Grant, bool, error) {
+	pg, live, err := g.cfg.Activator.Active(ctx, k.Principal, k.RoleID)
+	if err != nil {
+		g.log.Warn("could not re-confirm a cached grant; it lapses at its recheck", "roleDefinitionId", k.RoleID, "error", err)
+	} else if !live {
+		g.log.Info("a cached grant is no longer live in Entra; it admits nothing more", "roleDefinitionId", k.RoleID)
+	}
+	return grants.Grant{RequestID: pg.RequestID, Start: pg.Start, End: pg.End, Seen: pg.Seen}, live, err
 }
 
 // await waits for the activation behind w: it forwards once granted,

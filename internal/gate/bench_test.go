@@ -27,7 +27,7 @@ func BenchmarkAllowedCall(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer log.Close()
-	cache, err := grants.New(grants.Config{Size: 16, Margin: time.Second, MaxBackground: 1, Lifetime: time.Hour, Clock: clock.Real{}})
+	cache, err := grants.New(grants.Config{Size: 16, Margin: time.Second, MaxBackground: 1, Lifetime: time.Hour, Recheck: time.Minute, Clock: clock.Real{}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -32,6 +32,9 @@ type Activator interface {
 	Principal(ctx context.Context) (string, error)
 	ResolveRole(ctx context.Context, role string) (string, error)
 	Activate(ctx context.Context, req pim.Request, onStatus func(pim.Status)) (pim.Grant, error)
+	// Active reads principal's live assignment of roleID from Graph, to
+	// re-confirm a cached grant.
+	Active(ctx context.Context, principal, roleID string) (pim.Grant, bool, error)
 }
 
 // Auditor records decisions; *audit.Log is one. Err is non-nil once it can
@@ -84,6 +87,7 @@ type Gate struct {
 
 	principal atomic.Value // string: the Activator's principal, once known
 	roleIDs   sync.Map     // role as the policy names it -> role definition id
+	confirm   grants.ConfirmFunc
 }
 
 // New returns a Gate, or an error when a required dependency is missing.
@@ -106,7 +110,11 @@ func New(cfg Config) (*Gate, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	pol := cfg.Policy()
-	return &Gate{cfg: cfg, log: log, approvals: pol.Approvals(), audit: pol.Audit()}, nil
+	g := &Gate{cfg: cfg, log: log, approvals: pol.Approvals(), audit: pol.Audit()}
+	if cfg.Activator != nil {
+		g.confirm = g.confirmGrant // made once: the cached path allocates nothing for it
+	}
+	return g, nil
 }
 
 // FilterTool is the proxy's tools/list filter: it hides tools the policy

@@ -49,6 +49,8 @@ type fakeActivator struct {
 	principal string
 	resolved  atomic.Int32
 	started   chan activation
+	confirms  atomic.Int32                 // calls of Active
+	active    atomic.Pointer[activeAnswer] // what Active answers
 }
 
 type activation struct {
@@ -86,6 +88,21 @@ func (f *fakeActivator) Activate(ctx context.Context, req pim.Request, onStatus 
 	case <-ctx.Done():
 		return pim.Grant{}, ctx.Err()
 	}
+}
+
+// Active answers what the test put in active, or no live assignment.
+func (f *fakeActivator) Active(context.Context, string, string) (pim.Grant, bool, error) {
+	f.confirms.Add(1)
+	if a := f.active.Load(); a != nil {
+		return a.grant, a.live, a.err
+	}
+	return pim.Grant{}, false, nil
+}
+
+type activeAnswer struct {
+	grant pim.Grant
+	live  bool
+	err   error
 }
 
 // memAudit keeps records in memory.
@@ -142,7 +159,8 @@ func newHarness(t *testing.T, policyYAML string) *harness {
 		t.Fatalf("policy: %v", err)
 	}
 	clk := clock.NewFake(t0)
-	cache, err := grants.New(grants.Config{Size: 64, Margin: 30 * time.Second, MaxBackground: 8, Lifetime: time.Hour, Clock: clk})
+	cache, err := grants.New(grants.Config{Size: 64, Margin: 30 * time.Second, MaxBackground: 8, Lifetime: time.Hour,
+		Recheck: pol.Approvals().Recheck, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
-// Package grants remembers which PIM roles are active for which user, until
-// shortly before each grant ends, and makes sure that at most one activation
-// per (principal, role, scope) is in flight however many calls want it.
+// Package grants remembers which PIM roles are active for which user, and
+// makes sure that at most one activation per (principal, role, scope) is in
+// flight however many calls want it. A remembered grant admits calls only
+// until shortly before it ends and for at most Recheck after Entra last
+// showed it live; it is re-confirmed in the background before then, so the
+// calls of a busy user neither wait for Graph nor run on a revoked grant.
 package grants
 
 import (
@@ -8,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -37,6 +41,11 @@ type Progress struct {
 	Status    string
 }
 
+// ConfirmFunc reads k's grant from Entra again: live is false when Entra no
+// longer shows it active (deactivated, revoked, ended). Grant.Seen is when
+// the read was sent; zero means just before ConfirmFunc was called.
+type ConfirmFunc func(ctx context.Context, k Key) (g Grant, live bool, err error)
+
 // ActivateFunc runs one activation. It must stop, and withdraw any pending
 // request, when ctx is cancelled: that happens once nobody wants the grant.
 type ActivateFunc func(ctx context.Context, report func(Progress)) (Grant, error)
@@ -57,7 +66,10 @@ type Config struct {
 	MaxBackground int
 	// Lifetime bounds how long one activation may run, waiting callers or not.
 	Lifetime time.Duration
-	Clock    Clock
+	// Recheck is how long a grant admits calls after Entra last showed it
+	// live. Live has it confirmed again once half of that has passed.
+	Recheck time.Duration
+	Clock   Clock
 }
 
 // ErrBackgroundFull is returned by Waiter.Background when MaxBackground
@@ -66,15 +78,26 @@ var ErrBackgroundFull = errors.New("too many activations are already waiting for
 
 // Cache holds live grants and the activations in flight.
 type Cache struct {
-	cfg   Config
-	lru   *lru.Cache[Key, Grant]
+	cfg Config
+	// lru is safe for concurrent use on its own: Live reads it without mu.
+	// Writes go under mu, so that a confirmation replaces only the entry it
+	// confirmed.
+	lru   *lru.Cache[Key, *entry]
 	mu    sync.Mutex
 	fly   map[Key]*flight
 	bgNum int
 }
 
+// entry is one remembered grant. It is never changed, only replaced, except
+// for confirming, which makes sure one confirmation at most is asked per entry.
+type entry struct {
+	grant      Grant
+	seen       time.Time // when Entra last showed the grant live
+	confirming atomic.Bool
+}
+
 // New returns a Cache. It rejects a non-positive size, margin, background
-// bound or lifetime, and a nil clock.
+// bound, lifetime or recheck, and a nil clock.
 func New(cfg Config) (*Cache, error) {
 	switch {
 	case cfg.Size <= 0:
@@ -85,32 +108,74 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("grants: background bound must be positive, got %d", cfg.MaxBackground)
 	case cfg.Lifetime <= 0:
 		return nil, fmt.Errorf("grants: activation lifetime must be positive, got %v", cfg.Lifetime)
+	case cfg.Recheck <= 0:
+		return nil, fmt.Errorf("grants: recheck must be positive, got %v", cfg.Recheck)
 	case cfg.Clock == nil:
 		return nil, errors.New("grants: a clock is required")
 	}
-	l, err := lru.New[Key, Grant](cfg.Size)
+	l, err := lru.New[Key, *entry](cfg.Size)
 	if err != nil {
 		return nil, fmt.Errorf("grants: %w", err)
 	}
 	return &Cache{cfg: cfg, lru: l, fly: make(map[Key]*flight)}, nil
 }
 
-// Live returns the grant for k if it is still live: its end, less the margin,
-// is in the future.
-func (c *Cache) Live(k Key) (Grant, bool) {
-	g, ok := c.lru.Get(k)
+// Live returns the grant for k if it may admit a call now: its end, less
+// the margin, is in the future, and Entra showed it live less than Recheck
+// ago. Once half of Recheck has passed, it starts one confirmation with
+// confirm (if not nil) in the background: a grant Entra still shows live is
+// then admitting for another Recheck, one it no longer shows is forgotten.
+// Live itself never waits for Graph.
+func (c *Cache) Live(k Key, confirm ConfirmFunc) (Grant, bool) {
+	e, ok := c.lru.Get(k)
 	if !ok {
 		return Grant{}, false
 	}
-	if !c.live(g) {
-		c.lru.Remove(k)
+	now := c.cfg.Clock.Now()
+	if !c.live(e.grant, now) || !now.Before(e.seen.Add(c.cfg.Recheck)) {
 		return Grant{}, false
 	}
-	return g, true
+	if confirm != nil && !now.Before(e.seen.Add(c.cfg.Recheck/2)) && e.confirming.CompareAndSwap(false, true) {
+		go c.confirm(k, e, confirm)
+	}
+	return e.grant, true
 }
 
-func (c *Cache) live(g Grant) bool {
-	return c.cfg.Clock.Now().Before(g.End.Add(-c.cfg.Margin))
+func (c *Cache) live(g Grant, now time.Time) bool {
+	return now.Before(g.End.Add(-c.cfg.Margin))
+}
+
+// confirm reads e's grant from Entra and replaces e with what it read, or
+// forgets it when Entra no longer shows it live. A failed read leaves e as
+// it is, to lapse Recheck after it was seen; the next call then activates
+// afresh, which asks Entra whether the role is active.
+func (c *Cache) confirm(k Key, e *entry, confirm ConfirmFunc) {
+	// Past Recheck the entry admits nothing: the answer would be moot.
+	sent := c.cfg.Clock.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), e.seen.Add(c.cfg.Recheck).Sub(sent))
+	defer cancel()
+	g, live, err := confirm(ctx, k)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur, ok := c.lru.Peek(k); !ok || cur != e {
+		return // replaced meanwhile by a newer activation or confirmation
+	}
+	if !live {
+		c.lru.Remove(k)
+		return
+	}
+	c.add(k, g, sent)
+}
+
+// add remembers g for k, seen live at g.Seen or else at seen. c.mu is held.
+func (c *Cache) add(k Key, g Grant, seen time.Time) {
+	if !g.Seen.IsZero() {
+		seen = g.Seen
+	}
+	c.lru.Add(k, &entry{grant: g, seen: seen})
 }
 
 // Join makes the caller a waiter on the activation for k, starting it with
@@ -124,9 +189,9 @@ func (c *Cache) Join(k Key, activate ActivateFunc) *Waiter {
 	defer c.mu.Unlock()
 	f, ok := c.fly[k]
 	if !ok {
-		// run caches the grant before it drops its flight under mu, so a
+		// run caches the grant as it drops its flight, under mu, so a
 		// flight gone here has left its grant in the cache.
-		if g, live := c.Live(k); live {
+		if g, live := c.Live(k, nil); live {
 			f = &flight{done: make(chan struct{}), updated: make(chan struct{}), cancel: func() {}, started: c.cfg.Clock.Now(),
 				finished: true, grant: g}
 			close(f.done)
@@ -151,10 +216,11 @@ func (c *Cache) run(ctx context.Context, k Key, f *flight, activate ActivateFunc
 		c.mu.Unlock()
 	})
 	f.cancel()
-	if err == nil && c.live(g) {
-		c.lru.Add(k, g)
-	}
+	now := c.cfg.Clock.Now()
 	c.mu.Lock()
+	if err == nil && c.live(g, now) {
+		c.add(k, g, now)
+	}
 	if c.fly[k] == f {
 		delete(c.fly, k)
 	}

@@ -15,7 +15,7 @@ var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
 func newCache(t *testing.T, clk Clock, mutate ...func(*Config)) *Cache {
 	t.Helper()
-	cfg := Config{Size: 16, Margin: 30 * time.Second, MaxBackground: 4, Lifetime: time.Hour, Clock: clk}
+	cfg := Config{Size: 16, Margin: 30 * time.Second, MaxBackground: 4, Lifetime: time.Hour, Recheck: 24 * time.Hour, Clock: clk}
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -54,7 +54,7 @@ func (g *gate) activate(ctx context.Context, report func(Progress)) (Grant, erro
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	clk := clock.NewFake(t0)
-	ok := Config{Size: 1, Margin: time.Second, MaxBackground: 1, Lifetime: time.Minute, Clock: clk}
+	ok := Config{Size: 1, Margin: time.Second, MaxBackground: 1, Lifetime: time.Minute, Recheck: time.Minute, Clock: clk}
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -65,6 +65,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"negative margin", func(c *Config) { c.Margin = -time.Second }},
 		{"zero background bound", func(c *Config) { c.MaxBackground = 0 }},
 		{"zero lifetime", func(c *Config) { c.Lifetime = 0 }},
+		{"zero recheck", func(c *Config) { c.Recheck = 0 }},
 		{"no clock", func(c *Config) { c.Clock = nil }},
 	}
 	for _, tt := range tests {
@@ -105,7 +106,7 @@ func TestGrantLiveUntilMarginBeforeEnd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		clk.Advance(t0.Add(tt.at).Sub(clk.Now()))
-		if _, live := c.Live(k); live != tt.live {
+		if _, live := c.Live(k, nil); live != tt.live {
 			t.Errorf("at +%v: Live = %v, want %v", tt.at, live, tt.live)
 		}
 	}
@@ -121,10 +122,10 @@ func TestGrantsAreKeyedByPrincipal(t *testing.T) {
 	w := c.Join(alice, g.activate)
 	<-w.Done()
 	w.Leave()
-	if _, ok := c.Live(alice); !ok {
+	if _, ok := c.Live(alice, nil); !ok {
 		t.Fatal("alice's grant is not live")
 	}
-	if _, ok := c.Live(bob); ok {
+	if _, ok := c.Live(bob, nil); ok {
 		t.Fatal("bob is admitted by alice's grant")
 	}
 	// Bob's activation is his own, not a share of alice's.
@@ -246,7 +247,7 @@ func TestBackgroundKeepsActivationAndCachesGrant(t *testing.T) {
 	if g.runs.Load() != 1 {
 		t.Fatalf("activation ran %d times, want 1", g.runs.Load())
 	}
-	if _, ok := c.Live(k); !ok {
+	if _, ok := c.Live(k, nil); !ok {
 		t.Fatal("grant from a background activation was not cached")
 	}
 }
@@ -304,11 +305,11 @@ func TestCacheIsBounded(t *testing.T) {
 		<-w.Done()
 		w.Leave()
 	}
-	if _, ok := c.Live(Key{Principal: "p", RoleID: "a"}); ok {
+	if _, ok := c.Live(Key{Principal: "p", RoleID: "a"}, nil); ok {
 		t.Fatal("oldest grant kept beyond the size bound")
 	}
 	for _, role := range []string{"b", "c"} {
-		if _, ok := c.Live(Key{Principal: "p", RoleID: role}); !ok {
+		if _, ok := c.Live(Key{Principal: "p", RoleID: role}, nil); !ok {
 			t.Fatalf("grant %q evicted", role)
 		}
 	}
@@ -325,7 +326,7 @@ func TestFailedActivationIsNotCached(t *testing.T) {
 	if _, err := w.Result(); !errors.Is(err, denied) {
 		t.Fatalf("Result err = %v, want %v", err, denied)
 	}
-	if _, ok := c.Live(k); ok {
+	if _, ok := c.Live(k, nil); ok {
 		t.Fatal("a failed activation left a live grant")
 	}
 }
@@ -343,7 +344,7 @@ func BenchmarkLiveHit(b *testing.B) {
 	w.Leave()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := c.Live(k); !ok {
+		if _, ok := c.Live(k, nil); !ok {
 			b.Fatal("miss")
 		}
 	}
@@ -362,7 +363,7 @@ func TestJoinAfterActivationFinishedSinceLiveStartsNone(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, live := c.Live(k); live {
+	if _, live := c.Live(k, nil); live {
 		t.Fatal("Live before the grant")
 	}
 	// The background activation finishes now, after the caller's Live.
@@ -383,5 +384,153 @@ func TestJoinAfterActivationFinishedSinceLiveStartsNone(t *testing.T) {
 	}
 	if n := second.runs.Load(); n != 0 {
 		t.Fatalf("a second activation ran (%d)", n)
+	}
+}
+
+// confirmer is a ConfirmFunc that reports each call and answers what the
+// test sends it.
+type confirmer struct {
+	calls   chan Key
+	answers chan confirmAnswer
+}
+
+type confirmAnswer struct {
+	g    Grant
+	live bool
+	err  error
+}
+
+func newConfirmer() *confirmer {
+	return &confirmer{calls: make(chan Key, 16), answers: make(chan confirmAnswer, 1)}
+}
+
+func (f *confirmer) confirm(ctx context.Context, k Key) (Grant, bool, error) {
+	f.calls <- k
+	select {
+	case a := <-f.answers:
+		return a.g, a.live, a.err
+	case <-ctx.Done():
+		return Grant{}, false, ctx.Err()
+	}
+}
+
+// waitFor polls cond, which reads state another goroutine is changing,
+// until it holds; the bound only keeps a broken cache from hanging.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A cached grant admits calls for at most Recheck after Entra last showed
+// it live. Half-way, Live has it confirmed once in the background; until
+// then it asks nothing of Graph.
+func TestRecheck(t *testing.T) {
+	const recheck = time.Minute
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	tests := []struct {
+		name   string
+		answer *confirmAnswer // nil: nobody confirms (Live is given no ConfirmFunc)
+		// live says whether Live admits at each offset once the
+		// confirmation (asked at +30s) has been answered.
+		live map[time.Duration]bool
+	}{
+		{name: "no confirmation", live: map[time.Duration]bool{59 * time.Second: true, recheck: false}},
+		{name: "still live", answer: &confirmAnswer{g: Grant{RequestID: "req-1", End: at(2 * time.Hour), Seen: at(30 * time.Second)}, live: true},
+			live: map[time.Duration]bool{89 * time.Second: true, 90 * time.Second: false}},
+		{name: "revoked", answer: &confirmAnswer{live: false},
+			live: map[time.Duration]bool{31 * time.Second: false}},
+		{name: "ended sooner", answer: &confirmAnswer{g: Grant{End: at(40 * time.Second)}, live: true},
+			live: map[time.Duration]bool{31 * time.Second: false}},
+		{name: "read failed", answer: &confirmAnswer{err: errors.New("graph down")},
+			live: map[time.Duration]bool{59 * time.Second: true, recheck: false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clock.NewFake(t0)
+			c := newCache(t, clk, func(cfg *Config) { cfg.Recheck = recheck })
+			k := Key{Principal: "p1", RoleID: "r1", Scope: "/"}
+			g := newGate()
+			g.release <- Grant{RequestID: "req-1", Start: t0, End: at(time.Hour)}
+			w := c.Join(k, g.activate)
+			<-w.Done()
+			w.Leave()
+
+			f := newConfirmer()
+			var confirm ConfirmFunc
+			if tt.answer != nil {
+				confirm = f.confirm
+			}
+			// Before half of Recheck: admitted, and nothing asked of Graph.
+			clk.Advance(29 * time.Second)
+			for range 100 {
+				if _, ok := c.Live(k, confirm); !ok {
+					t.Fatal("not live at +29s")
+				}
+			}
+			if len(f.calls) != 0 {
+				t.Fatalf("%d confirmations before half of recheck", len(f.calls))
+			}
+			clk.Advance(time.Second)
+			for range 100 {
+				if _, ok := c.Live(k, confirm); !ok {
+					t.Fatal("not live at +30s, while being confirmed")
+				}
+			}
+			if tt.answer != nil {
+				if got := <-f.calls; got != k {
+					t.Fatalf("confirmed %+v, want %+v", got, k)
+				}
+				f.answers <- *tt.answer
+				if tt.answer.err == nil {
+					// Wait until the answer replaced or removed the entry.
+					waitFor(t, "the confirmation to be applied", func() bool {
+						c.mu.Lock()
+						defer c.mu.Unlock()
+						e, ok := c.lru.Peek(k)
+						return !ok || e.seen != t0
+					})
+				}
+			}
+			for _, d := range []time.Duration{29 * time.Second, 31 * time.Second, 59 * time.Second, recheck, 89 * time.Second, 90 * time.Second} {
+				want, ok := tt.live[d]
+				if !ok {
+					continue
+				}
+				clk.Advance(at(d).Sub(clk.Now()))
+				if _, got := c.Live(k, nil); got != want {
+					t.Errorf("at +%v: Live = %v, want %v", d, got, want)
+				}
+			}
+			if tt.answer != nil && len(f.calls) != 0 {
+				t.Errorf("%d more confirmations of one entry", len(f.calls))
+			}
+		})
+	}
+}
+
+// A grant past Recheck is not a grant: Join starts an activation for it
+// (which asks Entra whether the role is active) rather than reuse it.
+func TestJoinDoesNotReuseAGrantPastRecheck(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk, func(cfg *Config) { cfg.Recheck = time.Minute })
+	k := Key{Principal: "p1", RoleID: "r1", Scope: "/"}
+	first := newGate()
+	first.release <- Grant{RequestID: "req-1", Start: t0, End: t0.Add(time.Hour)}
+	w := c.Join(k, first.activate)
+	<-w.Done()
+	w.Leave()
+	clk.Advance(time.Minute)
+	second := newGate()
+	w = c.Join(k, second.activate)
+	defer w.Leave()
+	<-second.started
+	if n := second.runs.Load(); n != 1 {
+		t.Fatalf("%d activations, want 1", n)
 	}
 }

@@ -256,7 +256,7 @@ func TestAccessorsAndDefaults(t *testing.T) {
 	}
 	want := Approvals{Backend: "entra-pim", Credential: "default", GraphURL: "https://graph.microsoft.com/v1.0",
 		DefaultGrant: 15 * time.Minute, PollInterval: time.Second, PollMaxBackoff: 30 * time.Second,
-		Deadline: time.Hour, GrantMargin: 30 * time.Second, MaxBackground: 100,
+		Deadline: time.Hour, GrantMargin: 30 * time.Second, Recheck: time.Minute, MaxBackground: 100,
 		Justification: "{{.Tool}} needs {{.Role}} (mcp-gate trace {{.TraceID}}): called by an AI agent", TicketSystem: "mcp-gate"}
 	if p.Approvals() != want {
 		t.Errorf("defaults changed: %+v", p.Approvals())
@@ -277,6 +277,7 @@ approvals:
   pollMaxBackoff: 2s
   deadline: 24h
   grantMargin: 0s
+  recheck: 5s
   maxBackground: 5
   justification: required
   ticketSystem: Jira
@@ -293,7 +294,7 @@ tools:
 	want = Approvals{Backend: "entra-pim", TenantID: "00000000-1111-2222-3333-444444444444", PrincipalID: "AAAAAAAA-1111-2222-3333-444444444444",
 		Credential: "token", TokenFile: "/run/token", GraphURL: "http://127.0.0.1:8443/v1.0", GraphCAFile: "ca.pem",
 		DefaultGrant: time.Hour, Wait: 0, WaitSet: true, PollInterval: 2 * time.Second, PollMaxBackoff: 2 * time.Second, Deadline: 24 * time.Hour,
-		GrantMargin: 0, MaxBackground: 5, Justification: "required", TicketSystem: "Jira"}
+		GrantMargin: 0, Recheck: 5 * time.Second, MaxBackground: 5, Justification: "required", TicketSystem: "Jira"}
 	if p.Approvals() != want {
 		t.Errorf("Approvals() =\n %+v\nwant\n %+v", p.Approvals(), want)
 	}

@@ -13,11 +13,16 @@ const (
 	DefaultPollMaxBackoff = 30 * time.Second
 	DefaultDeadline       = time.Hour
 	DefaultGrantMargin    = 30 * time.Second
+	DefaultRecheck        = time.Minute
 	DefaultMaxBackground  = 100
 	DefaultJustification  = "{{.Tool}} needs {{.Role}} (mcp-gate trace {{.TraceID}}): called by an AI agent"
 	DefaultTicketSystem   = "mcp-gate"
 	DefaultAuditPath      = "~/.mcp-gate/audit.jsonl"
 	DefaultAuditArguments = ArgumentsHashed
+
+	// MinRecheck is the shortest approvals.recheck: below it, re-reading
+	// every cached grant from Graph costs more than it buys.
+	MinRecheck = 5 * time.Second
 
 	// maxDuration bounds every duration in the file: PIM grants longer than
 	// a working day are a misconfiguration, and so are waits that long.
@@ -48,6 +53,7 @@ func defaultApprovals() Approvals {
 		PollMaxBackoff: DefaultPollMaxBackoff,
 		Deadline:       DefaultDeadline,
 		GrantMargin:    DefaultGrantMargin,
+		Recheck:        DefaultRecheck,
 		MaxBackground:  DefaultMaxBackground,
 		Justification:  DefaultJustification,
 		TicketSystem:   DefaultTicketSystem,

@@ -73,7 +73,7 @@ type parser struct {
 
 var (
 	topKeys       = []string{"version", "approvals", "audit", "upstreams", "tools"}
-	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "tokenFile", "graphURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "maxBackground", "justification", "ticketSystem"}
+	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "tokenFile", "graphURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "recheck", "maxBackground", "justification", "ticketSystem"}
 	auditKeys     = []string{"path", "arguments"}
 	upstreamKeys  = []string{"command", "env", "url", "headers"}
 	ruleKeys      = []string{"role", "grant", "when", "justification", "ticket", "action"}

@@ -52,7 +52,7 @@ var errorCases = []problemCase{
 		`p.yaml:2:1: top level: "version" appears twice (first at line 1)`,
 	}},
 	{"unknown approvals key", "version: 1\napprovals:\n  tenantID: x\ntools: {a: allow}\n", []string{
-		`p.yaml:3:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, tokenFile, graphURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, maxBackground, justification, ticketSystem`,
+		`p.yaml:3:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, tokenFile, graphURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, recheck, maxBackground, justification, ticketSystem`,
 	}},
 	{"approvals not a mapping", "version: 1\napprovals: [entra-pim]\ntools: {a: allow}\n", []string{
 		"p.yaml:2:12: approvals: want a mapping, got a list",
@@ -71,6 +71,12 @@ var errorCases = []problemCase{
 		"p.yaml:5:17: approvals.pollInterval: 0s must be more than 0",
 		"p.yaml:6:13: approvals.deadline: 25h is longer than the maximum of 24h",
 		`p.yaml:7:16: approvals.grantMargin: "soon" is not a duration; write a Go duration such as 30s, 15m or 1h30m`,
+	}},
+	{"recheck below the minimum", "version: 1\napprovals:\n  recheck: 4s\ntools: {a: allow}\n", []string{
+		"p.yaml:3:12: approvals.recheck: 4s is below the minimum of 5s",
+	}},
+	{"recheck not a duration", "version: 1\napprovals: {recheck: 0s}\ntools: {a: allow}\n", []string{
+		"p.yaml:2:22: approvals.recheck: 0s must be more than 0",
 	}},
 	{"backoff below interval", "version: 1\napprovals: {pollInterval: 5s, pollMaxBackoff: 2s}\ntools: {a: allow}\n", []string{
 		"p.yaml:2:47: approvals.pollMaxBackoff: 2s is below pollInterval 5s",

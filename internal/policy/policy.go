@@ -52,6 +52,7 @@ type Approvals struct {
 	PollMaxBackoff time.Duration
 	Deadline       time.Duration // lifetime of a background activation
 	GrantMargin    time.Duration // a grant counts as expired this long before its end
+	Recheck        time.Duration // a cached grant admits calls this long after Entra last showed it live
 	MaxBackground  int           // activations polled in the background at most
 	Justification  string        // default justification template, or "required"
 	TicketSystem   string
