@@ -132,3 +132,14 @@ func FuzzParse(f *testing.F) {
 		walk(a.Object())
 	})
 }
+
+// BenchmarkParse is the strict reading's cost for typical arguments.
+func BenchmarkParse(b *testing.B) {
+	raw := json.RawMessage(`{"table":"customers","limit":10,"where":{"region":"emea","ids":[1,2,3]}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

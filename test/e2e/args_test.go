@@ -47,8 +47,25 @@ func callRaw(t *testing.T, c *client.Client, name string, raw string) *mcp.CallT
 // struct, and sends each spelling that used to dodge a `when` condition
 // (issue 10): each is gated, denied or refused, nothing reaches the
 // protected directory or runs the denied deploy, and the allowed calls
-// still run.
+// still run. Each front end is tried: both stdio protocol versions and
+// Streamable HTTP read the call through different code.
 func TestNoWayAroundTheConditions(t *testing.T) {
+	for _, pv := range Protocols {
+		t.Run("stdio "+pv.Name, func(t *testing.T) {
+			noWayAround(t, func(policyFile string) *client.Client {
+				c, _ := StdioGate(t, nil, []string{"--policy", policyFile}, pv.Opts...)
+				return c
+			})
+		})
+	}
+	t.Run("streamable HTTP", func(t *testing.T) {
+		noWayAround(t, func(policyFile string) *client.Client {
+			return ServeGate(t, nil, "--policy", policyFile).Client(t)
+		})
+	})
+}
+
+func noWayAround(t *testing.T, gate func(policyFile string) *client.Client) {
 	root := t.TempDir()
 	for _, d := range []string{"finance", "scratch", "x"} {
 		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
@@ -101,7 +118,7 @@ tools:
 `, tokenFile, e.srv.URL(), e.caFile, auditFile,
 		quoted(fs), quoted(append(Upstream("db"), "--demo")),
 		finance+"/*", dbaRole, filepath.Join(root, "scratch")+"/*", dbaRole))
-	c, _ := StdioGate(t, nil, []string{"--policy", policyFile})
+	c := gate(policyFile)
 
 	const (
 		gated   = "waiting for approval"
