@@ -87,7 +87,9 @@ func watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, o
 			log.Warn("policy watch error", "path", path, "err", err)
 		case <-due:
 			due = nil
-			r.reload()
+			if r.reload() {
+				log.Debug("policy file touched, its content unchanged: nothing to reload", "path", path)
+			}
 		}
 	}
 }
@@ -112,7 +114,9 @@ type reloader struct {
 	readErr   string
 }
 
-func (r *reloader) reload() {
+// reload reads the file and acts on new content; it reports whether the
+// content was the last accepted or rejected one.
+func (r *reloader) reload() (same bool) {
 	// Watch the links as they are now before reading through them, so a
 	// change after the read is seen.
 	r.follow()
@@ -124,12 +128,12 @@ func (r *reloader) reload() {
 			r.readErr = err.Error()
 			r.log.Error("policy reload: cannot read the file; keeping the last good policy", "path", r.path, "err", err)
 		}
-		return
+		return false
 	}
 	r.readErr = ""
 	sum := sha256.Sum256(data)
 	if sum == r.good || sum == r.bad {
-		return
+		return true
 	}
 	p, problems, err := Parse(r.path, data)
 	if err != nil {
@@ -139,13 +143,14 @@ func (r *reloader) reload() {
 				r.log.Error("policy reload rejected; keeping the last good policy", "problem", pr.String())
 			}
 		}
-		return
+		return false
 	}
 	r.good, r.bad = sum, [sha256.Size]byte{}
 	for _, pr := range problems {
 		r.log.Warn("policy warning", "problem", pr.String())
 	}
 	r.onChange(p)
+	return false
 }
 
 // follow watches the directories holding the entries of path's chain, and
