@@ -154,8 +154,8 @@ func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case m.kind == notification && m.head.Method == string(mcp.MethodNotificationCancelled):
-		if key, ok := cancelledID(m.head.Params); ok {
-			d.p.httpCalls.cancel(sid + "\x00" + key)
+		if key, why, ok := cancelledID(m.head.Params); ok {
+			d.p.httpCalls.cancel(sid+"\x00"+key, why)
 		}
 		// and on to mcp-go's server, which cancels what it serves itself
 		// and answers 202

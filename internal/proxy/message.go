@@ -114,14 +114,16 @@ func idKey(raw json.RawMessage) (key string, ok bool) {
 }
 
 // cancelledID is the request id a notifications/cancelled names.
-func cancelledID(params json.RawMessage) (string, bool) {
+func cancelledID(params json.RawMessage) (string, *CancelledError, bool) {
 	var cn struct {
 		RequestID json.RawMessage `json:"requestId"`
+		Reason    string          `json:"reason"`
 	}
 	if json.Unmarshal(params, &cn) != nil {
-		return "", false
+		return "", nil, false
 	}
-	return idKey(cn.RequestID)
+	key, ok := idKey(cn.RequestID)
+	return key, &CancelledError{Reason: cn.Reason}, ok
 }
 
 // errMessageTooLong reports a message over the limit; its text names the
@@ -160,16 +162,16 @@ func readLine(r *bufio.Reader, limit int64) (line []byte, tooLong bool, err erro
 // notifications/cancelled reaches the call whatever path it took.
 type inflight struct{ m sync.Map } // key -> *pending
 
-type pending struct{ cancel context.CancelFunc }
+type pending struct{ cancel context.CancelCauseFunc }
 
 // start registers key and returns the context the request runs under; ok
 // is false when a request with the same key is still in flight (JSON-RPC
 // ids must be unique, and a cancellation must not pick one of two).
 func (f *inflight) start(ctx context.Context, key string) (context.Context, *pending, bool) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	p := &pending{cancel: cancel}
 	if _, dup := f.m.LoadOrStore(key, p); dup {
-		cancel()
+		cancel(nil)
 		return nil, nil, false
 	}
 	return ctx, p, true
@@ -178,15 +180,17 @@ func (f *inflight) start(ctx context.Context, key string) (context.Context, *pen
 // finish unregisters key; false means the client cancelled the request, so
 // it expects no answer.
 func (f *inflight) finish(key string, p *pending) bool {
-	p.cancel()
+	p.cancel(nil)
 	return f.m.CompareAndDelete(key, p)
 }
 
-// cancel cancels the request in flight under key, if there is one.
-func (f *inflight) cancel(key string) bool {
+// cancel cancels the request in flight under key, if there is one, with
+// why as its context's cause: the gate tells a client's timeout from its
+// user's choice by it.
+func (f *inflight) cancel(key string, why *CancelledError) bool {
 	p, ok := f.m.LoadAndDelete(key)
 	if ok {
-		p.(*pending).cancel()
+		p.(*pending).cancel(why)
 	}
 	return ok
 }

@@ -193,3 +193,42 @@ func TestStdioRefusesInvalidMessagesAndGoesOn(t *testing.T) {
 		t.Errorf("ping after invalid messages: %v", m)
 	}
 }
+
+// The reason a client gives when it cancels reaches the middleware as the
+// call's context cause, so the gate can tell the client's clock from its
+// user's choice.
+func TestStdioCancelCarriesTheClientsReason(t *testing.T) {
+	for _, reason := range []string{"McpError: MCP error -32001: Request timed out", "the user pressed stop", ""} {
+		t.Run(reason, func(t *testing.T) {
+			url, _ := startUpstream(t, "up")
+			entered := make(chan struct{})
+			causes := make(chan error, 1)
+			hold := func(next CallFunc) CallFunc {
+				return func(ctx context.Context, c *Call) (Result, error) {
+					close(entered)
+					<-ctx.Done()
+					causes <- context.Cause(ctx)
+					return nil, ctx.Err()
+				}
+			}
+			p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url}}, Middleware: hold})
+			send, next := rawStdio(t, p)
+			send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+			next()
+			send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+			send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":60000}}}`)
+			<-entered
+			q, _ := json.Marshal(reason)
+			send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2,"reason":` + string(q) + `}}`)
+			var ce *CancelledError
+			if cause := <-causes; !errors.As(cause, &ce) || ce.Reason != reason {
+				t.Fatalf("cause = %v, want the client's reason %q", cause, reason)
+			}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			cancel(ce)
+			if got, want := ClientTimedOut(ctx), strings.Contains(reason, "timed out"); got != want {
+				t.Errorf("ClientTimedOut = %v, want %v", got, want)
+			}
+		})
+	}
+}

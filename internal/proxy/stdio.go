@@ -206,8 +206,8 @@ func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWri
 		case string(mcp.MethodNotificationCancelled):
 			// Every request of this session is tracked here, whichever
 			// path serves it.
-			if key, ok := cancelledID(h.Params); ok {
-				sess.inflight.cancel(key)
+			if key, why, ok := cancelledID(h.Params); ok {
+				sess.inflight.cancel(key, why)
 			}
 			return
 		}

@@ -376,8 +376,15 @@ func (u *upstream) awaitTask(ctx context.Context, l *link, created json.RawMessa
 
 // cancel tells the upstream to stop working on request id.
 func (u *upstream) cancel(l *link, id int64, ctx context.Context) {
-	reason := context.Cause(ctx).Error()
-	params, _ := json.Marshal(map[string]any{"requestId": id, "reason": reason})
+	// The client's own words travel on; anything else says why we gave up.
+	cancel := map[string]any{"requestId": id}
+	var ce *CancelledError
+	if cause := context.Cause(ctx); !errors.As(cause, &ce) {
+		cancel["reason"] = cause.Error()
+	} else if ce.Reason != "" {
+		cancel["reason"] = ce.Reason
+	}
+	params, _ := json.Marshal(cancel)
 	if err := l.conn.notify(string(mcp.MethodNotificationCancelled), params); err != nil {
 		u.log.Debug("could not cancel upstream request", "upstream", u.cfg.Name, "err", err)
 	}

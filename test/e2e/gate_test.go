@@ -541,20 +541,7 @@ func TestHTTPCancelWithoutProgressTokenWithdrawsRequest(t *testing.T) {
 	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice})
 	g := ServeGate(t, nil, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo")
 	c := g.Client(t, Protocols[0].Opts...)
-	sid := c.GetSessionId()
-	type answer struct {
-		status int
-		body   string
-		err    error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		status, body, err := Post(context.Background(), g.URL, sid,
-			`{"jsonrpc":"2.0","id":"del-1","method":"tools/call","params":{"name":"delete_database","arguments":{"name":"production"}}}`)
-		done <- answer{status, body, err}
-	}()
-	req := e.pendingRequest(t, alice)
-	CancelOverHTTP(t, g.URL, sid, `"del-1"`)
+	req, a := cancelPendingCallOverHTTP(t, e, g, c, "user gave up")
 	Eventually(t, "the PIM request is cancelled", func() error {
 		for _, r := range e.srv.Requests() {
 			if r.ID == req.ID && r.Status == pimtest.StatusCanceled {
@@ -563,7 +550,6 @@ func TestHTTPCancelWithoutProgressTokenWithdrawsRequest(t *testing.T) {
 		}
 		return fmt.Errorf("request %s not cancelled: %+v", req.ID, e.srv.Requests())
 	})
-	a := Receive(t, "the answer to the cancelled call", done)
 	if a.err != nil || !strings.Contains(a.body, `"error"`) || strings.Contains(a.body, `"result"`) {
 		t.Fatalf("cancelled call answered %d %s %v, want a JSON-RPC error", a.status, a.body, a.err)
 	}
@@ -573,4 +559,59 @@ func TestHTTPCancelWithoutProgressTokenWithdrawsRequest(t *testing.T) {
 	if got := upstreamRan(t, c, "delete_database"); got != "0" {
 		t.Fatalf("a cancelled call ran %s times", got)
 	}
+}
+
+// TestClientTimeoutKeepsRequest: a cancel whose reason says the client's
+// own clock ran out is not its user's choice: the PIM request stays for the
+// approvers, and the user's retry after approval runs on it.
+func TestClientTimeoutKeepsRequest(t *testing.T) {
+	e := startPIM(t)
+	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice})
+	g := ServeGate(t, nil, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo")
+	c := g.Client(t, Protocols[0].Opts...)
+	req, a := cancelPendingCallOverHTTP(t, e, g, c, "McpError: MCP error -32001: Request timed out")
+	if a.err != nil || strings.Contains(a.body, `"result"`) {
+		t.Fatalf("cancelled call answered %d %s %v, want no result", a.status, a.body, a.err)
+	}
+	if got := upstreamRan(t, c, "delete_database"); got != "0" {
+		t.Fatalf("a cancelled call ran %s times", got)
+	}
+	if err := e.srv.Approve(req.ID); err != nil {
+		t.Fatalf("the request was withdrawn by the client's timeout: %v", err)
+	}
+	Eventually(t, "the retry goes through once approved", func() error {
+		if res := Call(t, c, "delete_database", map[string]any{"name": "production"}); res.IsError {
+			return errors.New(Text(t, res))
+		}
+		return nil
+	})
+	if n := e.srv.CreateCount(); n != 1 {
+		t.Fatalf("PIM requests created = %d, want 1: the retry must use the pending one", n)
+	}
+	if got := upstreamRan(t, c, "delete_database"); got != "1" {
+		t.Fatalf("upstream ran %s times, want 1 (the retry)", got)
+	}
+}
+
+type postAnswer struct {
+	status int
+	body   string
+	err    error
+}
+
+// cancelPendingCallOverHTTP posts a gated call without a progress token,
+// waits for its PIM request, cancels the call with reason and returns the
+// request and the call's answer.
+func cancelPendingCallOverHTTP(t *testing.T, e *pimEnv, g *Gate, c *client.Client, reason string) (pimtest.Request, postAnswer) {
+	t.Helper()
+	sid := c.GetSessionId()
+	done := make(chan postAnswer, 1)
+	go func() {
+		status, body, err := Post(context.Background(), g.URL, sid,
+			`{"jsonrpc":"2.0","id":"del-1","method":"tools/call","params":{"name":"delete_database","arguments":{"name":"production"}}}`)
+		done <- postAnswer{status, body, err}
+	}()
+	req := e.pendingRequest(t, alice)
+	CancelOverHTTP(t, g.URL, sid, `"del-1"`, reason)
+	return req, Receive(t, "the answer to the cancelled call", done)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -329,12 +330,13 @@ func Post(ctx context.Context, url, sid, body string) (int, string, error) {
 }
 
 // CancelOverHTTP sends notifications/cancelled for request id (JSON) within
-// session sid, and fails the test unless it is accepted: 202, or 200 when
+// session sid, giving reason, and fails the test unless it is accepted: 202, or 200 when
 // mcp-go uses the POST to deliver notifications queued for a session
 // without a listening stream.
-func CancelOverHTTP(t *testing.T, url, sid, id string) {
+func CancelOverHTTP(t *testing.T, url, sid, id, reason string) {
 	t.Helper()
-	status, body, err := Post(context.Background(), url, sid, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":`+id+`,"reason":"user gave up"}}`)
+	q, _ := json.Marshal(reason)
+	status, body, err := Post(context.Background(), url, sid, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":`+id+`,"reason":`+string(q)+`}}`)
 	if err != nil || status != http.StatusAccepted && status != http.StatusOK {
 		t.Fatalf("notifications/cancelled: %d %s %v", status, body, err)
 	}

@@ -234,7 +234,7 @@ func TestHTTPCancelWithoutProgressTokenReachesUpstream(t *testing.T) {
 		}
 		return nil
 	})
-	CancelOverHTTP(t, g.URL, sid, "41")
+	CancelOverHTTP(t, g.URL, sid, "41", "user gave up")
 	if body := Receive(t, "the answer to the cancelled call", done); !strings.Contains(body, `"error"`) {
 		t.Errorf("cancelled call answered %s, want a JSON-RPC error", body)
 	}
