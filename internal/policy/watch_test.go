@@ -211,7 +211,9 @@ func TestWatchStartsQuietly(t *testing.T) {
 	// watching the same content must not do either again.
 	const unreachable = "version: 1\ntools:\n  \"*\": allow\n  a: deny\n"
 	h := startWatch(t, unreachable)
-	h.write(allowB)
+	// The read when watching starts may come at any moment: it must not
+	// see a file half written.
+	replaceFile(t, h.path, allowB)
 	decides(t, h.next(), "b", Allow)
 	// The reload of allowB logs nothing either, and came after the start.
 	for len(h.records) > 0 {
@@ -256,6 +258,15 @@ func writeFile(t *testing.T, path, src string) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replaceFile writes src to a temporary file and renames it over path.
+func replaceFile(t *testing.T, path, src string) {
+	t.Helper()
+	writeFile(t, path+".tmp", src)
+	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -355,7 +366,7 @@ func TestWatchLogsUnreadableFileOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h.write(allowB)
+	replaceFile(t, h.path, allowB) // never seen half written
 	decides(t, h.next(), "b", Allow)
 	for len(h.records) > 0 {
 		if r := <-h.records; r.Level > slog.LevelDebug {
