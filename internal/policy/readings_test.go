@@ -29,6 +29,12 @@ const readingsSrc = withApprovals + `  write:
     - when: {url: "/srv/shared/finance/*"}
       role: Finance
     - allow
+  pay:
+    - {when: {amount: "100"}, action: allow}
+    - role: Treasury
+  limit:
+    - {when: {rows: "1000*"}, action: deny}
+    - allow
 `
 
 func decideJSON(t *testing.T, p *Policy, tool, raw string) Decision {
@@ -90,6 +96,12 @@ func TestStricterReadingWins(t *testing.T) {
 		{"padded", "put", `{"path":" /tmp/a"}`, Activate},
 		{"upper case", "put", `{"path":"/TMP/a"}`, Activate},
 		{"not a string", "put", `{"path":{"p":"/tmp/a"}}`, Activate},
+		// Numbers: the literal and its value.
+		{"number as written", "pay", `{"amount":100}`, Allow},
+		{"number with exponent", "pay", `{"amount":1e2}`, Activate},
+		{"deny on a number's value", "limit", `{"rows":1e6}`, Deny},
+		{"deny on a number's literal", "limit", `{"rows":10000.5}`, Deny},
+		{"small number passes", "limit", `{"rows":10}`, Allow},
 		// Paths through arrays and nested keys, case-insensitively.
 		{"nested allow", "copy", `{"paths":["/tmp/a"],"Options":{"MODE":"copy"}}`, Allow},
 		{"nested allow, one condition fails", "copy", `{"paths":["/tmp/a"],"options":{"mode":"move"}}`, Activate},
