@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -71,7 +72,7 @@ func Parse(raw json.RawMessage) (*Args, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	v, err := value(dec, "", 0)
+	v, err := value(dec, &path{}, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -81,8 +82,9 @@ func Parse(raw json.RawMessage) (*Args, error) {
 	return &Args{raw: raw, obj: v.(map[string]any)}, nil
 }
 
-// value decodes the next JSON value; at is its path, for messages.
-func value(dec *json.Decoder, at string, depth int) (any, error) {
+// value decodes the next JSON value. at is where it is, kept as a stack so
+// that a path is only spelt out for an error message.
+func value(dec *json.Decoder, at *path, depth int) (any, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, syntax(err)
@@ -98,10 +100,12 @@ func value(dec *json.Decoder, at string, depth int) (any, error) {
 	case '[':
 		arr := []any{}
 		for dec.More() {
-			e, err := value(dec, at+"["+strconv.Itoa(len(arr))+"]", depth+1)
+			at.push("", len(arr))
+			e, err := value(dec, at, depth+1)
 			if err != nil {
 				return nil, err
 			}
+			at.pop()
 			arr = append(arr, e)
 		}
 		if _, err := dec.Token(); err != nil {
@@ -117,19 +121,20 @@ func value(dec *json.Decoder, at string, depth int) (any, error) {
 				return nil, syntax(err)
 			}
 			key := tok.(string) // the decoder only yields strings as object keys
-			where := join(at, key)
-			if _, dup := obj[key]; dup {
-				return nil, errorf("the arguments have the key %s twice", strconv.Quote(where))
-			}
 			f := Fold(key)
 			if other, dup := folded[f]; dup {
-				return nil, errorf("the arguments have keys %s and %s, which differ only in case; a tool may read either", strconv.Quote(join(at, other)), strconv.Quote(where))
+				if other == key {
+					return nil, errorf("the arguments have the key %s twice", strconv.Quote(at.with(key)))
+				}
+				return nil, errorf("the arguments have keys %s and %s, which differ only in case; a tool may read either", strconv.Quote(at.with(other)), strconv.Quote(at.with(key)))
 			}
 			folded[f] = key
-			v, err := value(dec, where, depth+1)
+			at.push(key, -1)
+			v, err := value(dec, at, depth+1)
 			if err != nil {
 				return nil, err
 			}
+			at.pop()
 			obj[key] = v
 		}
 		if _, err := dec.Token(); err != nil {
@@ -140,11 +145,39 @@ func value(dec *json.Decoder, at string, depth int) (any, error) {
 	return nil, errorf("the arguments are not valid JSON") // a closing delimiter where a value belongs
 }
 
-func join(at, key string) string {
-	if at == "" {
-		return key
+// path is where in the arguments the parser is: keys, or array indexes.
+type path []struct {
+	key   string
+	index int // -1 for a key
+}
+
+func (p *path) push(key string, index int) {
+	*p = append(*p, struct {
+		key   string
+		index int
+	}{key, index})
+}
+
+func (p *path) pop() { *p = (*p)[:len(*p)-1] }
+
+// with spells out the path to key, as a.b[0].c.
+func (p *path) with(key string) string {
+	var b strings.Builder
+	for _, s := range *p {
+		if s.index >= 0 {
+			fmt.Fprintf(&b, "[%d]", s.index)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.key)
 	}
-	return at + "." + key
+	if b.Len() > 0 {
+		b.WriteByte('.')
+	}
+	b.WriteString(key)
+	return b.String()
 }
 
 func syntax(err error) error {
@@ -219,8 +252,13 @@ func hex4(raw []byte, i int) (rune, bool) {
 
 // Fold maps s to a key that is equal for two strings exactly when
 // strings.EqualFold says they are equal, as encoding/json folds field
-// names: every rune becomes the smallest rune of its case-folding orbit.
+// names: every rune becomes the smallest rune of its case-folding orbit,
+// written in lower case when that is an ASCII letter (so that the usual
+// key, lower-case ASCII, is its own fold and costs nothing).
 func Fold(s string) string {
+	if folded(s) {
+		return s
+	}
 	b := make([]byte, 0, len(s))
 	for _, r := range s {
 		b = utf8.AppendRune(b, foldRune(r))
@@ -228,10 +266,24 @@ func Fold(s string) string {
 	return string(b)
 }
 
+// folded reports whether s is ASCII without upper-case letters, so that
+// Fold(s) is s.
+func folded(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
 func foldRune(r rune) rune {
 	for {
 		r2 := unicode.SimpleFold(r)
 		if r2 <= r {
+			if 'A' <= r2 && r2 <= 'Z' {
+				r2 += 'a' - 'A'
+			}
 			return r2
 		}
 		r = r2
