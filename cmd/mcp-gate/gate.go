@@ -115,7 +115,7 @@ func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer) (*pim.
 func (g *gating) upstreams() []proxy.UpstreamConfig {
 	var out []proxy.UpstreamConfig
 	for _, u := range g.started.Upstreams() {
-		out = append(out, proxy.UpstreamConfig{Name: u.Name, Command: u.Command, Env: u.Env, URL: u.URL, Headers: u.Headers})
+		out = append(out, proxy.UpstreamConfig{Name: u.Name, Command: u.Command, Env: u.Env, URL: u.URL, Headers: u.Headers, Timeout: u.Timeout})
 	}
 	return out
 }

@@ -153,6 +153,8 @@ func (ps *parser) upstreams(n *yaml.Node) {
 				u.URL = ps.upstreamURL(fv, at)
 			case "headers":
 				u.Headers = ps.stringMap(fv, at, headerNameRE, "an HTTP header name")
+			case "timeout":
+				u.Timeout, _ = ps.duration(fv, at, false)
 			}
 		})
 		switch {

@@ -283,7 +283,7 @@ approvals:
   ticketSystem: Jira
 audit: {path: /var/log/gate.jsonl, arguments: clear}
 upstreams:
-  db: {command: [./db, --port, 5432], env: {DSN: "${DB_DSN}"}}
+  db: {command: [./db, --port, 5432], env: {DSN: "${DB_DSN}"}, timeout: 90s}
   gh: {url: "https://${HOST}/mcp", headers: {Authorization: "Bearer ${TOKEN}"}}
 tools:
   a: {role: Reader}
@@ -305,8 +305,8 @@ tools:
 		t.Errorf("Audit() = %+v", got)
 	}
 	ups := p.Upstreams()
-	if len(ups) != 2 || ups[0].Name != "db" || !slices.Equal(ups[0].Command, []string{"./db", "--port", "5432"}) || ups[0].Env["DSN"] != "${DB_DSN}" ||
-		ups[1].Name != "gh" || ups[1].URL != "https://${HOST}/mcp" || ups[1].Headers["Authorization"] != "Bearer ${TOKEN}" {
+	if len(ups) != 2 || ups[0].Name != "db" || !slices.Equal(ups[0].Command, []string{"./db", "--port", "5432"}) || ups[0].Env["DSN"] != "${DB_DSN}" || ups[0].Timeout != 90*time.Second ||
+		ups[1].Name != "gh" || ups[1].Timeout != 0 || ups[1].URL != "https://${HOST}/mcp" || ups[1].Headers["Authorization"] != "Bearer ${TOKEN}" {
 		t.Errorf("Upstreams() = %+v", ups)
 	}
 	ups[0].Command[0] = "changed"

@@ -75,7 +75,7 @@ var (
 	topKeys       = []string{"version", "approvals", "audit", "upstreams", "tools"}
 	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "tokenFile", "graphURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "recheck", "maxBackground", "justification", "ticketSystem"}
 	auditKeys     = []string{"path", "arguments"}
-	upstreamKeys  = []string{"command", "env", "url", "headers"}
+	upstreamKeys  = []string{"command", "env", "url", "headers", "timeout"}
 	ruleKeys      = []string{"role", "grant", "when", "justification", "ticket", "action"}
 
 	guidRE         = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)

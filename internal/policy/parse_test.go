@@ -99,7 +99,7 @@ var errorCases = []problemCase{
 		`p.yaml:2:30: audit.arguments: unknown value "plain"; allowed: hashed, clear`,
 		`p.yaml:2:37: audit: unknown key "rotate"; allowed: path, arguments`,
 	}},
-	{"upstreams", "version: 1\nupstreams:\n  a__b: {command: [x]}\n  both: {command: [x], url: \"https://h/mcp\"}\n  none: {env: {A: b}}\n  cmd: {command: ./server}\n  web: {url: ftp://h, headers: {\"bad header\": x}}\n  envs: {command: [x], env: {1X: y}, headers: {A: b}}\ntools: {a: allow}\n", []string{
+	{"upstreams", "version: 1\nupstreams:\n  a__b: {command: [x]}\n  both: {command: [x], url: \"https://h/mcp\"}\n  none: {env: {A: b}}\n  cmd: {command: ./server}\n  web: {url: ftp://h, headers: {\"bad header\": x}}\n  envs: {command: [x], env: {1X: y}, headers: {A: b}}\n  slow: {command: [x], timeout: 0s}\n  never: {url: \"https://h/mcp\", timeout: forever}\ntools: {a: allow}\n", []string{
 		`p.yaml:3:3: upstreams: name "a__b" is ambiguous in tool names, which are UPSTREAM__TOOL: a name must not contain "__" or end with _`,
 		"p.yaml:4:3: upstreams.both: give either command or url, not both",
 		"p.yaml:5:3: upstreams.none: missing command (a process to start) or url (a Streamable HTTP endpoint)",
@@ -108,6 +108,8 @@ var errorCases = []problemCase{
 		`p.yaml:7:33: upstreams.web.headers: "bad header" is not an HTTP header name`,
 		"p.yaml:8:3: upstreams.envs: headers are only used with url",
 		`p.yaml:8:30: upstreams.envs.env: "1X" is not an environment variable name`,
+		"p.yaml:9:33: upstreams.slow.timeout: 0s must be more than 0",
+		`p.yaml:10:42: upstreams.never.timeout: "forever" is not a duration; write a Go duration such as 30s, 15m or 1h30m`,
 	}},
 	{"duplicate pattern", head + "  db__query: allow\n  \"*\": deny\n  db__query: deny\n", []string{
 		`p.yaml:5:3: tools: "db__query" appears twice (first at line 3)`,

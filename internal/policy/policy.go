@@ -73,6 +73,7 @@ type Upstream struct {
 	Env     map[string]string
 	URL     string
 	Headers map[string]string
+	Timeout time.Duration // of one tool call at the upstream; 0: the proxy's default
 }
 
 // File returns the path the policy was loaded from.

@@ -150,6 +150,7 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 			grace:      opts.StopGrace,
 			minBackoff: opts.MinBackoff,
 			maxBackoff: opts.MaxBackoff,
+			timeout:    cfg.Timeout,
 			clientInfo: mcp.Implementation{Name: "mcp-gate", Version: opts.Version},
 			changed:    p.rebuild,
 			relay:      p.relay,
@@ -159,6 +160,7 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 		if several {
 			u.prefix = cfg.Name + Separator
 		}
+		setDefault(&u.timeout, DefaultCallTimeout)
 		p.ups = append(p.ups, u)
 		p.byName[cfg.Name] = u
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -456,5 +457,110 @@ func TestDecorate(t *testing.T) {
 				t.Error("invalid JSON")
 			}
 		})
+	}
+}
+
+// TestCallTimeout: a call its upstream does not answer within the
+// upstream's timeout (default 5m) is answered with an error naming the
+// upstream and the limit, and cancelled at the upstream.
+func TestCallTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		timeout time.Duration
+		want    string
+	}{
+		{"default", 0, "within 5m0s"},
+		{"configured", 90 * time.Second, "within 1m30s"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			started, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
+			up := testupstream.New(testupstream.Options{Name: "up", Clock: clock.Real{}, Exit: func(int) {}, Stderr: lineFunc(func(line string) {
+				switch {
+				case strings.HasPrefix(line, "started sleep"):
+					started <- struct{}{}
+				case strings.HasPrefix(line, "cancelled sleep"):
+					cancelled <- struct{}{}
+				}
+			})})
+			ts := httptest.NewServer(server.NewStreamableHTTPServer(up.MCP()))
+			t.Cleanup(ts.Close)
+			url := ts.URL + "/mcp"
+			fake := clock.NewFake(time.Now())
+			p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url, Timeout: tt.timeout}}, Clock: fake})
+			c := stdioClient(t, p)
+			ctx := context.Background()
+			if _, err := c.ListTools(ctx, mcp.ListToolsRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			limit := cmp.Or(tt.timeout, DefaultCallTimeout)
+			before := fake.Waiters()
+			done := make(chan error, 1)
+			go func() {
+				_, err := callTool(ctx, c, "sleep", map[string]any{"ms": 3.6e6})
+				done <- err
+			}()
+			if !fake.BlockUntil(before+1, t.Context().Done()) {
+				t.Fatal("the call set no timeout")
+			}
+			<-started
+			fake.Advance(limit - time.Millisecond)
+			select {
+			case err := <-done:
+				t.Fatalf("the call ended before its timeout: %v", err)
+			default:
+			}
+			fake.Advance(time.Millisecond)
+			err := <-done
+			if err == nil || !strings.Contains(err.Error(), "upstream up did not answer "+tt.want) || !strings.Contains(err.Error(), "upstreams.up.timeout") {
+				t.Fatalf("call past the timeout: %v, want an error naming upstream up and %s", err, tt.want)
+			}
+			select {
+			case <-cancelled:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the upstream saw no cancellation")
+			}
+		})
+	}
+}
+
+// lineFunc is a writer that hands each write, a line, to a function.
+type lineFunc func(line string)
+
+func (f lineFunc) Write(b []byte) (int, error) {
+	f(string(b))
+	return len(b), nil
+}
+
+// TestCallTimeoutStartsAtForward: time a middleware holds the call (the gate
+// waiting for approval) does not count against the upstream's timeout.
+func TestCallTimeoutStartsAtForward(t *testing.T) {
+	url, _ := startUpstream(t, "up")
+	fake := clock.NewFake(time.Now())
+	held, release := make(chan struct{}), make(chan struct{})
+	hold := func(next CallFunc) CallFunc {
+		return func(ctx context.Context, c *Call) (Result, error) {
+			if c.Tool == "echo" {
+				close(held)
+				<-release
+			}
+			return next(ctx, c)
+		}
+	}
+	p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url, Timeout: time.Minute}}, Clock: fake, Middleware: hold})
+	c := stdioClient(t, p)
+	type answer struct {
+		res *mcp.CallToolResult
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := callTool(context.Background(), c, "echo", map[string]any{"text": "late"})
+		done <- answer{res, err}
+	}()
+	<-held
+	fake.Advance(time.Hour)
+	close(release)
+	if a := <-done; a.err != nil || text(t, a.res) != "late" {
+		t.Fatalf("a call held an hour before it was forwarded: %v %+v", a.err, a.res)
 	}
 }

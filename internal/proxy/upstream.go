@@ -28,6 +28,25 @@ type UpstreamConfig struct {
 	Env     map[string]string // extra environment for the child; values may contain ${VAR}
 	URL     string            // Streamable HTTP or SSE endpoint
 	Headers map[string]string // values may contain ${VAR}, expanded from the environment at connect time
+	// Timeout bounds one tool call at the upstream, from the moment it is
+	// forwarded (a wait for approval does not count); default
+	// DefaultCallTimeout.
+	Timeout time.Duration
+}
+
+// DefaultCallTimeout is how long an upstream may take to answer a tool call
+// unless its UpstreamConfig says otherwise.
+const DefaultCallTimeout = 5 * time.Minute
+
+// TimeoutError answers a call its upstream did not answer in time; the
+// call is cancelled at the upstream.
+type TimeoutError struct {
+	Upstream string
+	Limit    time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("upstream %s did not answer within %s (its timeout; set upstreams.%s.timeout in the policy to change it): the call was cancelled there", e.Upstream, e.Limit, e.Upstream)
 }
 
 // Clock is the time the proxy needs: restart backoff waits.
@@ -71,6 +90,7 @@ type upstream struct {
 	grace      time.Duration
 	minBackoff time.Duration
 	maxBackoff time.Duration
+	timeout    time.Duration // per tool call
 	clientInfo mcp.Implementation
 	changed    func()                                      // what it offers changed
 	relay      func(method string, params json.RawMessage) // notifications for clients
@@ -329,6 +349,8 @@ func (u *upstream) callTool(ctx context.Context, c *Call) (Result, error) {
 		// would still see it, so the token outlives the call briefly.
 		defer time.AfterFunc(progressGrace, func() { u.progress.Delete(id) })
 	}
+	ctx, stop := u.limit(ctx)
+	defer stop()
 	res, err := l.conn.call(ctx, id, string(mcp.MethodToolsCall), params)
 	if err == nil && c.task {
 		res, err = u.awaitTask(ctx, l, res)
@@ -340,6 +362,10 @@ func (u *upstream) callTool(ctx context.Context, c *Call) (Result, error) {
 		if !c.task {
 			u.cancel(l, id, ctx)
 		}
+		var te *TimeoutError
+		if errors.As(context.Cause(ctx), &te) {
+			return nil, &RPCError{Code: mcp.REQUEST_INTERRUPTED, Message: te.Error()}
+		}
 		return nil, ctx.Err()
 	}
 	var rpc *RPCError
@@ -347,6 +373,21 @@ func (u *upstream) callTool(ctx context.Context, c *Call) (Result, error) {
 		return nil, rpc
 	}
 	return nil, fmt.Errorf("%w: %s failed during the call (%v); restarting it", errUnavailable, u.cfg.Name, err)
+}
+
+// limit returns ctx, cancelled with a *TimeoutError once the upstream's
+// timeout has passed on its clock.
+func (u *upstream) limit(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	timeout := u.clock.After(u.timeout)
+	go func() {
+		select {
+		case <-timeout:
+			cancel(&TimeoutError{Upstream: u.cfg.Name, Limit: u.timeout})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(nil) }
 }
 
 // awaitTask turns a tool that must run as a task back into a plain call:

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -269,6 +270,35 @@ func TestSSEDisconnectCancelsCall(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestUpstreamTimeout: a call its upstream does not answer within
+// upstreams.NAME.timeout is answered with an error naming the upstream and
+// the limit, and cancelled at the upstream; the gate goes on serving.
+func TestUpstreamTimeout(t *testing.T) {
+	dir := t.TempDir()
+	policyFile := WritePolicy(t, fmt.Sprintf(`version: 1
+audit:
+  path: %q
+upstreams:
+  slow: {command: [%q, --name, slow], timeout: 1s}
+tools:
+  "*": allow
+`, filepath.Join(dir, "audit.jsonl"), UpstreamBin))
+	c, stderr := StdioGate(t, nil, []string{"--policy", policyFile})
+	_, err := TryCall(context.Background(), c, "sleep", map[string]any{"ms": 600000, "marker": "m-timeout"})
+	if err == nil || !strings.Contains(err.Error(), "upstream slow did not answer within 1s") || !strings.Contains(err.Error(), "upstreams.slow.timeout") {
+		t.Fatalf("call past the timeout: %v, want an error naming upstream slow and 1s", err)
+	}
+	Eventually(t, "upstream saw the cancellation", func() error {
+		if !strings.Contains(stderr.String(), "[slow] cancelled sleep m-timeout") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if got := Text(t, Call(t, c, "echo", map[string]any{"text": "still here"})); got != "still here" {
+		t.Errorf("call after a timeout: %q", got)
+	}
 }
 
 func TestListChangedRefreshesAndNotifies(t *testing.T) {
