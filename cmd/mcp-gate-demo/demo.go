@@ -99,6 +99,12 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit log does not verify: %s", out)
 	}
+	// Every decision is on record: five calls forwarded (three steps and two
+	// counts from the upstream), each recorded before it left the gate and
+	// again with its outcome, and two refusals, recorded once.
+	if want := "ok: 12 records, chain intact, checkpoint matches"; !strings.HasPrefix(string(out), want) {
+		return fmt.Errorf("audit log: %s, want %s", strings.TrimSpace(string(out)), want)
+	}
 	shown := filepath.Base(auditFile)
 	if d.keep {
 		shown = auditFile

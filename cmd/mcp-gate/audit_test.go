@@ -17,6 +17,13 @@ import (
 func auditFile(t *testing.T, n int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	appendRecords(t, path, n)
+	return path
+}
+
+// appendRecords writes n more records to the log at path.
+func appendRecords(t *testing.T, path string, n int) {
+	t.Helper()
 	l, err := audit.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -30,18 +37,50 @@ func auditFile(t *testing.T, n int) string {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return path
+}
+
+func rewrite(t *testing.T, path string, change func([]byte) []byte) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, change(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cutLines drops the last n lines of data.
+func cutLines(data []byte, n int) []byte {
+	for range n {
+		data = data[:bytes.LastIndexByte(data[:len(data)-1], '\n')+1]
+	}
+	return data
 }
 
 func TestAuditVerify(t *testing.T) {
 	good := auditFile(t, 3)
 	tampered := auditFile(t, 3)
-	data, err := os.ReadFile(tampered)
-	if err != nil {
+	rewrite(t, tampered, func(data []byte) []byte { return bytes.Replace(data, []byte("tool_0"), []byte("tool_9"), 1) })
+	cut := auditFile(t, 5)
+	rewrite(t, cut, func(data []byte) []byte { return cutLines(data, 2) })
+	lastChanged := auditFile(t, 3)
+	rewrite(t, lastChanged, func(data []byte) []byte { return bytes.Replace(data, []byte("tool_2"), []byte("tool_X"), 1) })
+	noHead := auditFile(t, 3)
+	if err := os.Remove(audit.CheckpointPath(noHead)); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(tampered, bytes.Replace(data, []byte("tool_0"), []byte("tool_9"), 1), 0o600); err != nil {
+	badHead := auditFile(t, 3)
+	if err := os.WriteFile(audit.CheckpointPath(badHead), []byte("{}"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	ahead := auditFile(t, 2)
+	if err := os.Rename(audit.CheckpointPath(ahead), ahead+".head-2"); err != nil {
+		t.Fatal(err)
+	}
+	appendRecords(t, ahead, 2) // a new checkpoint for 4 records...
+	if err := os.Rename(ahead+".head-2", audit.CheckpointPath(ahead)); err != nil {
+		t.Fatal(err) // ...replaced by the one for the first 2
 	}
 	missing := filepath.Join(t.TempDir(), "nope.jsonl")
 
@@ -52,8 +91,13 @@ func TestAuditVerify(t *testing.T) {
 		wantStdout string // exact
 		wantStderr string // a piece
 	}{
-		{"intact", []string{"audit", "verify", good}, 0, "ok: 3 records, chain intact\n", ""},
+		{"intact", []string{"audit", "verify", good}, 0, "ok: 3 records, chain intact, checkpoint matches\n", ""},
 		{"tampered", []string{"audit", "verify", tampered}, 1, "", tampered + ":2: hash mismatch: prev is "},
+		{"records cut from the end", []string{"audit", "verify", cut}, 1, "", cut + ": 2 records cut from the end: the checkpoint says 5 records ending in hash "},
+		{"last record changed", []string{"audit", "verify", lastChanged}, 1, "", lastChanged + ": record 3 is not the one the checkpoint names"},
+		{"no checkpoint", []string{"audit", "verify", noHead}, 0, "ok: 3 records, chain intact; no checkpoint " + noHead + ".head, so records cut from the end would not show\n", ""},
+		{"checkpoint unreadable", []string{"audit", "verify", badHead}, 1, "", badHead + ": checkpoint " + badHead + ".head is not a checkpoint"},
+		{"records after the checkpoint", []string{"audit", "verify", ahead}, 0, "ok: 4 records, chain intact; the first 2 match the checkpoint, the rest were written after it\n", ""},
 		{"missing file", []string{"audit", "verify", missing}, 1, "", missing + ": open "},
 		{"no subcommand", []string{"audit"}, 2, "", "Usage: mcp-gate audit verify FILE"},
 		{"no file", []string{"audit", "verify"}, 2, "", "Usage: mcp-gate audit verify FILE"},

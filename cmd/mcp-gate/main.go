@@ -66,7 +66,7 @@ Usage:
   mcp-gate serve [--listen ADDR] [flags] [-- ...]    serve Streamable HTTP and SSE
   mcp-gate check [policies.yaml]                     validate a policy file
   mcp-gate explain [--policy FILE] TOOL ['{"arg":"v"}']  show which rule decides a call
-  mcp-gate audit verify FILE                         check an audit log's hash chain
+  mcp-gate audit verify FILE                         check an audit log's chain and checkpoint
   mcp-gate version                                   print the version
   mcp-gate help [COMMAND]                            this help, or a command's (as COMMAND --help)
 

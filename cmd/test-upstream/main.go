@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	name := fs.String("name", "test-upstream", "server name, reported by initialize and the whoami tool")
 	sse := fs.Bool("sse", false, "with --transport http, also serve SSE at /sse and /message")
 	demo := fs.Bool("demo", false, "also offer the demo tools read_table, delete_database, send_payment, deploy and calls")
+	auditLog := fs.String("audit-log", "", "also offer the audited tool, which reports whether this audit log already holds the record admitting the call")
 	if err := cmdline.Parse(fs, args, usage, stdout, stderr); err != nil {
 		return err
 	}
@@ -50,6 +51,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	srv := testupstream.New(testupstream.Options{Name: *name, Stderr: stderr, Exit: exit, Clock: clock.Real{}})
 	if *demo {
 		srv.AddDemoTools()
+	}
+	if *auditLog != "" {
+		srv.AddAuditProbe(*auditLog)
 	}
 	switch *transport {
 	case "stdio":

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -38,57 +39,144 @@ func WithClock(c Clock) Option { return func(l *Log) { l.clock = c } }
 // refused at the next Open rather than silently chained over.
 func WithSyncEachWrite() Option { return func(l *Log) { l.syncEach = true } }
 
-// Log appends records to a hash-chained JSON-lines file. It is safe for
-// concurrent use, and several processes may append to one file (on Unix,
-// where an advisory lock orders their writes and the chain follows the
-// file's real last line).
+// Log appends records to a hash-chained JSON-lines file and keeps its
+// checkpoint (CheckpointPath) current. It is safe for concurrent use, and
+// several processes may append to one file (on Unix, where an advisory lock
+// orders their writes and the chain follows the file's real last line).
+//
+// Before each record it checks that the file it has open is still the one
+// at its path and no shorter than it left it (one fstat and one stat), so a
+// log deleted, renamed, replaced or truncated under it is noticed at the
+// next record. That failure is sticky: the Log takes no more records, and
+// the gate none of its calls, until it is reopened.
 type Log struct {
 	clock    Clock
 	syncEach bool
+	path     string
 
-	mu   sync.Mutex
-	f    *os.File // nil once closed
-	prev string   // hex SHA-256 of the file's last line
-	end  int64    // file size after the line prev was computed from
-	err  error    // sticky: the file may end in a torn line
+	mu      sync.Mutex
+	f       *os.File // nil once closed
+	head    *os.File // the checkpoint, overwritten in place
+	prev    string   // hex SHA-256 of the file's last line
+	end     int64    // file size after the line prev was computed from
+	records int64    // lines in the file up to end
+	err     error    // sticky: the file may end in a torn line, or is not the log any more
 }
 
-// Open opens or creates the log at path (its directory 0700, the file 0600)
-// and continues the chain from the file's last line. It refuses a file whose
-// last line is torn or not a record, rather than fork the chain; it does not
-// re-check the whole chain (that is Verify's job and costs a full read).
+// Open opens or creates the log at path (its directory 0700, the file and
+// its checkpoint 0600) and continues the chain from the file's last line. It
+// refuses a file whose last line is torn or not a record, rather than fork
+// the chain, and a file that its checkpoint shows was cut short, replaced
+// or deleted. It does not re-check the whole chain (that is Verify's job
+// and costs a full read); it reads the whole file only when there is no
+// checkpoint yet, to count its records.
 func Open(path string, opts ...Option) (*Log, error) {
-	l := &Log{clock: realClock{}}
+	l := &Log{clock: realClock{}, path: path}
 	for _, o := range opts {
 		o(l)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := l.openFile()
 	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
+		return nil, err
 	}
 	unlock, err := lockFile(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("audit: lock %s: %w", path, err)
 	}
-	l.end = -1
-	err = l.readTail(f)
-	unlock()
+	err = l.start(f)
+	unlock() // before closing f: its descriptor may be reused at once
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("audit: %s: %w", path, err)
+		return nil, err
 	}
-	l.f = f
 	return l, nil
 }
 
+// start finds the chain head of f and opens and writes its checkpoint. The
+// caller holds the file lock.
+func (l *Log) start(f *os.File) error {
+	if err := l.resume(f); err != nil {
+		return fmt.Errorf("audit: %s: %w", l.path, err)
+	}
+	head, err := os.OpenFile(CheckpointPath(l.path), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: checkpoint: %w", err)
+	}
+	l.f, l.head = f, head
+	if err = l.checkpoint(); err == nil {
+		err = head.Truncate(checkpointSize) // in case it held something longer
+	}
+	if err != nil {
+		head.Close()
+		l.f, l.head = nil, nil
+		return fmt.Errorf("audit: checkpoint: %w", err)
+	}
+	return nil
+}
+
+// openFile opens the log, creating it unless its checkpoint says it held
+// records: then it was deleted or moved, and a new empty log would hide it.
+func (l *Log) openFile() (*os.File, error) {
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND, 0)
+	if !errors.Is(err, fs.ErrNotExist) {
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		return f, nil
+	}
+	head := CheckpointPath(l.path)
+	if cp, err := ReadCheckpoint(head); err == nil && cp.Records > 0 {
+		return nil, fmt.Errorf("audit: %s is missing, but its checkpoint %s says it held %d records: it was deleted or moved. Put it back, or move the checkpoint aside to start a new log", l.path, head, cp.Records)
+	}
+	f, err = os.OpenFile(l.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return f, nil
+}
+
+// resume finds where the chain of f stands: from the checkpoint when there
+// is one (after checking that the file still holds the line it names), else
+// from the start. The caller holds the file lock.
+func (l *Log) resume(f *os.File) error {
+	head := CheckpointPath(l.path)
+	l.prev, l.end, l.records = zeroHash, 0, 0
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	cp, err := ReadCheckpoint(head)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return l.catchUp(f, st.Size()) // a log from before checkpoints, or a new one
+	case err != nil:
+		return fmt.Errorf("%w; check the log with \"mcp-gate audit verify\" and move the checkpoint aside", err)
+	case st.Size() < cp.Size:
+		return fmt.Errorf("the log is %d bytes but its checkpoint %s says %d records in %d bytes: records were cut from the end. "+
+			"Check it with \"mcp-gate audit verify\"; to start a new log, move the log and its checkpoint aside", st.Size(), head, cp.Records, cp.Size)
+	case cp.Size > 0:
+		line, err := lastLine(f, cp.Size)
+		if err != nil {
+			return err
+		}
+		if hashLine(bytes.TrimSuffix(line, []byte("\n"))) != cp.Last {
+			return fmt.Errorf("the log does not hold the line its checkpoint %s ends in (record %d, hash %.12s…): the log was rewritten or replaced. "+
+				"Check it with \"mcp-gate audit verify\"; to start a new log, move the log and its checkpoint aside", head, cp.Records, cp.Last)
+		}
+	}
+	l.prev, l.end, l.records = cp.Last, cp.Size, cp.Records
+	return l.catchUp(f, st.Size())
+}
+
 // Write stamps r with the clock's time if it has none, links it to the
-// previous line and appends it as one line in a single write. The record is
-// written even if ctx is cancelled: a cancelled call is exactly one an
-// auditor wants to see. An error means the record is not in the log.
+// previous line and appends it as one line in a single write, then updates
+// the checkpoint. The record is written even if ctx is cancelled: a
+// cancelled call is exactly one an auditor wants to see. An error means the
+// record is not in the log.
 func (l *Log) Write(_ context.Context, r Record) error {
 	if r.Time.IsZero() {
 		r.Time = l.clock.Now()
@@ -120,7 +208,7 @@ func (l *Log) Write(_ context.Context, r Record) error {
 		return fmt.Errorf("audit: lock: %w", err)
 	}
 	defer unlock()
-	if err := l.readTail(l.f); err != nil {
+	if err := l.stillTheLog(); err != nil {
 		l.err = fmt.Errorf("audit: %w", err)
 		return l.err
 	}
@@ -135,10 +223,47 @@ func (l *Log) Write(_ context.Context, r Record) error {
 		l.err = fmt.Errorf("audit: write failed, log unusable until reopened: %w", err)
 		return l.err
 	}
-	sum := sha256.Sum256(line[:n-1])
-	l.prev = hex.EncodeToString(sum[:])
+	l.prev = hashLine(line[:n-1])
 	l.end += int64(n)
+	l.records++
+	if err := l.checkpoint(); err != nil {
+		// The record is in the log, but from here on a cut at the end
+		// would not show: take no more.
+		l.err = fmt.Errorf("audit: checkpoint %s not written, log unusable until reopened: %w", CheckpointPath(l.path), err)
+	}
 	return nil
+}
+
+// stillTheLog checks that the open file is still the one at the log's path
+// and has not shrunk, and catches up with lines another process appended.
+// The caller holds the file lock. Cost: one fstat and one stat.
+func (l *Log) stillTheLog() error {
+	st, err := l.f.Stat()
+	if err != nil {
+		return err
+	}
+	const restart = "no call goes through until mcp-gate is restarted"
+	at, err := os.Stat(l.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("the audit log %s was deleted or renamed under mcp-gate; %s (put the file back first, or move %s aside to start a new log)",
+			l.path, restart, CheckpointPath(l.path))
+	case err != nil:
+		return fmt.Errorf("the audit log %s cannot be checked: %w", l.path, err)
+	case !os.SameFile(st, at):
+		return fmt.Errorf("the audit log %s was replaced or renamed under mcp-gate (its path names another file now); %s (put the file back first, or move both it and %s aside to start a new log)",
+			l.path, restart, CheckpointPath(l.path))
+	case st.Size() < l.end:
+		return fmt.Errorf("the audit log %s was truncated under mcp-gate (from %d to %d bytes); %s (restore the file first, or move both it and %s aside to start a new log)",
+			l.path, l.end, st.Size(), restart, CheckpointPath(l.path))
+	}
+	return l.catchUp(l.f, st.Size())
+}
+
+// checkpoint overwrites the checkpoint with the chain head, in one write.
+func (l *Log) checkpoint() error {
+	_, err := l.head.WriteAt(Checkpoint{Records: l.records, Size: l.end, Last: l.prev}.encode(), 0)
+	return err
 }
 
 // Err reports why the log can take no more records: ErrClosed after Close,
@@ -152,60 +277,80 @@ func (l *Log) Err() error {
 	return l.err
 }
 
-// Close syncs and closes the file. Later Writes return ErrClosed.
+// Close syncs and closes the file and its checkpoint. Later Writes return
+// ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
 		return nil
 	}
-	f := l.f
-	l.f = nil
-	serr := f.Sync()
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("audit: %w", err)
+	var errs []error
+	for _, f := range []*os.File{l.f, l.head} {
+		if err := f.Sync(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := f.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if serr != nil {
-		return fmt.Errorf("audit: %w", serr)
+	l.f, l.head = nil, nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
 }
 
-// readTail brings prev up to date with the file's last line when the file is
-// not the size this Log last saw (at Open, or after another process
-// appended). The caller holds the file lock.
-func (l *Log) readTail(f *os.File) error {
-	st, err := f.Stat()
+// catchUp brings the chain head up to date with the lines between end and
+// size: those another process appended, or all of them at Open. The caller
+// holds the file lock.
+func (l *Log) catchUp(f *os.File, size int64) error {
+	if size == l.end {
+		return nil
+	}
+	lines, last, err := span(f, l.end, size)
 	if err != nil {
 		return err
 	}
-	size := st.Size()
-	switch {
-	case size == l.end:
-		return nil
-	case size < l.end:
-		return fmt.Errorf("log shrank from %d to %d bytes while open: it was truncated", l.end, size)
-	case size == 0:
-		l.prev, l.end = zeroHash, 0
-		return nil
-	}
-	line, err := lastLine(f, size)
-	if err != nil {
-		return err
-	}
-	body, ok := bytes.CutSuffix(line, []byte("\n"))
-	if !ok {
+	if !bytes.HasSuffix(last, []byte("\n")) {
 		return errors.New(`last line is incomplete (no newline), probably cut short by a crash; check the file with "mcp-gate audit verify" and move it aside`)
 	}
+	body := last[:len(last)-1]
 	if _, err := parseLine(body); err != nil {
 		return fmt.Errorf("last line is not a valid record (%v); check the file with \"mcp-gate audit verify\" and move it aside", err)
 	}
-	sum := sha256.Sum256(body)
-	l.prev, l.end = hex.EncodeToString(sum[:]), size
+	l.prev, l.end, l.records = hashLine(body), size, l.records+lines
 	return nil
 }
 
-// lastLine returns the file's last line with its newline, if it has one.
+// span counts the newlines in f's bytes [from, to) and returns the last
+// line there, with its newline if it has one.
+func span(f *os.File, from, to int64) (lines int64, last []byte, err error) {
+	buf := make([]byte, min(64<<10, to-from))
+	lastStart := from
+	for off := from; off < to; {
+		chunk := buf[:min(int64(len(buf)), to-off)]
+		if _, err := f.ReadAt(chunk, off); err != nil {
+			return 0, nil, err
+		}
+		lines += int64(bytes.Count(chunk, []byte("\n")))
+		starts := chunk // a newline that is not the last byte starts a line
+		if off+int64(len(chunk)) == to {
+			starts = chunk[:len(chunk)-1]
+		}
+		if i := bytes.LastIndexByte(starts, '\n'); i >= 0 {
+			lastStart = off + int64(i) + 1
+		}
+		off += int64(len(chunk))
+	}
+	last = make([]byte, to-lastStart)
+	if _, err := f.ReadAt(last, lastStart); err != nil {
+		return 0, nil, err
+	}
+	return lines, last, nil
+}
+
+// lastLine returns the line ending at size, with its newline if it has one.
 func lastLine(f *os.File, size int64) ([]byte, error) {
 	const chunk = 4096
 	var tail []byte
@@ -222,6 +367,13 @@ func lastLine(f *os.File, size int64) ([]byte, error) {
 		}
 	}
 	return tail, nil
+}
+
+// hashLine is a line's link in the chain: the hex SHA-256 of the line
+// without its newline.
+func hashLine(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
 }
 
 type realClock struct{}

@@ -322,26 +322,6 @@ func TestLogsSharingAFileKeepOneChain(t *testing.T) {
 	}
 }
 
-func TestWriteRefusesAfterTruncation(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l := openLog(t, path)
-	writeN(t, l, 0, 2)
-	if err := l.Err(); err != nil {
-		t.Fatalf("Err of a working log = %v", err)
-	}
-	if err := os.Truncate(path, 0); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 { // and it stays refused
-		if err := l.Write(context.Background(), record(2)); err == nil || !strings.Contains(err.Error(), "truncated") {
-			t.Errorf("Write after truncation: error = %v, want one saying truncated", err)
-		}
-	}
-	if err := l.Err(); err == nil || !strings.Contains(err.Error(), "truncated") {
-		t.Errorf("Err after truncation = %v, want the failure", err)
-	}
-}
-
 func TestWriteAfterClose(t *testing.T) {
 	l := openLog(t, filepath.Join(t.TempDir(), "audit.jsonl"))
 	if err := l.Close(); err != nil {
@@ -386,4 +366,219 @@ func BenchmarkWrite(b *testing.B) {
 			}
 		})
 	})
+}
+
+func readCP(t testing.TB, path string) Checkpoint {
+	t.Helper()
+	cp, err := ReadCheckpoint(CheckpointPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// wantHead checks that the checkpoint names the file's real chain head.
+func wantHead(t testing.TB, path string, records int) {
+	t.Helper()
+	lines := readLines(t, path)
+	want := Checkpoint{Records: int64(len(lines)), Last: zeroHash}
+	for _, l := range lines {
+		want.Size += int64(len(l))
+	}
+	if len(lines) > 0 {
+		want.Last = hashOf(lines[len(lines)-1])
+	}
+	if got := readCP(t, path); got != want || len(lines) != records {
+		t.Errorf("checkpoint = %+v for %d lines, want %+v for %d", got, len(lines), want, records)
+	}
+}
+
+func TestCheckpointFollowsEveryWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := openLog(t, path)
+	wantHead(t, path, 0)
+	for i := range 3 {
+		writeN(t, l, i, 1)
+		wantHead(t, path, i+1)
+	}
+	st, err := os.Stat(CheckpointPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() != checkpointSize || st.Mode().Perm() != 0o600 {
+		t.Errorf("checkpoint is %d bytes, mode %v; want %d, 0600", st.Size(), st.Mode().Perm(), checkpointSize)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, path) // resumes from the checkpoint
+	writeN(t, l, 3, 2)
+	wantHead(t, path, 5)
+	if n := verifyFile(t, path); n != 5 {
+		t.Errorf("Verify = %d lines, want 5", n)
+	}
+}
+
+func TestOpenCountsALogWithoutCheckpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := openLog(t, path)
+	long := record(1)
+	long.Message = strings.Repeat("x", 100<<10) // lines across span's chunks
+	writeN(t, l, 0, 1)
+	if err := l.Write(context.Background(), long); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, l, 2, 1)
+	l.Close()
+	if err := os.Remove(CheckpointPath(path)); err != nil { // as a log from before checkpoints
+		t.Fatal(err)
+	}
+	writeN(t, openLog(t, path), 3, 1)
+	wantHead(t, path, 4)
+}
+
+// Two Logs on one file stand for two gate processes: each catches up with
+// the other's lines, so the checkpoint counts them all.
+func TestSharedLogKeepsOneCheckpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	a, b := openLog(t, path), openLog(t, path)
+	writeN(t, a, 0, 2)
+	writeN(t, b, 2, 3)
+	wantHead(t, path, 5)
+	writeN(t, a, 5, 1)
+	wantHead(t, path, 6)
+}
+
+func TestWriteRefusesALogChangedUnderIt(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, path string)
+		want   string
+	}{
+		{"deleted", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}, "was deleted or renamed under mcp-gate"},
+		{"renamed", func(t *testing.T, path string) {
+			if err := os.Rename(path, path+".old"); err != nil {
+				t.Fatal(err)
+			}
+		}, "was deleted or renamed under mcp-gate"},
+		{"replaced", func(t *testing.T, path string) {
+			data, _ := os.ReadFile(path)
+			if err := os.WriteFile(path+".new", data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(path+".new", path); err != nil {
+				t.Fatal(err)
+			}
+		}, "was replaced or renamed under mcp-gate"},
+		{"truncated to nothing", func(t *testing.T, path string) {
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+		}, "was truncated under mcp-gate"},
+		{"last line cut", func(t *testing.T, path string) {
+			lines := readLines(t, path)
+			if err := os.WriteFile(path, bytes.Join(lines[:1], nil), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "was truncated under mcp-gate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			l := openLog(t, path)
+			writeN(t, l, 0, 2)
+			if err := l.Err(); err != nil {
+				t.Fatalf("Err of a working log = %v", err)
+			}
+			tt.change(t, path)
+			before, _ := os.ReadFile(path)
+			for range 2 { // and it stays refused
+				err := l.Write(context.Background(), record(2))
+				if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "restarted") {
+					t.Errorf("Write: error = %v, want one naming %s, saying %q and how to recover", err, path, tt.want)
+				}
+			}
+			if err := l.Err(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Err = %v, want the failure", err)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+				t.Error("a refused record reached the file at the path")
+			}
+		})
+	}
+}
+
+func TestOpenRefusesALogItsCheckpointContradicts(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, path string)
+		want   string
+	}{
+		{"deleted", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}, "is missing, but its checkpoint"},
+		{"records cut from the end", func(t *testing.T, path string) {
+			lines := readLines(t, path)
+			if err := os.WriteFile(path, bytes.Join(lines[:1], nil), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "records were cut from the end"},
+		{"emptied", func(t *testing.T, path string) {
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+		}, "records were cut from the end"},
+		{"rewritten", func(t *testing.T, path string) {
+			data, _ := os.ReadFile(path)
+			if err := os.WriteFile(path, bytes.Replace(data, []byte("db__tool_2"), []byte("db__tool_X"), 1), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "the log was rewritten or replaced"},
+		{"checkpoint garbled", func(t *testing.T, path string) {
+			if err := os.WriteFile(CheckpointPath(path), []byte(`{"records":-1}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a checkpoint"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			l := openLog(t, path)
+			writeN(t, l, 0, 3)
+			l.Close()
+			tt.change(t, path)
+			before, _ := os.ReadFile(path)
+			l2, err := Open(path)
+			if err == nil {
+				l2.Close()
+				t.Fatal("Open accepted it")
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("Open error %q should name the file and say %q", err, tt.want)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+				t.Error("Open changed the file it refused")
+			}
+		})
+	}
+}
+
+func TestOpenStartsANewLogOnceBothAreMovedAside(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := openLog(t, path)
+	writeN(t, l, 0, 2)
+	l.Close()
+	for _, p := range []string{path, CheckpointPath(path)} {
+		if err := os.Rename(p, p+".old"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeN(t, openLog(t, path), 0, 1)
+	wantHead(t, path, 1)
 }

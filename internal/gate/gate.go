@@ -3,7 +3,9 @@
 // when it needs one (one activation per user and role, however many calls
 // wait on it, with the grant cached until shortly before it ends), keeps the
 // client informed while approvers decide, refuses with a reason whenever
-// anything on that path fails, and writes one audit record per decision.
+// anything on that path fails, and writes one audit record per decision
+// (before a call is forwarded, and refusing it if that record cannot be
+// written) plus one with the upstream's outcome.
 package gate
 
 import (
@@ -195,27 +197,47 @@ func (g *Gate) redact(rec *audit.Record, args *callargs.Args) {
 	}
 }
 
-// forward sends the call upstream and audits how it went.
+// forward records the decision to forward the call, then sends it upstream
+// and records how that went, under the same trace id. A call whose decision
+// cannot be recorded is refused: nothing leaves the gate unaccounted for.
 func (g *Gate) forward(ctx context.Context, rec *audit.Record, c *proxy.Call, next proxy.CallFunc, start time.Time) (proxy.Result, error) {
 	sent := g.cfg.Clock.Now()
 	rec.WaitMS = sent.Sub(start).Milliseconds()
-	res, err := next(ctx, c)
-	rec.UpstreamMS = g.cfg.Clock.Now().Sub(sent).Milliseconds()
-	rec.Outcome = audit.OutcomeForwarded
-	if err != nil {
-		rec.Outcome, rec.Message = audit.OutcomeError, err.Error()
+	rec.Outcome = audit.OutcomeAdmitted
+	if err := g.cfg.Audit.Write(ctx, *rec); err != nil {
+		// The log refuses this record, and a refusal record would fare no
+		// better: the operator learns of it from the error log.
+		g.log.Error("audit record not written; call refused", "tool", rec.Tool, "trace", rec.TraceID, "err", err)
+		return proxy.ToolErrorResult("refused: mcp-gate did not forward this call because it could not record it: " + err.Error()), nil
 	}
-	g.write(ctx, rec)
+	res, err := next(ctx, c)
+	out := audit.Record{
+		TraceID:    rec.TraceID,
+		Tool:       rec.Tool,
+		Upstream:   rec.Upstream,
+		Decision:   rec.Decision,
+		Outcome:    audit.OutcomeForwarded,
+		UpstreamMS: g.cfg.Clock.Now().Sub(sent).Milliseconds(),
+	}
+	if err != nil {
+		out.Outcome, out.Message = audit.OutcomeError, err.Error()
+	}
+	// The call ran whatever the client does now: its outcome is recorded.
+	g.write(context.WithoutCancel(ctx), &out)
 	return res, err
 }
 
-// refuse answers with a tool error and audits the refusal. Nothing is forwarded.
+// refuse answers with a tool error and audits the refusal in one record.
+// Nothing is forwarded.
 func (g *Gate) refuse(ctx context.Context, rec *audit.Record, msg string) (proxy.Result, error) {
 	rec.Outcome, rec.Message = audit.OutcomeRefused, msg
 	g.write(ctx, rec)
 	return proxy.ToolErrorResult(msg), nil
 }
 
+// write records what needs no answer from the log to go on: refusals,
+// receipts, cancellations and outcomes. A failure is logged; the log then
+// takes no more records, so the next call is refused.
 func (g *Gate) write(ctx context.Context, rec *audit.Record) {
 	if err := g.cfg.Audit.Write(ctx, *rec); err != nil {
 		g.log.Error("audit record not written", "tool", rec.Tool, "trace", rec.TraceID, "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,7 +110,8 @@ type activeAnswer struct {
 type memAudit struct {
 	mu   sync.Mutex
 	recs []audit.Record
-	err  error // what Err reports
+	err  error                    // what Err reports
+	fail func(audit.Record) error // if set, a non-nil result refuses the record
 }
 
 func (m *memAudit) Err() error {
@@ -121,8 +123,45 @@ func (m *memAudit) Err() error {
 func (m *memAudit) Write(_ context.Context, r audit.Record) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.fail != nil {
+		if err := m.fail(r); err != nil {
+			return err
+		}
+	}
 	m.recs = append(m.recs, r)
 	return nil
+}
+
+// call returns the records of the last call (those with its trace id) and
+// checks that they are one decision, and for a forwarded call its outcome.
+func (m *memAudit) call(t *testing.T) []audit.Record {
+	t.Helper()
+	last := m.last(t)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var recs []audit.Record
+	for _, r := range m.recs {
+		if r.TraceID == last.TraceID {
+			recs = append(recs, r)
+		}
+	}
+	switch {
+	case last.TraceID == "":
+		t.Fatalf("record without a trace id: %+v", last)
+	case len(recs) == 2 && recs[0].Outcome == audit.OutcomeAdmitted && recs[1].Decision == recs[0].Decision && recs[1].Tool == recs[0].Tool:
+	case len(recs) == 1 && recs[0].Outcome != audit.OutcomeAdmitted && recs[0].Outcome != audit.OutcomeForwarded:
+	default:
+		t.Fatalf("records of one call = %+v, want an admitted record and its outcome, or one record", recs)
+	}
+	return recs
+}
+
+func outcomes(recs []audit.Record) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.Outcome)
+	}
+	return out
 }
 
 func (m *memAudit) last(t *testing.T) audit.Record {
@@ -211,16 +250,16 @@ func toolError(t *testing.T, res proxy.Result) (string, bool) {
 
 func TestAllowAndDenyNeedNoActivation(t *testing.T) {
 	tests := []struct {
-		name        string
-		tool        string
-		args        string
-		forwarded   bool
-		wantText    string
-		wantOutcome string
+		name         string
+		tool         string
+		args         string
+		forwarded    bool
+		wantText     string
+		wantOutcomes []string
 	}{
-		{"allowed by pattern", "read_rows", `{"table":"t"}`, true, "done", audit.OutcomeForwarded},
-		{"denied by catch-all", "truncate", `{}`, false, "denied by test.yaml:15", audit.OutcomeRefused},
-		{"condition not met falls to allow", "merge", `{"repo":"dev-x"}`, true, "done", audit.OutcomeForwarded},
+		{"allowed by pattern", "read_rows", `{"table":"t"}`, true, "done", []string{audit.OutcomeAdmitted, audit.OutcomeForwarded}},
+		{"denied by catch-all", "truncate", `{}`, false, "denied by test.yaml:15", []string{audit.OutcomeRefused}},
+		{"condition not met falls to allow", "merge", `{"repo":"dev-x"}`, true, "done", []string{audit.OutcomeAdmitted, audit.OutcomeForwarded}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -236,8 +275,8 @@ func TestAllowAndDenyNeedNoActivation(t *testing.T) {
 			if got := h.up.calls.Load() == 1; got != tt.forwarded {
 				t.Fatalf("forwarded = %v, want %v", got, tt.forwarded)
 			}
-			if rec := h.audit.last(t); rec.Outcome != tt.wantOutcome || rec.ArgsSHA256 == "" {
-				t.Fatalf("audit = %+v, want outcome %s and an argument digest", rec, tt.wantOutcome)
+			if recs := h.audit.call(t); !slices.Equal(outcomes(recs), tt.wantOutcomes) || recs[0].ArgsSHA256 == "" {
+				t.Fatalf("audit = %+v, want outcomes %v and an argument digest", recs, tt.wantOutcomes)
 			}
 			if len(h.act.started) != 0 {
 				t.Fatal("an activation started for a call that needs no role")
@@ -299,8 +338,8 @@ func TestAbsentArgumentsDigestLikeAnEmptyObject(t *testing.T) {
 		if _, err := h.next(t.Context(), &proxy.Call{Tool: "read_rows", Arguments: json.RawMessage(raw)}); err != nil {
 			t.Fatal(err)
 		}
-		if rec := h.audit.last(t); rec.ArgsSHA256 != empty || rec.Outcome != audit.OutcomeForwarded {
-			t.Fatalf("arguments %q: audit = %+v, want forwarded with the digest of {}", raw, rec)
+		if rec := h.audit.call(t)[0]; rec.ArgsSHA256 != empty || rec.Outcome != audit.OutcomeAdmitted {
+			t.Fatalf("arguments %q: audit = %+v, want admitted with the digest of {}", raw, rec)
 		}
 	}
 }
@@ -323,8 +362,9 @@ func TestGrantedCallIsForwardedAndCached(t *testing.T) {
 	if text, isErr := toolError(t, ans.res); isErr || text != "done" {
 		t.Fatalf("answer = %q, isError %v", text, isErr)
 	}
-	if rec := h.audit.last(t); rec.Decision != audit.DecisionActivate || rec.RequestID != "req-1" || rec.Principal != alice || rec.Outcome != audit.OutcomeForwarded {
-		t.Fatalf("audit = %+v", rec)
+	if recs := h.audit.call(t); recs[0].Decision != audit.DecisionActivate || recs[0].RequestID != "req-1" || recs[0].Principal != alice ||
+		!slices.Equal(outcomes(recs), []string{audit.OutcomeAdmitted, audit.OutcomeForwarded}) {
+		t.Fatalf("audit = %+v", recs)
 	}
 
 	// The same role again: straight through, no new activation.
@@ -426,6 +466,104 @@ func TestBrokenAuditLogRefusesEveryCall(t *testing.T) {
 	}
 	if h.up.calls.Load() != 0 {
 		t.Fatal("a call was forwarded while the audit log was broken")
+	}
+}
+
+// The decision is on record before the upstream runs: the upstream looks
+// for it when it is called.
+func TestDecisionRecordedBeforeForwarding(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	var seen []audit.Record // the records when the upstream ran
+	h.next = h.gate.Middleware(func(ctx context.Context, c *proxy.Call) (proxy.Result, error) {
+		h.audit.mu.Lock()
+		seen = slices.Clone(h.audit.recs)
+		h.audit.mu.Unlock()
+		return h.up.call(ctx, c)
+	})
+	if _, err := h.next(t.Context(), &proxy.Call{Tool: "read_rows", Arguments: json.RawMessage(`{"table":"t"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	recs := h.audit.call(t)
+	if len(seen) != 1 || seen[0].TraceID != recs[0].TraceID || seen[0].Outcome != audit.OutcomeAdmitted {
+		t.Fatalf("when the upstream ran the log held %+v, want this call's admitted record", seen)
+	}
+}
+
+// A call whose decision cannot be recorded is refused with a sentence and
+// never reaches the upstream, whichever path admitted it.
+func TestUnrecordedCallIsNotForwarded(t *testing.T) {
+	diskFull := errors.New("audit: write failed, log unusable until reopened: no space left on device")
+	tests := []struct {
+		name  string
+		tool  string
+		grant bool // admitted on a grant rather than by an allow rule
+	}{
+		{"allowed", "read_rows", false},
+		{"granted", "drop_table", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, testPolicy)
+			h.audit.fail = func(r audit.Record) error {
+				if r.Outcome == audit.OutcomeAdmitted {
+					return diskFull
+				}
+				return nil
+			}
+			done := h.callAsync(t.Context(), &proxy.Call{Tool: tt.tool})
+			if tt.grant {
+				a := <-h.act.started
+				a.result <- activationResult{grant: pim.Grant{RequestID: "req-1", Start: t0, End: t0.Add(10 * time.Minute)}}
+			}
+			ans := <-done
+			if ans.err != nil {
+				t.Fatal(ans.err)
+			}
+			text, isErr := toolError(t, ans.res)
+			if !isErr || !strings.Contains(text, "did not forward this call because it could not record it") || !strings.Contains(text, "no space left on device") {
+				t.Fatalf("answer = %q, want a refusal saying the call could not be recorded, and why", text)
+			}
+			if n := h.up.calls.Load(); n != 0 {
+				t.Fatalf("the upstream ran %d times for a call that is not on record", n)
+			}
+		})
+	}
+}
+
+// An outcome that cannot be recorded does not undo a call that ran: the
+// client gets the upstream's answer.
+func TestUnrecordedOutcomeStillAnswers(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	h.audit.fail = func(r audit.Record) error {
+		if r.Outcome == audit.OutcomeForwarded {
+			return errors.New("disk full")
+		}
+		return nil
+	}
+	res, err := h.next(t.Context(), &proxy.Call{Tool: "read_rows"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, isErr := toolError(t, res); isErr || text != "done" {
+		t.Fatalf("answer = %q (isError %v), want the upstream's", text, isErr)
+	}
+	if rec := h.audit.last(t); rec.Outcome != audit.OutcomeAdmitted {
+		t.Fatalf("last record = %+v, want the admitted one", rec)
+	}
+}
+
+// An upstream failure is the call's outcome record.
+func TestUpstreamFailureIsTheOutcome(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	h.next = h.gate.Middleware(func(context.Context, *proxy.Call) (proxy.Result, error) {
+		return nil, errors.New("upstream db crashed")
+	})
+	if _, err := h.next(t.Context(), &proxy.Call{Tool: "read_rows"}); err == nil {
+		t.Fatal("the upstream's failure was not passed on")
+	}
+	recs := h.audit.call(t)
+	if !slices.Equal(outcomes(recs), []string{audit.OutcomeAdmitted, audit.OutcomeError}) || recs[1].Message != "upstream db crashed" {
+		t.Fatalf("audit = %+v, want admitted, then an error naming the failure", recs)
 	}
 }
 
@@ -607,7 +745,7 @@ func TestReloadKeepsRestartOnlySettings(t *testing.T) {
 	if text, isErr := toolError(t, res); isErr {
 		t.Fatalf("write_rows refused after the reload allowed it: %s", text)
 	}
-	if rec := h.audit.last(t); rec.Args != nil || rec.ArgsSHA256 == "" {
+	if rec := h.audit.call(t)[0]; rec.Args != nil || rec.ArgsSHA256 == "" {
 		t.Fatalf("audit = %+v: audit.arguments: clear from a reload must wait for a restart", rec)
 	}
 
