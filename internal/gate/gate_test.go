@@ -175,10 +175,14 @@ func (m *memAudit) last(t *testing.T) audit.Record {
 }
 
 // upstream counts the calls that reach it.
-type upstream struct{ calls atomic.Int32 }
+type upstream struct {
+	calls atomic.Int32
+	args  atomic.Value // json.RawMessage: the last call's arguments
+}
 
-func (u *upstream) call(context.Context, *proxy.Call) (proxy.Result, error) {
+func (u *upstream) call(_ context.Context, c *proxy.Call) (proxy.Result, error) {
 	u.calls.Add(1)
+	u.args.Store(c.Arguments)
 	return proxy.Result(`{"content":[{"type":"text","text":"done"}]}`), nil
 }
 
@@ -325,6 +329,31 @@ func TestAmbiguousArgumentsAreRefused(t *testing.T) {
 				t.Fatalf("audit = %+v, want a refused deny without digest", rec)
 			}
 		})
+	}
+}
+
+// The upstream gets the very bytes the decision was made on, and a
+// condition finds its argument whatever the case of the key.
+func TestDecidesOnAndForwardsOneReading(t *testing.T) {
+	h := newHarness(t, testPolicy)
+	raw := `{ "repo" : "dev-x", "n": 1.50e2, "s": "\u00e9\/" }`
+	if _, err := h.next(t.Context(), &proxy.Call{Tool: "merge", Arguments: json.RawMessage(raw)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.up.args.Load().(json.RawMessage); string(got) != raw {
+		t.Fatalf("forwarded %s, want the bytes decided on: %s", got, raw)
+	}
+	for _, key := range []string{"REPO", "Repo", "rEpO"} {
+		done := h.callAsync(t.Context(), &proxy.Call{Tool: "merge", Arguments: json.RawMessage(`{"` + key + `":"prod-x"}`)})
+		a := <-h.act.started
+		if a.req.Role != "Prod Maintainers" {
+			t.Fatalf("key %s: activation of %q", key, a.req.Role)
+		}
+		a.result <- activationResult{err: errors.New("denied")}
+		<-done
+	}
+	if h.up.calls.Load() != 1 {
+		t.Fatalf("forwarded %d calls, want only the first", h.up.calls.Load())
 	}
 }
 

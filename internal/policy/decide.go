@@ -212,19 +212,27 @@ func (d templateData) ArgsSummary() string {
 		}
 		tail := "" // what must still fit after this entry
 		if left := len(names) - i - 1; left > 0 {
-			tail = fmt.Sprintf(", (+%d more arguments)", left)
+			tail = ", " + moreArguments(left)
 		}
 		if n := utf8.RuneCountInString(entry + tail); used+n > summaryMax {
 			if b.Len() > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "(+%d more arguments)", len(names)-i)
+			b.WriteString(moreArguments(len(names) - i))
 			break
 		}
 		b.WriteString(entry)
 		used += utf8.RuneCountInString(entry)
 	}
 	return b.String()
+}
+
+// moreArguments says how many arguments a summary leaves out.
+func moreArguments(n int) string {
+	if n == 1 {
+		return "(+1 more argument)"
+	}
+	return fmt.Sprintf("(+%d more arguments)", n)
 }
 
 // quoteCut writes s as a JSON string of at most n characters, quotes
@@ -269,7 +277,6 @@ func escapeRune(r rune) string {
 		return `\r`
 	}
 	if unicode.IsPrint(r) { // not controls, format characters, separators or spaces other than ' '
-
 		return string(r)
 	}
 	if r > 0xFFFF {

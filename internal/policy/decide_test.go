@@ -521,7 +521,7 @@ func TestArgsSummaryCountsWhatDoesNotFit(t *testing.T) {
 		t.Fatalf("summary is %d characters, more than %d:\n%s", n, summaryMax, got)
 	}
 	shown := strings.Count(got, "=")
-	want := fmt.Sprintf("(+%d more arguments)", len(args)-shown)
+	want := moreArguments(len(args) - shown)
 	if shown == 0 || !strings.HasSuffix(got, want) {
 		t.Fatalf("summary %s\nwant %d shown and ending %q", got, shown, want)
 	}
@@ -534,7 +534,7 @@ func TestArgsSummaryCountsWhatDoesNotFit(t *testing.T) {
 		if utf8.RuneCountInString(got) > summaryMax {
 			t.Fatalf("%d arguments: summary of %d characters", n, utf8.RuneCountInString(got))
 		}
-		if shown := strings.Count(got, `"=`); shown < n && !strings.HasSuffix(got, fmt.Sprintf("(+%d more arguments)", n-shown)) {
+		if shown := strings.Count(got, `"=`); shown < n && !strings.HasSuffix(got, moreArguments(n-shown)) {
 			t.Fatalf("%d arguments, %d shown, no count: %s", n, shown, got)
 		}
 	}

@@ -38,17 +38,14 @@ func condHolds(c cond, args map[string]any, every bool) bool {
 }
 
 // matchesValue reports whether any (every, when every is set) reading of v
-// matches c's glob. For any, each reading is also tried case-folded against
-// the folded glob; for every, that adds nothing, since a reading matching
-// the glob matches it folded too.
+// matches c's glob. Each reading is tried as it is against the glob and
+// case-folded against the folded glob: two readings.
 func (c cond) matchesValue(v any, every bool) bool {
 	for _, r := range readings(v) {
-		m := match(c.glob, r)
-		if !every {
-			m = m || match(c.globFold, callargs.Fold(r))
-		}
-		if m != every {
-			return m
+		for _, m := range [2]bool{match(c.glob, r), match(c.globFold, callargs.Fold(r))} {
+			if m != every {
+				return m
+			}
 		}
 	}
 	return every
@@ -93,7 +90,7 @@ func values(v any, path []string, out []any) []any {
 
 // lookupKey finds key in m, ignoring case as encoding/json's struct binding
 // does. It does not allocate.
-func lookupKey[M ~map[string]any](m M, key string) (any, bool) {
+func lookupKey(m map[string]any, key string) (any, bool) {
 	if v, ok := m[key]; ok {
 		return v, true
 	}
