@@ -7,10 +7,16 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-gate/mcp-gate/internal/clock"
+	"github.com/mcp-gate/mcp-gate/internal/testupstream"
 )
 
 func TestParseMessage(t *testing.T) {
@@ -230,5 +236,95 @@ func TestStdioCancelCarriesTheClientsReason(t *testing.T) {
 				t.Errorf("ClientTimedOut = %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestStdioCancelWhileUpstreamStarts: a cancellation sent while the call
+// still waits for its upstream to start is not lost: the call is never
+// forwarded and gets no answer.
+func TestStdioCancelWhileUpstreamStarts(t *testing.T) {
+	up := testupstream.New(testupstream.Options{Name: "up", Clock: clock.Real{}, Exit: func(int) {}})
+	rec := &recorder{}
+	release := make(chan struct{})
+	held := rec.wrap(server.NewStreamableHTTPServer(up.MCP()))
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // the upstream is still starting
+		held.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: ts.URL + "/mcp"}}})
+	send, next := rawStdio(t, p)
+	send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	if m := next(); m["id"] != 1.0 {
+		t.Fatalf("initialize: %v", m)
+	}
+	send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"cancelled"}}}`)
+	send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2}}`)
+	// Lines are handled in order: once the ping is answered, the
+	// cancellation has been.
+	send(`{"jsonrpc":"2.0","id":9,"method":"ping"}`)
+	if m := next(); m["id"] != 9.0 {
+		t.Fatalf("ping: %v", m)
+	}
+	close(release)
+	send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"whoami"}}`)
+	for {
+		m := next()
+		if _, note := m["method"]; note {
+			continue
+		}
+		if m["id"] != 3.0 || m["result"] == nil {
+			t.Fatalf("got %v, want the answer to request 3 and none to the cancelled request 2", m)
+		}
+		break
+	}
+	if rec.seen("echo") {
+		t.Error("a call cancelled while its upstream started was forwarded")
+	}
+}
+
+// TestHTTPRefusesOversizeAndInvalidMessages: the HTTP front applies the same
+// message limit and rules as stdio, before anything else reads the body.
+func TestHTTPRefusesOversizeAndInvalidMessages(t *testing.T) {
+	url, _ := startUpstream(t, "up")
+	p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url}}, MaxMessageBytes: 1024})
+	ts := httptest.NewServer(p.HTTPHandler())
+	t.Cleanup(ts.Close)
+	for _, tt := range []struct {
+		path, body string
+		status     int
+		text       string
+	}{
+		{StreamablePath, `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"` + strings.Repeat("a", 2048) + `"}}`, http.StatusRequestEntityTooLarge, "longer than 1024 bytes"},
+		{MessagePath + "?sessionId=x", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"` + strings.Repeat("a", 2048) + `"}}`, http.StatusRequestEntityTooLarge, "longer than 1024 bytes"},
+		{StreamablePath, `{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}`, http.StatusBadRequest, "id must be"},
+		{StreamablePath, `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, http.StatusBadRequest, "batches"},
+		{StreamablePath, `null`, http.StatusBadRequest, "object"},
+	} {
+		resp, err := http.Post(ts.URL+tt.path, "application/json", strings.NewReader(tt.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var m struct {
+			ID    json.RawMessage `json:"id"`
+			Error struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if resp.StatusCode != tt.status || json.Unmarshal(b, &m) != nil || string(m.ID) != "null" ||
+			m.Error.Code != mcp.INVALID_REQUEST || !strings.Contains(m.Error.Message, tt.text) {
+			t.Errorf("%s %.50s: %d %s, want %d and error -32600 with id null mentioning %q", tt.path, tt.body, resp.StatusCode, b, tt.status, tt.text)
+		}
 	}
 }
