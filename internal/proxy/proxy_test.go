@@ -564,3 +564,40 @@ func TestCallTimeoutStartsAtForward(t *testing.T) {
 		t.Fatalf("a call held an hour before it was forwarded: %v %+v", a.err, a.res)
 	}
 }
+
+// TestCancelledCallIsNeverForwarded: a middleware that forwards a call the
+// client has cancelled meanwhile (an approval landing with the cancel)
+// reaches no upstream.
+func TestCancelledCallIsNeverForwarded(t *testing.T) {
+	for _, f := range fronts {
+		t.Run(f.name, func(t *testing.T) {
+			url, rec := startUpstream(t, "up")
+			entered := make(chan struct{})
+			forwarded := make(chan error, 1)
+			late := func(next CallFunc) CallFunc {
+				return func(ctx context.Context, c *Call) (Result, error) {
+					if c.Tool != "echo" {
+						return next(ctx, c)
+					}
+					close(entered)
+					<-ctx.Done()
+					_, err := next(ctx, c)
+					forwarded <- err
+					return nil, err
+				}
+			}
+			p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url}}, Middleware: late})
+			c := f.connect(t, p)
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() { _, _ = callTool(ctx, c, "echo", map[string]any{"text": "x"}) }()
+			<-entered
+			cancel()
+			if err := <-forwarded; !errors.Is(err, context.Canceled) {
+				t.Fatalf("forwarding a cancelled call: %v, want context.Canceled", err)
+			}
+			if rec.seen("echo") {
+				t.Error("a cancelled call reached the upstream")
+			}
+		})
+	}
+}
