@@ -535,32 +535,40 @@ func TestPolicyReload(t *testing.T) {
 	}
 }
 
-// TestHTTPCancelWithoutProgressTokenWithdrawsRequest: over Streamable HTTP,
-// a gated call without a progress token (the gate's direct path) that the
-// client cancels with notifications/cancelled has its PIM request
-// cancelled, and never runs: the request cannot be approved any more.
-func TestHTTPCancelWithoutProgressTokenWithdrawsRequest(t *testing.T) {
-	e := startPIM(t)
-	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice})
-	g := ServeGate(t, nil, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo")
-	c := g.Client(t, Protocols[0].Opts...)
-	req, a := cancelPendingCallOverHTTP(t, e, g, c, "user gave up")
-	Eventually(t, "the PIM request is cancelled", func() error {
-		for _, r := range e.srv.Requests() {
-			if r.ID == req.ID && r.Status == pimtest.StatusCanceled {
-				return nil
+// TestHTTPCancelWithdrawsRequest: over Streamable HTTP, a gated call that
+// the client cancels with notifications/cancelled has its PIM request
+// cancelled, and never runs: the request cannot be approved any more. Both
+// paths: without a progress token (the gate's direct path) and with one
+// (mcp-go's, which streams progress).
+func TestHTTPCancelWithdrawsRequest(t *testing.T) {
+	for _, tt := range []struct{ name, meta string }{
+		{"without progress token", ""},
+		{"with progress token", `,"_meta":{"progressToken":"p-del"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startPIM(t)
+			policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice})
+			g := ServeGate(t, nil, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo")
+			c := g.Client(t, Protocols[0].Opts...)
+			req, a := cancelPendingCallOverHTTP(t, e, g, c, tt.meta, "user gave up")
+			Eventually(t, "the PIM request is cancelled", func() error {
+				for _, r := range e.srv.Requests() {
+					if r.ID == req.ID && r.Status == pimtest.StatusCanceled {
+						return nil
+					}
+				}
+				return fmt.Errorf("request %s not cancelled: %+v", req.ID, e.srv.Requests())
+			})
+			if a.err != nil || !strings.Contains(a.body, `"error"`) || strings.Contains(a.body, `"result"`) {
+				t.Fatalf("cancelled call answered %d %s %v, want a JSON-RPC error", a.status, a.body, a.err)
 			}
-		}
-		return fmt.Errorf("request %s not cancelled: %+v", req.ID, e.srv.Requests())
-	})
-	if a.err != nil || !strings.Contains(a.body, `"error"`) || strings.Contains(a.body, `"result"`) {
-		t.Fatalf("cancelled call answered %d %s %v, want a JSON-RPC error", a.status, a.body, a.err)
-	}
-	if err := e.srv.Approve(req.ID); err == nil {
-		t.Fatal("the cancelled request could still be approved")
-	}
-	if got := upstreamRan(t, c, "delete_database"); got != "0" {
-		t.Fatalf("a cancelled call ran %s times", got)
+			if err := e.srv.Approve(req.ID); err == nil {
+				t.Fatal("the cancelled request could still be approved")
+			}
+			if got := upstreamRan(t, c, "delete_database"); got != "0" {
+				t.Fatalf("a cancelled call ran %s times", got)
+			}
+		})
 	}
 }
 
@@ -572,7 +580,7 @@ func TestClientTimeoutKeepsRequest(t *testing.T) {
 	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice})
 	g := ServeGate(t, nil, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo")
 	c := g.Client(t, Protocols[0].Opts...)
-	req, a := cancelPendingCallOverHTTP(t, e, g, c, "McpError: MCP error -32001: Request timed out")
+	req, a := cancelPendingCallOverHTTP(t, e, g, c, "", "McpError: MCP error -32001: Request timed out")
 	if a.err != nil || strings.Contains(a.body, `"result"`) {
 		t.Fatalf("cancelled call answered %d %s %v, want no result", a.status, a.body, a.err)
 	}
@@ -602,16 +610,16 @@ type postAnswer struct {
 	err    error
 }
 
-// cancelPendingCallOverHTTP posts a gated call without a progress token,
-// waits for its PIM request, cancels the call with reason and returns the
+// cancelPendingCallOverHTTP posts a gated call with params._meta meta (""
+// for none: then without a progress token), waits for its PIM request, cancels the call with reason and returns the
 // request and the call's answer.
-func cancelPendingCallOverHTTP(t *testing.T, e *pimEnv, g *Gate, c *client.Client, reason string) (pimtest.Request, postAnswer) {
+func cancelPendingCallOverHTTP(t *testing.T, e *pimEnv, g *Gate, c *client.Client, meta, reason string) (pimtest.Request, postAnswer) {
 	t.Helper()
 	sid := c.GetSessionId()
 	done := make(chan postAnswer, 1)
 	go func() {
 		status, body, err := Post(context.Background(), g.URL, sid,
-			`{"jsonrpc":"2.0","id":"del-1","method":"tools/call","params":{"name":"delete_database","arguments":{"name":"production"}}}`)
+			`{"jsonrpc":"2.0","id":"del-1","method":"tools/call","params":{"name":"delete_database","arguments":{"name":"production"}`+meta+`}}`)
 		done <- postAnswer{status, body, err}
 	}()
 	req := e.pendingRequest(t, alice)
