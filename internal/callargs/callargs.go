@@ -30,13 +30,14 @@ type Args struct {
 	obj map[string]any
 }
 
-// Raw is the arguments exactly as the client sent them; nil when it sent
-// none. The gate forwards these bytes: once Parse has accepted them they
-// have one reading in every conforming JSON parser, the one the gate
-// decided on, and forwarding them keeps each value, number literals
-// included, byte for byte what the policy matched. A re-encoding would add
-// nothing to that and would change what the client asked for (a number's
-// spelling, a large integer's precision in the upstream's parser).
+// Raw is the arguments exactly as the client sent them (empty or null when
+// it sent none). The gate forwards these bytes: once Parse has accepted
+// them, nothing in them is left to a parser's choice (RFC 8259 leaves
+// duplicate names and invalid characters to it), so every parser finds the
+// keys and values the gate decided on, and each value, number literals
+// included, is byte for byte what the policy matched. A re-encoding would
+// add nothing to that and would change what the client asked for (a
+// number's spelling, a large integer's digits).
 func (a *Args) Raw() json.RawMessage { return a.raw }
 
 // Object is the decoded arguments: objects as map[string]any, arrays as
