@@ -14,10 +14,12 @@ import (
 // the gate's user, so after the first call every call is admitted by the
 // grant cache. Compared with the same gate where echo needs no role, it
 // shows what the gated path costs once a grant is live, and the emulator's
-// request count shows that it makes no Graph request.
+// request count shows that the cached path makes no Graph request besides
+// the grant's re-confirmation, one read every half of approvals.recheck.
 const (
-	benchUser = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
-	benchRole = "Bench Operators"
+	benchUser    = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+	benchRole    = "Bench Operators"
+	benchRecheck = time.Minute // the default, written out
 )
 
 const gatedPolicy = `version: 1
@@ -26,6 +28,7 @@ approvals:
   tokenFile: %q
   graphURL: %s
   graphCAFile: %q
+  recheck: %s
 audit:
   path: %q
 tools:
@@ -52,7 +55,7 @@ var gateStdioCachedGrant = setup{"gate stdio→stdio, echo on a cached grant", f
 		return nil, err
 	}
 	caFile, tokenFile, policyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "token"), filepath.Join(dir, "policy.yaml")
-	policy := fmt.Sprintf(gatedPolicy, tokenFile, srv.URL(), caFile, filepath.Join(dir, "audit.jsonl"), benchRole)
+	policy := fmt.Sprintf(gatedPolicy, tokenFile, srv.URL(), caFile, benchRecheck, filepath.Join(dir, "audit.jsonl"), benchRole)
 	for name, data := range map[string][]byte{caFile: srv.CACertPEM(), tokenFile: []byte(srv.Token(benchUser)), policyFile: []byte(policy)} {
 		if err := os.WriteFile(name, data, 0o600); err != nil {
 			srv.Close()
@@ -78,14 +81,22 @@ func cachedGrantTargets(protocol string) []target {
 		{"gated on a cached grant c=1 " + protocol + " p50, gated/ungated", "≤ 1.05×", ratioTarget(key, func(r result) float64 {
 			return ratio(float64(r.subject.P50), float64(r.baseline.P50))
 		}, func(v float64) bool { return v <= 1.05 }, "%.2f×")},
-		{"gated on a cached grant c=1 " + protocol + ": Graph requests during the measured calls", "0", func(results map[string]result) (string, bool, bool) {
+		{"gated on a cached grant c=1 " + protocol + ": Graph requests during the measured calls", "0 besides re-confirmations (1 per recheck/2)", func(results map[string]result) (string, bool, bool) {
 			r, ok := results[key]
 			if !ok || r.err != nil || r.graphHits < 0 {
 				return "", false, false
 			}
-			return fmt.Sprint(r.graphHits), r.graphHits == 0, true
+			due := confirmationsDue(r.measured)
+			return fmt.Sprintf("%d (re-confirmations due in %s: ≤ %d)", r.graphHits, r.measured.Round(time.Second), due), r.graphHits <= due, true
 		}},
 	}
 }
 
 const cachedGrantCase = "gated (cached grant) vs ungated, both through the gate, stdio"
+
+// confirmationsDue is how many re-confirmations of the cached grant can fall
+// within d: one every half of benchRecheck, the first possibly at once.
+func confirmationsDue(d time.Duration) int {
+	half := benchRecheck / 2
+	return int((d + half - 1) / half)
+}

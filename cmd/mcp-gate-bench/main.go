@@ -130,6 +130,7 @@ type result struct {
 	idleAnonKB        int64         // the anonymous part of idleKB; the rest is mapped binary
 	cpuPerCall        time.Duration // the gate's CPU time per call; 0 when unknown
 	graphHits         int           // Graph requests during the measured calls; -1 when no emulator runs
+	measured          time.Duration // from the first measured call to the last, both systems' rounds
 	err               error
 }
 
@@ -310,6 +311,7 @@ func (b *bench) compare(ctx context.Context, bc benchCase) (res result) {
 			return result{err: err}
 		}
 	}
+	measureStart := time.Now()
 	for i := range b.rounds {
 		// Spread b.n calls over the rounds; the first rounds take the remainder.
 		n := b.n / b.rounds
@@ -323,7 +325,8 @@ func (b *bench) compare(ctx context.Context, bc benchCase) (res result) {
 			return result{err: fmt.Errorf("%s: %w", bc.subject.name, err)}
 		}
 	}
-	res = result{baseline: summarize(base.lat, base.wall), subject: summarize(subj.lat, subj.wall), idleKB: idle.rssKB, idleAnonKB: idle.anonKB, graphHits: -1}
+	res = result{baseline: summarize(base.lat, base.wall), subject: summarize(subj.lat, subj.wall), idleKB: idle.rssKB, idleAnonKB: idle.anonKB, graphHits: -1,
+		measured: time.Since(measureStart)}
 	if hits0 >= 0 {
 		res.graphHits = subj.sys.graphHits() - hits0
 	}

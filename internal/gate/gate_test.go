@@ -47,11 +47,12 @@ tools:
 
 // fakeActivator activates roles by handing each activation to the test.
 type fakeActivator struct {
-	principal string
-	resolved  atomic.Int32
-	started   chan activation
-	confirms  atomic.Int32                 // calls of Active
-	active    atomic.Pointer[activeAnswer] // what Active answers
+	principal   string
+	resolved    atomic.Int32
+	started     chan activation
+	activations atomic.Int32                 // calls of Activate
+	confirms    atomic.Int32                 // calls of Active
+	active      atomic.Pointer[activeAnswer] // what Active answers
 }
 
 type activation struct {
@@ -81,6 +82,7 @@ func (f *fakeActivator) ResolveRole(_ context.Context, role string) (string, err
 }
 
 func (f *fakeActivator) Activate(ctx context.Context, req pim.Request, onStatus func(pim.Status)) (pim.Grant, error) {
+	f.activations.Add(1)
 	a := activation{ctx: ctx, req: req, onStatus: onStatus, result: make(chan activationResult, 1)}
 	f.started <- a
 	select {
@@ -99,6 +101,10 @@ func (f *fakeActivator) Active(context.Context, string, string) (pim.Grant, bool
 	}
 	return pim.Grant{}, false, nil
 }
+
+// graphRequests is how many times the gate asked the Activator for
+// anything that goes to Graph: activations and confirmations.
+func (f *fakeActivator) graphRequests() int32 { return f.activations.Load() + f.confirms.Load() }
 
 type activeAnswer struct {
 	grant pim.Grant

@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -105,5 +107,62 @@ func TestOnlyLiveGrantsAdmit(t *testing.T) {
 				t.Fatalf("the upstream ran delete_database %s times, want 1", got)
 			}
 		})
+	}
+}
+
+// TestRevokedGrantStopsAdmitting: a grant an administrator removes in Entra
+// stops admitting calls within approvals.recheck, although the gate had it
+// cached for the rest of the hour.
+func TestRevokedGrantStopsAdmitting(t *testing.T) {
+	const recheck = 5 * time.Second
+	e := startPIM(t)
+	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice, approvals: fmt.Sprintf("  wait: 0s\n  recheck: %s\n", recheck)})
+	c := demoGate(t, policyFile)
+	args := map[string]any{"name": "prod"}
+	if res := Call(t, c, "delete_database", args); !res.IsError || !strings.Contains(Text(t, res), "Not run yet") {
+		t.Fatalf("first answer = %q, want a receipt", Text(t, res))
+	}
+	if err := e.srv.Approve(e.pendingRequest(t, alice).ID); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, "the call goes through once approved", func() error {
+		if res := Call(t, c, "delete_database", args); res.IsError {
+			return errors.New(Text(t, res))
+		}
+		return nil
+	})
+	ran := 1
+
+	revoked := time.Now()
+	if err := e.srv.Revoke(alice, dbaRole); err != nil {
+		t.Fatal(err)
+	}
+	// Call until a call is refused. Any call that started more than recheck
+	// after the revocation was admitted on a grant last seen live more than
+	// recheck before it.
+	for {
+		started := time.Now()
+		if started.After(revoked.Add(recheck + 10*time.Second)) {
+			t.Fatalf("calls still admitted %v after the grant was revoked in Entra (recheck %v)", started.Sub(revoked), recheck)
+		}
+		res := Call(t, c, "delete_database", args)
+		if res.IsError {
+			if text := Text(t, res); !strings.Contains(text, "Not run yet") {
+				t.Fatalf("refusal = %q, want a receipt for a new request", text)
+			}
+			t.Logf("refused %v after the revocation", started.Sub(revoked).Round(time.Millisecond))
+			break
+		}
+		ran++
+		if started.After(revoked.Add(recheck)) {
+			t.Fatalf("a call that started %v after the revocation was admitted (recheck %v)", started.Sub(revoked), recheck)
+		}
+	}
+	if got := upstreamRan(t, c, "delete_database"); got != fmt.Sprint(ran) {
+		t.Fatalf("the upstream ran delete_database %s times, want the %d admitted calls", got, ran)
+	}
+	// The refused call asked for the role again rather than reuse the grant.
+	if n := e.srv.CreateCount(); n != 2 {
+		t.Fatalf("%d activation requests, want 2", n)
 	}
 }
