@@ -65,6 +65,8 @@ type Server struct {
 	srv   *http.Server
 	url   string
 	caPEM []byte
+
+	issuer issuerState // the tenant's sign-in service (issuer.go)
 }
 
 // faultState is the active fault plan and its counters.
@@ -288,6 +290,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.serveGraph(ex)
+	case strings.HasPrefix(r.URL.Path, "/"+s.dir.tenantID+"/"):
+		s.serveIssuer(ex)
 	default:
 		ex.fail(&graphError{http.StatusNotFound, "BadRequest", fmt.Sprintf("Invalid version: %s", firstSegment(r.URL.Path))})
 	}
