@@ -108,7 +108,11 @@ func TestOnBehalfOf(t *testing.T) {
 		{"expired token", oboForm(e.UserToken(bob, gateAppURI, UserLifetime(-time.Minute))), http.StatusBadRequest, "invalid_grant"},
 		{"unsigned token", oboForm(e.UserToken(bob, gateAppURI, Unsigned())), http.StatusBadRequest, "invalid_grant"},
 		{"not on-behalf-of", func() url.Values { f := forAud(gateAppURI); f.Set("grant_type", "client_credentials"); return f }(), http.StatusBadRequest, "unsupported_grant_type"},
-		{"not graph", func() url.Values { f := forAud(gateAppURI); f.Set("scope", "https://vault.azure.net/.default"); return f }(), http.StatusBadRequest, "invalid_scope"},
+		{"not graph", func() url.Values {
+			f := forAud(gateAppURI)
+			f.Set("scope", "https://vault.azure.net/.default")
+			return f
+		}(), http.StatusBadRequest, "invalid_scope"},
 	}
 	for _, tt := range tests {
 		status, body := e.obo(t, tt.form)
