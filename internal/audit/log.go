@@ -45,7 +45,7 @@ func WithSyncEachWrite() Option { return func(l *Log) { l.syncEach = true } }
 // orders their writes and the chain follows the file's real last line).
 //
 // Before each record it checks that the file it has open is still the one
-// at its path and no shorter than it left it (one fstat and one stat), so a
+// at its path and no shorter than it left it (one stat), so a
 // log deleted, renamed, replaced or truncated under it is noticed at the
 // next record. That failure is sticky: the Log takes no more records, and
 // the gate none of its calls, until it is reopened.
@@ -55,12 +55,13 @@ type Log struct {
 	path     string
 
 	mu      sync.Mutex
-	f       *os.File // nil once closed
-	head    *os.File // the checkpoint, overwritten in place
-	prev    string   // hex SHA-256 of the file's last line
-	end     int64    // file size after the line prev was computed from
-	records int64    // lines in the file up to end
-	err     error    // sticky: the file may end in a torn line, or is not the log any more
+	f       *os.File    // nil once closed
+	head    *os.File    // the checkpoint, overwritten in place
+	id      os.FileInfo // f's identity, to tell it from another file at path
+	prev    string      // hex SHA-256 of the file's last line
+	end     int64       // file size after the line prev was computed from
+	records int64       // lines in the file up to end
+	err     error       // sticky: the file may end in a torn line, or is not the log any more
 }
 
 // Open opens or creates the log at path (its directory 0700, the file and
@@ -149,6 +150,7 @@ func (l *Log) resume(f *os.File) error {
 	if err != nil {
 		return err
 	}
+	l.id = st
 	cp, err := ReadCheckpoint(head)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -236,21 +238,18 @@ func (l *Log) Write(_ context.Context, r Record) error {
 
 // stillTheLog checks that the open file is still the one at the log's path
 // and has not shrunk, and catches up with lines another process appended.
-// The caller holds the file lock. Cost: one fstat and one stat.
+// The caller holds the file lock. Cost: one stat of the path, whose result
+// is also the open file's size when it is the same file.
 func (l *Log) stillTheLog() error {
-	st, err := l.f.Stat()
-	if err != nil {
-		return err
-	}
 	const restart = "no call goes through until mcp-gate is restarted"
-	at, err := os.Stat(l.path)
+	st, err := os.Stat(l.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("the audit log %s was deleted or renamed under mcp-gate; %s (put the file back first, or move %s aside to start a new log)",
 			l.path, restart, CheckpointPath(l.path))
 	case err != nil:
 		return fmt.Errorf("the audit log %s cannot be checked: %w", l.path, err)
-	case !os.SameFile(st, at):
+	case !os.SameFile(l.id, st):
 		return fmt.Errorf("the audit log %s was replaced or renamed under mcp-gate (its path names another file now); %s (put the file back first, or move both it and %s aside to start a new log)",
 			l.path, restart, CheckpointPath(l.path))
 	case st.Size() < l.end:
