@@ -110,6 +110,41 @@ func TestAuditRecordPrecedesUpstream(t *testing.T) {
 	}
 }
 
+// TestAuditRecordPrecedesGrantedCall: a call admitted on a PIM grant, once
+// approved and then from the cache, is on record before the upstream runs.
+func TestAuditRecordPrecedesGrantedCall(t *testing.T) {
+	e := startPIM(t)
+	policyFile, auditFile := e.gatedPolicy(t, gateOpts{principal: alice})
+	c, _ := StdioGate(t, nil, append([]string{"--policy", policyFile, "--"}, append(Upstream("db"), "--audit-log", auditFile)...))
+	probe := func(nonce string) (string, error) {
+		res, err := TryCall(t.Context(), c, testupstream.ProbeTool, map[string]any{"nonce": nonce})
+		if err != nil {
+			return "", err
+		}
+		return Text(t, res), nil
+	}
+
+	type answer struct {
+		text string
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		text, err := probe("approved")
+		done <- answer{text, err}
+	}()
+	if err := e.srv.Approve(e.pendingRequest(t, alice).ID); err != nil {
+		t.Fatal(err)
+	}
+	a := Receive(t, "the answer to the approved call", done)
+	if a.err != nil || !strings.HasPrefix(a.text, "recorded ") {
+		t.Fatalf("call admitted on approval: %v %q, want the upstream to find its record", a.err, a.text)
+	}
+	if text, err := probe("cached"); err != nil || !strings.HasPrefix(text, "recorded ") {
+		t.Fatalf("call admitted on the cached grant: %v %q, want the upstream to find its record", err, text)
+	}
+}
+
 // httpUpstream starts the test upstream with its demo tools over
 // Streamable HTTP and returns its URL, so that a test can ask it directly
 // what ran, whatever the gate in front of it does.

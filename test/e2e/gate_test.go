@@ -102,9 +102,10 @@ tools:
   calls: allow
   delete_database: {role: %s}
   send_payment: {role: %s}
+  audited: {role: %s}
   crash: deny
   "*": deny
-`, tokenFile, o.graphURL, e.caFile, o.approvals, auditFile, dbaRole, treasury))
+`, tokenFile, o.graphURL, e.caFile, o.approvals, auditFile, dbaRole, treasury, dbaRole))
 	return policyFile, auditFile
 }
 
