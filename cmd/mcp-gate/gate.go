@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
 	"github.com/mcp-gate/mcp-gate/internal/audit"
 	"github.com/mcp-gate/mcp-gate/internal/clock"
 	"github.com/mcp-gate/mcp-gate/internal/gate"
@@ -92,14 +94,16 @@ func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer) (*pim.
 		return nil, nil
 	}
 	ap := pol.Approvals()
-	cred, err := pim.NewCredential(ap.Credential, pim.CredentialOptions{TenantID: ap.TenantID, TokenFile: ap.TokenFile, Prompt: stderr})
+	cred, err := newCredential(ap, stderr)
 	if err != nil {
-		return nil, fmt.Errorf("approvals.credential %s: %w", ap.Credential, err)
+		return nil, err
 	}
 	c, err := pim.New(pim.Config{
 		GraphURL:       ap.GraphURL,
 		CAFile:         ap.GraphCAFile,
 		Credential:     cred,
+		CredentialKind: ap.Credential,
+		TenantID:       ap.TenantID,
 		PrincipalID:    ap.PrincipalID,
 		PollInterval:   ap.PollInterval,
 		PollMaxBackoff: ap.PollMaxBackoff,
@@ -109,6 +113,23 @@ func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer) (*pim.
 		return nil, fmt.Errorf("approvals: %w", err)
 	}
 	return c, nil
+}
+
+// newCredential builds the credential approvals: names. Sign-in prompts go
+// to stderr, never stdout (the MCP stream); the interactive credentials
+// load the record `mcp-gate login` kept.
+func newCredential(ap policy.Approvals, stderr io.Writer) (azcore.TokenCredential, error) {
+	record, err := policy.ExpandHome(pim.DefaultRecordFile)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := pim.NewCredential(ap.Credential, pim.CredentialOptions{
+		TenantID: ap.TenantID, ClientID: ap.ClientID, TokenFile: ap.TokenFile, RecordFile: record, Prompt: stderr,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("approvals.credential %s: %w", ap.Credential, err)
+	}
+	return cred, nil
 }
 
 // upstreams returns the policy's upstreams: entries for the proxy.

@@ -291,10 +291,27 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 	if a.req.TicketNumber != "" || a.req.TicketSystem != "" {
 		body.TicketInfo = &ticketInfo{TicketNumber: a.req.TicketNumber, TicketSystem: a.req.TicketSystem}
 	}
+	// A claims challenge this role made before is met up front.
+	var token string
+	steppedUp := false
+	a.c.mu.Lock()
+	known := a.c.needs[a.roleID]
+	a.c.mu.Unlock()
+	if known != nil && a.c.interactive() {
+		tok, err := a.c.challengeToken(ctx, known)
+		if err != nil {
+			return scheduleRequest{}, a.wrap(err)
+		}
+		token, steppedUp = tok, true
+	}
 	firstPost := a.c.clock.Now()
 	for attempt := 1; ; attempt++ {
 		var sr scheduleRequest
-		_, err := a.c.send(ctx, http.MethodPost, a.c.url(pathRequests), body, &sr)
+		pctx := ctx
+		if token != "" {
+			pctx = withBearer(ctx, token)
+		}
+		_, err := a.c.send(pctx, http.MethodPost, a.c.url(pathRequests), body, &sr)
 		if err == nil && sr.ID == "" {
 			return scheduleRequest{}, a.wrap(errors.New("the answer has no request id"))
 		}
@@ -312,6 +329,21 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 		switch {
 		case isGE && ge.Code == "RoleAssignmentExists":
 			return scheduleRequest{}, a.wrap(err) // Activate reads the assignment back
+		case isGE && ge.Claims != "" && steppedUp:
+			return scheduleRequest{}, a.wrap(&ChallengeError{Graph: ge, Kind: a.c.kind, Retried: true})
+		case isGE && ge.Claims != "":
+			// MFA or an authentication context: a 400 that made no
+			// request. Sign in again for it and post once more.
+			a.c.mu.Lock()
+			a.c.needs[a.roleID] = ge
+			a.c.mu.Unlock()
+			tok, terr := a.c.challengeToken(ctx, ge)
+			if terr != nil {
+				return scheduleRequest{}, a.wrap(terr)
+			}
+			token, steppedUp = tok, true
+			a.c.log.Info("pim: signed in again for a claims challenge; requesting once more", "roleDefinitionId", a.roleID, "code", ge.Code)
+			continue
 		case isGE && ge.Code == "PendingRoleAssignmentRequest":
 			// Someone else's POST won; wait on theirs.
 		case errors.Is(err, ErrUnreachable), isGE && ge.transient():

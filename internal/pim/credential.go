@@ -19,12 +19,14 @@ import (
 // no token file is configured.
 const TokenEnv = "MCP_GATE_GRAPH_TOKEN"
 
-// CredentialOptions tunes NewCredential; every field is optional.
+// CredentialOptions tunes NewCredential. ClientID is required for
+// "browser" and "devicecode"; every other field is optional.
 type CredentialOptions struct {
-	TenantID  string
-	ClientID  string    // app registration (devicecode, browser, workloadidentity) or user-assigned managed identity
-	TokenFile string    // "token": read the bearer token from this file (else TokenEnv)
-	Prompt    io.Writer // "devicecode": where the sign-in instructions go; default os.Stderr
+	TenantID   string
+	ClientID   string    // app registration (devicecode, browser, workloadidentity) or user-assigned managed identity
+	TokenFile  string    // "token": read the bearer token from this file (else TokenEnv)
+	RecordFile string    // "browser", "devicecode": the authentication record `mcp-gate login` keeps; empty: none
+	Prompt     io.Writer // "devicecode": where the sign-in instructions go; default os.Stderr
 }
 
 // CredentialKinds lists the names NewCredential accepts.
@@ -54,19 +56,8 @@ func NewCredential(kind string, opts CredentialOptions) (azcore.TokenCredential,
 		if cli, err = azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: opts.TenantID}); err == nil {
 			cred = azureCLICredential{cli}
 		}
-	case "devicecode":
-		cred, err = azidentity.NewDeviceCodeCredential(&azidentity.DeviceCodeCredentialOptions{
-			TenantID: opts.TenantID,
-			ClientID: opts.ClientID,
-			UserPrompt: func(_ context.Context, m azidentity.DeviceCodeMessage) error {
-				_, err := fmt.Fprintln(prompt, m.Message)
-				return err
-			},
-		})
-	case "browser":
-		cred, err = azidentity.NewInteractiveBrowserCredential(&azidentity.InteractiveBrowserCredentialOptions{
-			TenantID: opts.TenantID, ClientID: opts.ClientID,
-		})
+	case "devicecode", "browser":
+		cred, err = newInteractive(kind, opts, prompt)
 	case "managedidentity":
 		o := &azidentity.ManagedIdentityCredentialOptions{}
 		if opts.ClientID != "" {

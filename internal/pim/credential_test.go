@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,9 +100,20 @@ func TestTokenCredential(t *testing.T) {
 func TestNewCredentialKinds(t *testing.T) {
 	t.Setenv(pim.TokenEnv, "x.y.z")
 	// environment and workloadidentity need AZURE_* variables to build.
+	opts := pim.CredentialOptions{TenantID: "72f988bf-0000-4000-8000-000000000001", ClientID: "3b1a7c52-9d4e-4f60-8a1b-2c3d4e5f6a7b", Prompt: io.Discard}
 	for _, kind := range []string{"default", "azurecli", "devicecode", "browser", "managedidentity", "token"} {
-		if _, err := pim.NewCredential(kind, pim.CredentialOptions{TenantID: "72f988bf-0000-4000-8000-000000000001"}); err != nil {
+		if _, err := pim.NewCredential(kind, opts); err != nil {
 			t.Errorf("NewCredential(%s): %v", kind, err)
+		}
+	}
+	// The Azure CLI's app cannot be granted the PIM scopes, so an
+	// interactive credential without the organisation's app is refused.
+	for _, kind := range []string{"devicecode", "browser"} {
+		if _, err := pim.NewCredential(kind, pim.CredentialOptions{Prompt: io.Discard}); !errors.Is(err, pim.ErrNoClientID) {
+			t.Errorf("NewCredential(%s) without clientId: err = %v, want ErrNoClientID", kind, err)
+		}
+		if _, err := pim.NewCredential(kind, pim.CredentialOptions{ClientID: "mcp-gate", Prompt: io.Discard}); err == nil || !strings.Contains(err.Error(), "GUID") {
+			t.Errorf("NewCredential(%s) with a clientId that is no GUID: err = %v", kind, err)
 		}
 	}
 	if _, err := pim.NewCredential("kerberos", pim.CredentialOptions{}); err == nil || !strings.Contains(err.Error(), "azurecli") {

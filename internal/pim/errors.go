@@ -1,12 +1,15 @@
 package pim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,6 +32,12 @@ type GraphError struct {
 	RequestID   string        // innerError.request-id (for Microsoft support)
 	FailedRules []string      // for RoleAssignmentRequestPolicyValidationFailed
 	RetryAfter  time.Duration // from the Retry-After header, when sent
+	Scope       string        // the delegated permission the refused request needs
+	Missing     []string      // on a 403: the permissions mcp-gate needs that the token's scp lacks
+	// Claims is the claims challenge a token must meet for the request to
+	// pass: the one in an authentication-context refusal, or MFA for a
+	// refusal by MfaRule alone.
+	Claims string
 }
 
 func (e *GraphError) Error() string {
@@ -61,7 +70,7 @@ func (e *GraphError) transient() bool {
 var ruleName = regexp.MustCompile(`\b[A-Z][A-Za-z]*Rule\b`)
 
 func newGraphError(resp *http.Response, body []byte, now time.Time) *GraphError {
-	e := &GraphError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("request-id")}
+	e := &GraphError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("request-id"), Scope: scopeFor(resp.Request)}
 	var odata struct {
 		Error struct {
 			Code       string `json:"code"`
@@ -80,8 +89,14 @@ func newGraphError(resp *http.Response, body []byte, now time.Time) *GraphError 
 	if e.Message == "" {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
-	if e.Code == "RoleAssignmentRequestPolicyValidationFailed" {
+	switch e.Code {
+	case "RoleAssignmentRequestPolicyValidationFailed":
 		e.FailedRules = ruleName.FindAllString(e.Message, -1)
+		if len(e.FailedRules) > 0 && !slices.ContainsFunc(e.FailedRules, func(r string) bool { return r != "MfaRule" }) {
+			e.Claims = mfaClaims
+		}
+	case codeAcrs:
+		e.Claims = claimsIn(e.Message)
 	}
 	if ra, ok := retryAfter(resp.Header.Get("Retry-After"), now); ok {
 		e.RetryAfter = ra
@@ -92,17 +107,17 @@ func newGraphError(resp *http.Response, body []byte, now time.Time) *GraphError 
 var ruleMessages = map[string]string{
 	"JustificationRule": "this role requires a justification: set `justification` on the policy rule (or approvals.justification)",
 	"TicketingRule":     "this role requires ticket information: set `ticket: required` on the policy rule and pass a ticket number",
-	"MfaRule":           "this role requires multi-factor authentication: sign in again with MFA (e.g. `az logout` then `az login`) and retry",
+	"MfaRule":           "this role requires multi-factor authentication (MFA) on activation: sign in again with MFA (`mcp-gate login`) and call again",
 	"ExpirationRule":    "the requested grant is longer than the role allows: lower `grant` on the policy rule (or approvals.defaultGrant)",
 	"EligibilityRule":   "you are not eligible for this role (or your eligibility has expired): ask an administrator for an eligible assignment",
 }
 
 var codeMessages = map[string]string{
-	"RoleAssignmentExists":                      "the role is already active for you: call again",
-	"PendingRoleAssignmentRequest":              "a request for this role is already waiting: approve it (or cancel it) in the Entra PIM portal, then call again",
-	"RoleNotFound":                              "the role does not exist in this tenant: check the role name or id in the policy file",
-	"SubjectNotFound":                           "the principal does not exist in this tenant: check approvals.principalId and approvals.tenantId",
-	"RoleAssignmentRequestAcrsValidationFailed": "this role requires a Conditional Access authentication context: sign in again satisfying it (e.g. with MFA) and retry",
+	"RoleAssignmentExists":         "the role is already active for you: call again",
+	"PendingRoleAssignmentRequest": "a request for this role is already waiting: approve it (or cancel it) in the Entra PIM portal, then call again",
+	"RoleNotFound":                 "the role does not exist in this tenant: check the role name or id in the policy file",
+	"SubjectNotFound":              "the principal does not exist in this tenant: check approvals.principalId and approvals.tenantId",
+	codeAcrs:                       "this role requires a Conditional Access authentication context: sign in again satisfying it (`mcp-gate login`) and call again",
 }
 
 // UserMessage says what went wrong and what the user can do about it.
@@ -126,11 +141,73 @@ func (e *GraphError) UserMessage() string {
 	case isThrottleStatus(e.StatusCode):
 		return "Microsoft Graph is throttling requests: wait a minute and call again"
 	case e.StatusCode == http.StatusUnauthorized:
-		return "Microsoft Graph rejected the sign-in token: sign in again (e.g. `az login`) and retry"
+		return "Microsoft Graph rejected the sign-in token: sign in again (`mcp-gate login`) and call again"
 	case e.StatusCode == http.StatusForbidden:
-		return "Microsoft Graph refused access: the signed-in user must be the configured principal and the app needs the delegated permission RoleAssignmentSchedule.ReadWrite.Directory (see the PIM client docs); " + e.Message
+		return e.permissionMessage()
 	}
 	return e.Message
+}
+
+// codeAcrs is Graph's refusal of a token without the authentication
+// context a role requires.
+const codeAcrs = "RoleAssignmentRequestAcrsValidationFailed"
+
+// mfaClaims asks Entra for an access token whose amr says MFA was done.
+const mfaClaims = `{"access_token":{"amr":{"essential":true,"values":["mfa"]}}}`
+
+// claimsStart finds a claims request in a message, raw or URL-encoded.
+var claimsStart = regexp.MustCompile(`\{\s*"access_token"`)
+
+// claimsIn returns the claims challenge a Graph message carries, compacted,
+// or "" when it has none.
+func claimsIn(msg string) string {
+	candidates := []string{msg}
+	if u, err := url.QueryUnescape(msg); err == nil && u != msg {
+		candidates = append(candidates, u)
+	}
+	for _, s := range candidates {
+		loc := claimsStart.FindStringIndex(s)
+		if loc == nil {
+			continue
+		}
+		var raw json.RawMessage
+		if json.NewDecoder(strings.NewReader(s[loc[0]:])).Decode(&raw) != nil {
+			continue
+		}
+		var b bytes.Buffer
+		if json.Compact(&b, raw) == nil {
+			return b.String()
+		}
+	}
+	return ""
+}
+
+// fixPermissions says how to get a token with the PIM permissions.
+const fixPermissions = "mcp-gate must sign in through your organisation's app registration that has these delegated Microsoft Graph permissions " +
+	"with admin consent: set approvals.clientId to its application id and credential: browser or devicecode, then run `mcp-gate login` " +
+	"(the Azure CLI's token can never carry it; see docs/pim-client.md)"
+
+// permissionMessage explains a 403: which delegated permission the call
+// needs and how to get a token that has it.
+func (e *GraphError) permissionMessage() string {
+	scope := "permission " + e.Scope
+	switch {
+	case len(e.Missing) > 1:
+		scope = "permissions " + strings.Join(e.Missing, ", ")
+	case len(e.Missing) == 1:
+		scope = "permission " + e.Missing[0]
+	case e.Scope == "":
+		scope = "permission " + ScopeActivate
+	}
+	if e.Code == "Authorization_RequestDenied" {
+		return fmt.Sprintf("Microsoft Graph refused the call (Authorization_RequestDenied: %s): either the signed-in user is not approvals.principalId, "+
+			"or the token lacks the delegated %s; for the latter, %s", e.Message, scope, fixPermissions)
+	}
+	code := e.Code
+	if code == "" {
+		code = "403"
+	}
+	return fmt.Sprintf("Microsoft Graph refused the call (%s): the sign-in token lacks the delegated %s; %s", code, scope, fixPermissions)
 }
 
 // RefusedError says PIM finished a request without granting the role.
@@ -163,6 +240,8 @@ func UserMessage(err error) string {
 	var ge *GraphError
 	var re *RefusedError
 	var nl *NotLiveError
+	var ce *ChallengeError
+	var se *SignInError
 	switch {
 	case err == nil:
 		return ""
@@ -170,6 +249,10 @@ func UserMessage(err error) string {
 		return re.UserMessage()
 	case errors.As(err, &nl):
 		return nl.UserMessage()
+	case errors.As(err, &ce):
+		return ce.UserMessage()
+	case errors.As(err, &se):
+		return se.UserMessage()
 	case errors.As(err, &ge):
 		return ge.UserMessage()
 	case errors.Is(err, ErrNotEligible), errors.Is(err, ErrInvalidPrincipal), errors.Is(err, ErrRoleNotFound):
@@ -179,7 +262,7 @@ func UserMessage(err error) string {
 	case errors.Is(err, errAzureCLI):
 		return "the Azure CLI gave no Microsoft Graph token: run `az login --tenant <approvals.tenantId>` as the user PIM activates roles for, then call again: " + err.Error()
 	case errors.Is(err, ErrAuth):
-		return "could not sign in to Microsoft Graph (for desktop use: run `az login` and set credential: azurecli): " + err.Error()
+		return "could not get a Microsoft Graph token (`mcp-gate doctor` shows why; on a desktop, use credential: browser or devicecode with approvals.clientId and run `mcp-gate login`): " + err.Error()
 	case errors.Is(err, ErrUnreachable):
 		return "Microsoft Graph is unreachable: check the network and approvals.graphURL, then call again"
 	case errors.Is(err, context.DeadlineExceeded):

@@ -157,7 +157,11 @@ func (c *Client) send(ctx context.Context, method, rawURL string, body, out any)
 	c.log.Debug("pim: Graph call", "method", method, "path", req.Raw().URL.Path, "status", resp.StatusCode,
 		"requestId", resp.Header.Get("request-id"))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.Header, newGraphError(resp, data, c.clock.Now())
+		ge := newGraphError(resp, data, c.clock.Now())
+		if ge.StatusCode == http.StatusForbidden {
+			ge.Missing = c.missingPermissions(ctx)
+		}
+		return resp.Header, ge
 	}
 	if out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -76,6 +76,8 @@ type Config struct {
 	GraphURL       string // default DefaultGraphURL; http:// only for a loopback host
 	CAFile         string // extra PEM CA certificate(s) to trust besides the system pool
 	Credential     azcore.TokenCredential
+	CredentialKind string             // approvals.credential: decides how a claims challenge is met
+	TenantID       string             // for the az login command a claims challenge asks of azurecli users
 	PrincipalID    string             // the user's object id; empty: the oid of the credential's token
 	PollInterval   time.Duration      // first poll delay, default 1s
 	PollMaxBackoff time.Duration      // cap of the doubling poll delay, default 30s
@@ -90,6 +92,8 @@ type Client struct {
 	base        *url.URL
 	pl          runtime.Pipeline
 	cred        azcore.TokenCredential
+	kind        string
+	tenantID    string
 	principalID string
 	poll, max   time.Duration
 	clock       Clock
@@ -97,8 +101,9 @@ type Client struct {
 	log         *slog.Logger
 
 	mu    sync.Mutex
-	roles map[string]string // role name -> roleDefinitionId
-	oid   string            // cached oid of the credential's token
+	roles map[string]string      // role name -> roleDefinitionId
+	oid   string                 // cached oid of the credential's token
+	needs map[string]*GraphError // roleDefinitionId -> its last claims challenge, met up front since
 }
 
 // New validates cfg and builds a Client. It makes no network calls.
@@ -142,6 +147,8 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		base:        base,
 		cred:        cfg.Credential,
+		kind:        cfg.CredentialKind,
+		tenantID:    cfg.TenantID,
 		principalID: cfg.PrincipalID,
 		poll:        cfg.PollInterval,
 		max:         cfg.PollMaxBackoff,
@@ -149,11 +156,12 @@ func New(cfg Config) (*Client, error) {
 		jitter:      cfg.Jitter,
 		log:         cfg.Logger,
 		roles:       map[string]string{},
+		needs:       map[string]*GraphError{},
 	}
 	c.pl = runtime.NewPipeline("mcp-gate/pim", "v1", runtime.PipelineOptions{
 		PerCall: []policy.Policy{&retryPolicy{c: c}},
 		PerRetry: []policy.Policy{runtime.NewBearerTokenPolicy(authCredential{cfg.Credential}, []string{GraphScope},
-			&policy.BearerTokenOptions{InsecureAllowCredentialWithHTTP: base.Scheme == "http"})},
+			&policy.BearerTokenOptions{InsecureAllowCredentialWithHTTP: base.Scheme == "http"}), stepUpPolicy{}},
 	}, &policy.ClientOptions{
 		// Retries are ours (retryPolicy): they run on Clock and never replay the create POST.
 		Retry:     policy.RetryOptions{MaxRetries: -1},

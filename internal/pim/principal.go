@@ -49,8 +49,14 @@ func (c *Client) Principal(ctx context.Context) (string, error) {
 }
 
 type tokenClaims struct {
-	OID string `json:"oid"`
-	Exp int64  `json:"exp"`
+	OID  string   `json:"oid"`
+	TID  string   `json:"tid"`
+	Exp  int64    `json:"exp"`
+	Scp  string   `json:"scp"`  // delegated permissions, space-separated
+	AMR  []string `json:"amr"`  // how the user signed in, e.g. pwd, mfa
+	ACRS []string `json:"acrs"` // authentication contexts met
+	UPN  string   `json:"upn"`
+	Name string   `json:"name"`
 }
 
 func (t tokenClaims) expiry() time.Time { return time.Unix(t.Exp, 0) }

@@ -12,7 +12,7 @@ import (
 func bigPolicy(b *testing.B, n int) *Policy {
 	b.Helper()
 	var src strings.Builder
-	src.WriteString("version: 1\napprovals: {tenantId: 00000000-1111-2222-3333-444444444444}\ntools:\n")
+	src.WriteString("version: 1\napprovals: {tenantId: 00000000-1111-2222-3333-444444444444, credential: token}\ntools:\n")
 	for i := range n {
 		switch {
 		case i%20 == 9:

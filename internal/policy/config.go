@@ -15,6 +15,7 @@ func (ps *parser) approvals(n *yaml.Node) {
 	a := &ps.p.approvals
 	const where = "approvals"
 	var tokenFile, pollMax *yaml.Node
+	ps.credNode = n
 	ps.fields(n, where, approvalsKeys, func(key string, k, v *yaml.Node) {
 		at := join(where, key)
 		switch key {
@@ -25,7 +26,10 @@ func (ps *parser) approvals(n *yaml.Node) {
 		case "principalId":
 			a.PrincipalID = ps.guid(v, at)
 		case "credential":
+			ps.credNode = v
 			a.Credential, _ = ps.oneOf(v, at, credentials)
+		case "clientId":
+			a.ClientID = ps.guid(v, at)
 		case "tokenFile":
 			tokenFile = v
 			a.TokenFile, _ = ps.str(v, at, true)
@@ -79,8 +83,32 @@ func (ps *parser) approvals(n *yaml.Node) {
 	if tokenFile != nil && a.TokenFile != "" && a.Credential != "token" {
 		ps.errorf(tokenFile, "approvals.tokenFile: only used with credential: token (credential is %q)", a.Credential)
 	}
+	if (a.Credential == "browser" || a.Credential == "devicecode") && a.ClientID == "" {
+		ps.errorf(ps.credNode, "approvals.credential %s needs approvals.clientId: the application (client) id of your organisation's app registration "+
+			"(a public client with the delegated Microsoft Graph permissions %s; see docs/pim-client.md). "+
+			"The Azure CLI's own app id cannot be given them (AADSTS65002)", a.Credential, strings.Join(PIMScopes, ", "))
+	}
 	if pollMax != nil && a.PollMaxBackoff > 0 && a.PollInterval > 0 && a.PollMaxBackoff < a.PollInterval {
 		ps.errorf(pollMax, "approvals.pollMaxBackoff: %s is below pollInterval %s", a.PollMaxBackoff, a.PollInterval)
+	}
+}
+
+// PIMScopes are the delegated Microsoft Graph permissions a token needs to
+// activate Entra directory roles (package pim checks tokens against them).
+var PIMScopes = []string{"RoleAssignmentSchedule.ReadWrite.Directory", "RoleEligibilitySchedule.Read.Directory", "RoleManagement.Read.Directory"}
+
+// credentialFitsRoles warns when the credential cannot activate the Entra
+// roles the rules name: the Azure CLI's Graph token is pre-authorized for a
+// fixed set of scopes without the PIM ones.
+func (ps *parser) credentialFitsRoles() {
+	const why = "the Azure CLI's Microsoft Graph token lacks RoleAssignmentSchedule.ReadWrite.Directory, so Graph refuses every activation " +
+		"with 403 PermissionScopeNotGranted (and asking for the scope fails with AADSTS65002); use credential: browser or devicecode " +
+		"with approvals.clientId, your organisation's app registration (docs/pim-client.md)"
+	switch ps.p.approvals.Credential {
+	case "azurecli":
+		ps.warnf(ps.credNode, "approvals.credential: azurecli cannot activate Entra roles: %s", why)
+	case "default":
+		ps.warnf(ps.credNode, "approvals.credential: default ends in the Azure CLI on a desktop, which cannot activate Entra roles: %s", why)
 	}
 }
 

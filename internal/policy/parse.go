@@ -68,12 +68,13 @@ type parser struct {
 
 	srcs         [][]altSrc // alternatives of p.entries[i], before defaults apply
 	approvalsSet bool
+	credNode     *yaml.Node // approvals.credential, else approvals:, for problems about the credential
 	defaultJust  textSpec
 }
 
 var (
 	topKeys       = []string{"version", "approvals", "audit", "upstreams", "tools"}
-	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "tokenFile", "graphURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "recheck", "maxBackground", "justification", "ticketSystem"}
+	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "clientId", "tokenFile", "graphURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "recheck", "maxBackground", "justification", "ticketSystem"}
 	auditKeys     = []string{"path", "arguments"}
 	upstreamKeys  = []string{"command", "env", "url", "headers", "timeout"}
 	ruleKeys      = []string{"role", "grant", "when", "justification", "ticket", "action"}

@@ -11,7 +11,7 @@ import (
 const head = "version: 1\ntools:\n"
 
 // withApprovals is a valid start for cases that need roles.
-const withApprovals = "version: 1\napprovals: {tenantId: 00000000-1111-2222-3333-444444444444}\ntools:\n"
+const withApprovals = "version: 1\napprovals: {tenantId: 00000000-1111-2222-3333-444444444444, credential: token}\ntools:\n"
 
 type problemCase struct {
 	name string
@@ -52,7 +52,7 @@ var errorCases = []problemCase{
 		`p.yaml:2:1: top level: "version" appears twice (first at line 1)`,
 	}},
 	{"unknown approvals key", "version: 1\napprovals:\n  tenantID: x\ntools: {a: allow}\n", []string{
-		`p.yaml:3:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, tokenFile, graphURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, recheck, maxBackground, justification, ticketSystem`,
+		`p.yaml:3:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, clientId, tokenFile, graphURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, recheck, maxBackground, justification, ticketSystem`,
 	}},
 	{"approvals not a mapping", "version: 1\napprovals: [entra-pim]\ntools: {a: allow}\n", []string{
 		"p.yaml:2:12: approvals: want a mapping, got a list",

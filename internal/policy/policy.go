@@ -42,6 +42,7 @@ type Approvals struct {
 	TenantID       string // GUID or empty
 	PrincipalID    string // GUID or empty: the signed-in credential's oid
 	Credential     string // one of default, azurecli, devicecode, browser, managedidentity, workloadidentity, environment, token
+	ClientID       string // the organisation's app registration (GUID) for browser, devicecode, workloadidentity; user-assigned identity for managedidentity
 	TokenFile      string // for credential: token; empty means the caller finds the token elsewhere
 	GraphURL       string // without a trailing slash
 	GraphCAFile    string // extra CA (PEM) trusted for GraphURL, or empty

@@ -292,6 +292,9 @@ func (ps *parser) finish() {
 	if firstRole != nil && !ps.approvalsSet {
 		ps.errorf(firstRole, "rules name PIM roles, so the file needs an approvals: section (backend, tenantId, credential, ...)")
 	}
+	if firstRole != nil && ps.credNode != nil {
+		ps.credentialFitsRoles()
+	}
 	for i := range p.entries {
 		e := &p.entries[i]
 		// A covering pattern's literal prefix (suffix) must begin (end)

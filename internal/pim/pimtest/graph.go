@@ -81,6 +81,9 @@ func (s *Server) serveGraph(ex *exchange) {
 		return
 	}
 	path := strings.TrimPrefix(ex.r.URL.Path, apiVersion)
+	if !authorized(ex, c, path) || s.servePolicies(ex, path) {
+		return
+	}
 	rest, ok := strings.CutPrefix(path, dirPrefix)
 	if !ok {
 		ex.fail(notFoundSegment(firstSegment(path)))

@@ -41,7 +41,8 @@ type Role struct {
 	RequiresJustification bool          `yaml:"requiresJustification"`
 	RequiresTicket        bool          `yaml:"requiresTicket"`
 	RequiresMFA           bool          `yaml:"requiresMFA"`
-	Approver              *Approver     `yaml:"approver"` // overrides Scenario.Approver for this role
+	AuthContext           string        `yaml:"authContext"` // a Conditional Access authentication context (acrs) activation requires, e.g. c1
+	Approver              *Approver     `yaml:"approver"`    // overrides Scenario.Approver for this role
 }
 
 // Eligibility makes Principal eligible to activate Role (an id or display name).

@@ -318,6 +318,9 @@ func (st *state) create(c caller, b requestBody, now time.Time) (*request, *grap
 	if st.activeFor(principal, role.ID, now) != nil {
 		return nil, &graphError{http.StatusBadRequest, "RoleAssignmentExists", "The Role assignment already exists."}
 	}
+	if gerr := checkAuthContext(role, c); gerr != nil {
+		return nil, gerr
+	}
 	var failed []string
 	if !st.dir.eligible[roleKey{principal, role.ID}] {
 		failed = append(failed, ruleEligibility)

@@ -19,6 +19,19 @@ func WithMFA() TokenOption {
 	return func(c *tokenClaims) { c.AMR = append(c.AMR, "mfa") }
 }
 
+// WithScopes replaces the token's delegated permissions (scp), e.g. with
+// those of the Azure CLI's Graph token, which cannot activate roles. None
+// at all leaves scp empty.
+func WithScopes(scopes ...string) TokenOption {
+	return func(c *tokenClaims) { c.Scp = strings.Join(scopes, " ") }
+}
+
+// WithACRS marks the token as meeting Conditional Access authentication
+// contexts (acrs), e.g. "c1", which roles with AuthContext demand.
+func WithACRS(values ...string) TokenOption {
+	return func(c *tokenClaims) { c.ACRS = append(c.ACRS, values...) }
+}
+
 // WithTokenLifetime sets how long the token is valid, measured on the
 // emulator's clock. Server.Token defaults to 30 days, because tests on a
 // fake clock routinely move it by hours; /_emulator/token issues one-hour
@@ -43,6 +56,7 @@ type tokenClaims struct {
 	NBF  int64    `json:"nbf"`
 	Exp  int64    `json:"exp"`
 	AMR  []string `json:"amr"`
+	ACRS []string `json:"acrs,omitempty"`
 	Name string   `json:"name,omitempty"`
 	OID  string   `json:"oid"`
 	Scp  string   `json:"scp"`
@@ -53,8 +67,10 @@ type tokenClaims struct {
 
 // caller is who a verified token speaks for.
 type caller struct {
-	oid string
-	mfa bool
+	oid    string
+	mfa    bool
+	scopes []string // scp, split
+	acrs   []string
 }
 
 var b64 = base64.RawURLEncoding
@@ -110,5 +126,5 @@ func verifyToken(key []byte, authz string, now time.Time) (caller, error) {
 	if now.Unix() >= c.Exp {
 		return caller{}, errExpiredToken
 	}
-	return caller{oid: strings.ToLower(c.OID), mfa: slices.Contains(c.AMR, "mfa")}, nil
+	return caller{oid: strings.ToLower(c.OID), mfa: slices.Contains(c.AMR, "mfa"), scopes: strings.Fields(c.Scp), acrs: c.ACRS}, nil
 }

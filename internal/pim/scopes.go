@@ -1,0 +1,85 @@
+package pim
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+)
+
+// The delegated Microsoft Graph permissions mcp-gate needs to activate
+// Entra directory roles for the signed-in user, least privileged first.
+const (
+	ScopeActivate    = "RoleAssignmentSchedule.ReadWrite.Directory"
+	ScopeEligibility = "RoleEligibilitySchedule.Read.Directory"
+	ScopeRoles       = "RoleManagement.Read.Directory"
+)
+
+// Permission is one delegated permission mcp-gate needs, what for, and the
+// broader permissions Graph accepts in its place.
+type Permission struct {
+	Name    string
+	For     string
+	Broader []string
+}
+
+// DirectoryRolePermissions are what a token must carry (in scp) for
+// directory roles.
+var DirectoryRolePermissions = []Permission{
+	{ScopeActivate, "create, read and cancel your own activation requests; read your active assignments",
+		[]string{"RoleManagement.ReadWrite.Directory"}},
+	{ScopeEligibility, "read your eligible assignments",
+		[]string{"RoleEligibilitySchedule.ReadWrite.Directory", "RoleManagement.Read.Directory", "RoleManagement.ReadWrite.Directory"}},
+	{ScopeRoles, "resolve role names, read each role's PIM settings",
+		[]string{"RoleManagement.ReadWrite.Directory"}},
+}
+
+// MissingPermissions lists the permissions a token's scopes do not cover.
+func MissingPermissions(scopes []string) []Permission {
+	var out []Permission
+	for _, p := range DirectoryRolePermissions {
+		if !slices.ContainsFunc(scopes, func(s string) bool {
+			return strings.EqualFold(s, p.Name) || slices.ContainsFunc(p.Broader, func(b string) bool { return strings.EqualFold(s, b) })
+		}) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// scopeFor names the permission a Graph request needs, so a 403 can say
+// which one the token lacks.
+func scopeFor(req *http.Request) string {
+	if req == nil || req.URL == nil {
+		return ""
+	}
+	switch p := req.URL.Path; {
+	case strings.Contains(p, "/roleAssignmentSchedule"):
+		return ScopeActivate
+	case strings.Contains(p, "/roleEligibilitySchedule"):
+		return ScopeEligibility
+	case strings.Contains(p, "/roleDefinitions"), strings.Contains(p, "/roleManagementPolic"):
+		return ScopeRoles
+	}
+	return ""
+}
+
+// missingPermissions names the permissions the credential's token lacks,
+// read from its scp claim; nil when the token cannot be read.
+func (c *Client) missingPermissions(ctx context.Context) []string {
+	tok, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{GraphScope}})
+	if err != nil {
+		return nil
+	}
+	cl, err := decodeClaims(tok.Token)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range MissingPermissions(strings.Fields(cl.Scp)) {
+		out = append(out, p.Name)
+	}
+	return out
+}
