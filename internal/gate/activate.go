@@ -34,6 +34,11 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 	if act == nil {
 		return g.refuse(ctx, rec, fmt.Sprintf("%s, but no approvals backend is configured: add an approvals: section to the policy", d.Why()))
 	}
+	if d.Kind != policy.KindRole {
+		// Activating a group or Azure role as a directory role of the same
+		// name would grant the wrong thing: refuse until the kind is served.
+		return g.refuse(ctx, rec, fmt.Sprintf("refused: %s (%s): this mcp-gate activates only Entra directory roles so far; nothing was requested", d.Target, d.Rule))
+	}
 	wait := waitFor(ap, c.Client)
 	principal, roleID, refusal := g.identify(ctx, d, wait)
 	rec.Principal, rec.RoleDefinitionID = principal, roleID

@@ -120,14 +120,15 @@ func New(cfg Config) (*Gate, error) {
 }
 
 // FilterTool is the proxy's tools/list filter: it hides tools the policy
-// denies outright and tells the model which role a gated tool needs.
+// denies outright and tells the model which role, group or Azure role (and
+// scope) a gated tool needs.
 func (g *Gate) FilterTool(t *mcp.Tool) bool {
-	hidden, role := g.cfg.Policy().Visibility(t.Name)
+	hidden, needs := g.cfg.Policy().Visibility(t.Name)
 	if hidden {
 		return false
 	}
-	if role != "" {
-		note := fmt.Sprintf("Requires PIM role '%s' (approval may take minutes).", role)
+	if needs.Role != "" {
+		note := fmt.Sprintf("Requires %s (approval may take minutes).", needs)
 		if t.Description == "" {
 			t.Description = note
 		} else {

@@ -602,6 +602,25 @@ func TestUpstreamFailureIsTheOutcome(t *testing.T) {
 	}
 }
 
+func TestUnservedKindsRefusedWithoutActivation(t *testing.T) {
+	h := newHarness(t, strings.Replace(testPolicy, "  \"*\": deny\n", `  deploy: {group: Prod deployers}
+  scale: {azureRole: Contributor, scope: /subscriptions/11111111-2222-3333-4444-555555555555}
+  "*": deny
+`, 1))
+	for _, tool := range []string{"deploy", "scale"} {
+		res, err := h.next(t.Context(), &proxy.Call{Tool: tool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text, isErr := toolError(t, res); !isErr || !strings.Contains(text, "nothing was requested") {
+			t.Fatalf("%s: answer = %q", tool, text)
+		}
+	}
+	if h.up.calls.Load() != 0 || h.act.activations.Load() != 0 || h.act.resolved.Load() != 0 {
+		t.Fatal("a group or Azure role call was forwarded, or activated as a directory role")
+	}
+}
+
 func TestNoApprovalsBackendRefusesGatedCalls(t *testing.T) {
 	h := newHarness(t, testPolicy)
 	h.gate.cfg.Activator = nil
@@ -729,7 +748,10 @@ func TestCancelWithdrawsActivationOnlyWhenNobodyWaits(t *testing.T) {
 }
 
 func TestFilterTool(t *testing.T) {
-	h := newHarness(t, testPolicy)
+	h := newHarness(t, strings.Replace(testPolicy, "  \"*\": deny\n", `  deploy: {group: Prod deployers, access: owner}
+  scale: {azureRole: Contributor, scope: /subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-prod}
+  "*": deny
+`, 1))
 	tests := []struct {
 		name     string
 		visible  bool
@@ -737,6 +759,8 @@ func TestFilterTool(t *testing.T) {
 	}{
 		{"read_rows", true, "Reads rows."},
 		{"drop_table", true, "Reads rows.\n\nRequires PIM role 'Database Administrator' (approval may take minutes)."},
+		{"deploy", true, "Reads rows.\n\nRequires PIM group 'Prod deployers' (owner) (approval may take minutes)."},
+		{"scale", true, "Reads rows.\n\nRequires Azure role 'Contributor' at /subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-prod (approval may take minutes)."},
 		{"truncate", false, ""},
 	}
 	for _, tt := range tests {

@@ -59,7 +59,7 @@ type Decision struct {
 	Pattern string // the tools: key that matched, empty when nothing matched
 
 	// Set for Activate only.
-	Role                  string
+	Target                              // what PIM must activate: kind, role, scope, access
 	Grant                 time.Duration // the rule's grant, else approvals.defaultGrant
 	Justification         string        // template text; empty when JustificationRequired
 	JustificationRequired bool          // the call must carry a "justification" argument
@@ -78,7 +78,7 @@ func (d Decision) Why() string {
 	case ReasonRuleDeny:
 		return "denied by " + d.Rule
 	case ReasonRoleRequired:
-		return fmt.Sprintf("needs PIM role %q (%s)", d.Role, d.Rule)
+		return fmt.Sprintf("needs %s (%s)", d.Target, d.Rule)
 	case ReasonNoCondition:
 		return "denied by " + d.Rule + ": the call's arguments meet none of the rule's conditions"
 	case ReasonNoMatch:
@@ -311,7 +311,7 @@ type entry struct {
 
 	noCondition Decision // when no alternative's conditions hold
 	hidden      bool     // no alternative can allow or activate
-	role        string   // first role among the alternatives
+	target      Target   // what the first activating alternative needs
 }
 
 // alt is one alternative of an entry: conditions and the decision they
@@ -351,17 +351,18 @@ func (p *Policy) Decide(tool string, args map[string]any) Decision {
 }
 
 // Visibility says how tools/list should show tool: hidden when no call to
-// it could ever be allowed or activated; otherwise role is the first role a
-// call may need ("" when none), for a note in the tool's description.
-func (p *Policy) Visibility(tool string) (hidden bool, role string) {
+// it could ever be allowed or activated; otherwise needs is what the first
+// activating alternative asks PIM for (its Role is "" when none), for a note
+// in the tool's description.
+func (p *Policy) Visibility(tool string) (hidden bool, needs Target) {
 	if p == nil {
-		return true, ""
+		return true, Target{}
 	}
 	i := p.lookup(tool)
 	if i < 0 {
-		return true, ""
+		return true, Target{}
 	}
-	return p.entries[i].hidden, p.entries[i].role
+	return p.entries[i].hidden, p.entries[i].target
 }
 
 // lookup returns the index of the first entry whose pattern matches tool,

@@ -206,8 +206,8 @@ func TestVisibility(t *testing.T) {
 		{"slack__post", true, ""},
 	}
 	for _, tc := range tests {
-		if hidden, role := p.Visibility(tc.tool); hidden != tc.hidden || role != tc.role {
-			t.Errorf("Visibility(%q) = %v, %q, want %v, %q", tc.tool, hidden, role, tc.hidden, tc.role)
+		if hidden, needs := p.Visibility(tc.tool); hidden != tc.hidden || needs.Role != tc.role {
+			t.Errorf("Visibility(%q) = %v, %q, want %v, %q", tc.tool, hidden, needs.Role, tc.hidden, tc.role)
 		}
 	}
 }
@@ -217,7 +217,7 @@ func TestWhy(t *testing.T) {
 	tests := map[string]string{
 		"db__query":       "allowed by policies.yaml:9",
 		"db__drop_audit":  "denied by policies.yaml:7",
-		"db__drop_x":      `needs PIM role "DBA" (policies.yaml:8)`,
+		"db__drop_x":      `needs PIM role 'DBA' (policies.yaml:8)`,
 		"gh__conditional": "denied by policies.yaml:21: the call's arguments meet none of the rule's conditions",
 		"slack__post":     "denied: no rule in policies.yaml matches this tool",
 	}
@@ -313,8 +313,8 @@ tools:
 	if p.Upstreams()[0].Command[0] != "./db" {
 		t.Error("Upstreams() exposes the policy's own slices")
 	}
-	if got := p.Roles(); !slices.Equal(got, []string{"Reader", "Writer"}) {
-		t.Errorf("Roles() = %q", got)
+	if got := p.Roles(); !slices.Equal(got, []Target{{Role: "Reader"}, {Role: "Writer"}}) {
+		t.Errorf("Roles() = %+v", got)
 	}
 	if p.Rules() != 3 || p.File() != "policies.yaml" {
 		t.Errorf("Rules() = %d, File() = %q", p.Rules(), p.File())

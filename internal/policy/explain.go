@@ -104,7 +104,15 @@ func (ex Explanation) String() string {
 		fmt.Fprintf(&b, "rule:     none matched in %s (default deny)\n", d.Rule)
 	}
 	if d.Action == Activate {
-		fmt.Fprintf(&b, "role:     %s\n", d.Role)
+		switch d.Kind {
+		case KindGroup:
+			fmt.Fprintf(&b, "group:    %s (PIM for Groups, %s)\n", d.Role, d.Access)
+		case KindAzureRole:
+			fmt.Fprintf(&b, "azureRole: %s (Azure resource role)\n", d.Role)
+			fmt.Fprintf(&b, "scope:    %s\n", d.Scope)
+		default:
+			fmt.Fprintf(&b, "role:     %s\n", d.Role)
+		}
 		fmt.Fprintf(&b, "grant:    %s\n", d.Grant)
 		fmt.Fprintf(&b, "justification: %s\n", textOrRequired(d.JustificationRequired, d.Justification, ArgJustification))
 		if d.TicketRequired || d.Ticket != "" {

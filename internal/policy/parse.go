@@ -77,7 +77,7 @@ var (
 	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "clientId", "tokenFile", "graphURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "recheck", "maxBackground", "justification", "ticketSystem"}
 	auditKeys     = []string{"path", "arguments"}
 	upstreamKeys  = []string{"command", "env", "url", "headers", "timeout"}
-	ruleKeys      = []string{"role", "grant", "when", "justification", "ticket", "action"}
+	ruleKeys      = []string{"role", "group", "azureRole", "access", "scope", "grant", "when", "justification", "ticket", "action"}
 
 	guidRE         = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	upstreamNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)

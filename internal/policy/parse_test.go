@@ -119,19 +119,19 @@ var errorCases = []problemCase{
 		`p.yaml:4:3: tools["db query"]: the pattern contains white space, which tool names never do`,
 	}},
 	{"unknown rule keyword", head + "  a: alow\n  b: true\n", []string{
-		`p.yaml:3:6: tools["a"]: want allow, deny, a mapping {role, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got the string "alow"`,
-		`p.yaml:4:6: tools["b"]: want allow, deny, a mapping {role, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got the boolean true`,
+		`p.yaml:3:6: tools["a"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got the string "alow"`,
+		`p.yaml:4:6: tools["b"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got the boolean true`,
 	}},
 	{"rule mapping without role", withApprovals + "  a: {grant: 5m}\n", []string{
-		`p.yaml:4:6: tools["a"]: missing role; a rule mapping names the PIM role a call needs, or is {when: {...}, action: allow|deny} (write allow or deny for a rule without conditions)`,
+		`p.yaml:4:6: tools["a"]: missing role; a rule mapping names what PIM activates for a call (role, group or azureRole), or is {when: {...}, action: allow|deny} (write allow or deny for a rule without conditions)`,
 	}},
 	{"unknown rule key", withApprovals + "  a: {role: R, approver: bob}\n", []string{
-		`p.yaml:4:16: tools["a"]: unknown key "approver"; allowed: role, grant, when, justification, ticket, action`,
+		`p.yaml:4:16: tools["a"]: unknown key "approver"; allowed: role, group, azureRole, access, scope, grant, when, justification, ticket, action`,
 	}},
 	{"action mistakes", withApprovals + "  a: {when: {x: y}, action: alow}\n  b: {action: allow, role: R}\n  c: {when: {x: y}, action: deny, grant: 5m, ticket: required}\n", []string{
 		`p.yaml:4:29: tools["a"].action: unknown value "alow" (did you mean "allow"?); allowed: allow, deny`,
-		`p.yaml:5:15: tools["b"]: action and role exclude each other: a mapping with role activates the role; action: allow or deny takes no role`,
-		`p.yaml:6:29: tools["c"]: grant, ticket only go with role; action: deny takes just when`,
+		`p.yaml:5:15: tools["b"]: action and role exclude each other: a mapping with role activates it; action: allow or deny takes none`,
+		`p.yaml:6:29: tools["c"]: grant, ticket only go with role, group or azureRole; action: deny takes just when`,
 	}},
 	{"empty roles", withApprovals + "  a: {role: \"\"}\n  b: {role: \"  \"}\n  c: {role: }\n", []string{
 		`p.yaml:4:13: tools["a"].role: must not be empty; give a PIM role display name or role definition id`,
@@ -159,7 +159,7 @@ var errorCases = []problemCase{
 	{"alternatives", withApprovals + "  a: []\n  b:\n    - [allow]\n    - maybe\n", []string{
 		`p.yaml:4:6: tools["a"]: empty list; give at least one alternative`,
 		`p.yaml:6:7: tools["b"][0]: an alternative is allow, deny or a mapping; lists do not nest`,
-		`p.yaml:7:7: tools["b"][1]: want allow, deny, a mapping {role, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got the string "maybe"`,
+		`p.yaml:7:7: tools["b"][1]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got the string "maybe"`,
 	}},
 	{"templates", withApprovals + "  a: {role: R, justification: \"{{.Tool\"}\n  b: {role: R, ticket: \"{{.Ticket}}\"}\n  c: {role: R, justification: \"\"}\n", []string{
 		`p.yaml:4:31: tools["a"].justification: template error: 1: unclosed action`,
@@ -170,10 +170,10 @@ var errorCases = []problemCase{
 		`p.yaml:2:28: approvals.justification: template error: 1: missing value for if`,
 	}},
 	{"roles without approvals", head + "  a: {role: DBA}\n  b: {role: Other}\n", []string{
-		"p.yaml:3:6: rules name PIM roles, so the file needs an approvals: section (backend, tenantId, credential, ...)",
+		"p.yaml:3:6: rules name PIM roles, groups or Azure roles, so the file needs an approvals: section (backend, tenantId, credential, ...)",
 	}},
 	{"alias", "version: 1\ntools:\n  a: &r allow\n  b: *r\n", []string{
-		`p.yaml:4:6: tools["b"]: want allow, deny, a mapping {role, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got an alias (*r); aliases are not supported, write the value out`,
+		`p.yaml:4:6: tools["b"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got an alias (*r); aliases are not supported, write the value out`,
 	}},
 }
 

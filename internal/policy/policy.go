@@ -26,7 +26,7 @@ type Policy struct {
 	audit     Audit
 	upstreams []Upstream
 	entries   []entry
-	roles     []string
+	targets   []Target
 
 	// The lookup index: exact names in a map, globs in two tries (see
 	// trieNode); every glob is in exactly one trie.
@@ -101,9 +101,10 @@ func (p *Policy) Upstreams() []Upstream {
 	return out
 }
 
-// Roles returns every distinct role named by a rule, in file order, so a
-// server can resolve them or check eligibility at start.
-func (p *Policy) Roles() []string { return append([]string(nil), p.roles...) }
+// Roles returns every distinct target (directory role, group or Azure role
+// at a scope) named by a rule, in file order, so a server can resolve them
+// or check eligibility at start.
+func (p *Policy) Roles() []Target { return append([]Target(nil), p.targets...) }
 
 // ExpandHome replaces a leading "~" or "~/" in path with the user's home
 // directory. Other paths are returned unchanged.

@@ -21,7 +21,7 @@ type altSrc struct {
 	loc    string
 	node   *yaml.Node
 	action Action
-	role   string
+	target Target
 	grant  time.Duration
 	when   []cond
 	just   textSpec
@@ -110,13 +110,15 @@ func (ps *parser) alternative(n *yaml.Node, where, loc string) (altSrc, bool) {
 		a.action = Deny
 		return a, true
 	case n.Kind != yaml.MappingNode:
-		ps.errorf(n, "%s: want allow, deny, a mapping {role, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got %s", where, describe(n))
+		ps.errorf(n, "%s: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got %s", where, describe(n))
 		return a, false
 	}
 	a.action = Activate
 	var action *yaml.Node
-	var roleOnly []string // keys that only go with role
-	hasRole, ok := false, true
+	var targetOnly []string // keys that only go with a target (role, group, azureRole)
+	var named []*yaml.Node  // the target keys given, to report each extra one
+	var accessNode, scopeNode *yaml.Node
+	ok := true
 	ps.fields(n, where, ruleKeys, func(key string, k, v *yaml.Node) {
 		at := join(where, key)
 		var good bool
@@ -130,51 +132,72 @@ func (ps *parser) alternative(n *yaml.Node, where, loc string) (altSrc, bool) {
 				a.action = Deny
 			}
 		case "role":
-			hasRole = true
-			a.role, good = ps.role(v, at)
+			named = append(named, k)
+			a.target.Kind = KindRole
+			a.target.Role, good = ps.name(v, at, "a PIM role display name or role definition id", "role definition id")
+		case "group":
+			named = append(named, k)
+			a.target.Kind = KindGroup
+			a.target.Role, good = ps.name(v, at, "a group display name or object id", "group object id")
+		case "azureRole":
+			named = append(named, k)
+			a.target.Kind = KindAzureRole
+			a.target.Role, good = ps.name(v, at, "an Azure role name (e.g. Contributor) or role definition id", "role definition id")
+		case "access":
+			accessNode = k
+			var s string
+			s, good = ps.oneOf(v, at, accessValues)
+			a.target.Access = Access(s)
+		case "scope":
+			scopeNode = k
+			a.target.Scope, good = ps.scope(v, at)
 		case "grant":
-			roleOnly = append(roleOnly, key)
+			targetOnly = append(targetOnly, key)
 			a.grant, good = ps.duration(v, at, false)
 		case "when":
 			a.when, good = ps.when(v, at)
 		case "justification":
-			roleOnly = append(roleOnly, key)
+			targetOnly = append(targetOnly, key)
 			a.just, good = ps.text(v, at)
 		case "ticket":
-			roleOnly = append(roleOnly, key)
+			targetOnly = append(targetOnly, key)
 			a.ticket, good = ps.text(v, at)
 		}
 		ok = ok && good
 	})
 	switch {
-	case action != nil && hasRole:
-		ps.errorf(action, "%s: action and role exclude each other: a mapping with role activates the role; action: allow or deny takes no role", where)
+	case len(named) > 1:
+		for _, k := range named[1:] {
+			ps.errorf(k, "%s: %s and %s exclude each other: a rule activates exactly one of role (a directory role), group (PIM for Groups) or azureRole (an Azure role at a scope)", where, named[0].Value, k.Value)
+		}
 		return a, false
-	case action != nil && len(roleOnly) > 0:
-		ps.errorf(action, "%s: %s only go with role; action: %s takes just when", where, strings.Join(roleOnly, ", "), action.Value)
+	case action != nil && len(named) > 0:
+		ps.errorf(action, "%s: action and %s exclude each other: a mapping with %s activates it; action: allow or deny takes none", where, named[0].Value, named[0].Value)
 		return a, false
-	case action == nil && !hasRole:
-		ps.errorf(n, "%s: missing role; a rule mapping names the PIM role a call needs, or is {when: {...}, action: allow|deny} (write allow or deny for a rule without conditions)", where)
+	case action != nil && len(targetOnly) > 0:
+		ps.errorf(action, "%s: %s only go with role, group or azureRole; action: %s takes just when", where, strings.Join(targetOnly, ", "), action.Value)
 		return a, false
+	case action == nil && len(named) == 0:
+		ps.errorf(n, "%s: missing role; a rule mapping names what PIM activates for a call (role, group or azureRole), or is {when: {...}, action: allow|deny} (write allow or deny for a rule without conditions)", where)
+		return a, false
+	}
+	if accessNode != nil && (action != nil || a.target.Kind != KindGroup) {
+		ps.errorf(accessNode, "%s: access goes only with group (member or owner of a PIM for Groups group)", where)
+		ok = false
+	}
+	if scopeNode != nil && (action != nil || a.target.Kind != KindAzureRole) {
+		ps.errorf(scopeNode, "%s: scope goes only with azureRole (the Azure resource the role is activated on)", where)
+		ok = false
+	}
+	switch {
+	case action != nil:
+	case a.target.Kind == KindGroup && a.target.Access == "":
+		a.target.Access = AccessMember
+	case a.target.Kind == KindAzureRole && scopeNode == nil:
+		ps.errorf(named[0], "%s: azureRole needs a scope: the subscription, resource group or resource to activate it on, e.g. scope: /subscriptions/{id}/resourceGroups/{name}", where)
+		ok = false
 	}
 	return a, ok
-}
-
-func (ps *parser) role(n *yaml.Node, where string) (string, bool) {
-	s, ok := ps.str(n, where, true)
-	if !ok {
-		return "", false
-	}
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		ps.errorf(n, "%s: must not be empty; give a PIM role display name or role definition id", where)
-		return "", false
-	case looksLikeGUID(s) && !guidRE.MatchString(s):
-		ps.errorf(n, "%s: %q looks like a role definition id but is not a GUID; want 8-4-4-4-12 hex digits", where, s)
-		return "", false
-	}
-	return s, true
 }
 
 func (ps *parser) when(n *yaml.Node, where string) ([]cond, bool) {
@@ -268,11 +291,11 @@ func (ps *parser) finish() {
 				if firstRole == nil {
 					firstRole = a.node
 				}
-				if e.role == "" {
-					e.role = a.role
+				if e.target.Role == "" {
+					e.target = a.target
 				}
-				if !slices.Contains(p.roles, a.role) {
-					p.roles = append(p.roles, a.role)
+				if !slices.Contains(p.targets, a.target) {
+					p.targets = append(p.targets, a.target)
 				}
 			}
 			visible = visible || a.action != Deny
@@ -290,7 +313,7 @@ func (ps *parser) finish() {
 		}
 	}
 	if firstRole != nil && !ps.approvalsSet {
-		ps.errorf(firstRole, "rules name PIM roles, so the file needs an approvals: section (backend, tenantId, credential, ...)")
+		ps.errorf(firstRole, "rules name PIM roles, groups or Azure roles, so the file needs an approvals: section (backend, tenantId, credential, ...)")
 	}
 	if firstRole != nil && ps.credNode != nil {
 		ps.credentialFitsRoles()
@@ -318,7 +341,7 @@ func (ps *parser) decision(a altSrc, pattern string) Decision {
 	case Activate:
 		appr := ps.p.approvals
 		d.Reason = ReasonRoleRequired
-		d.Role = a.role
+		d.Target = a.target
 		d.Grant = a.grant
 		if d.Grant == 0 {
 			d.Grant = appr.DefaultGrant
