@@ -114,7 +114,9 @@ func scopeProblem(s string) string {
 			return "it has an empty segment (a doubled or trailing /)"
 		case p == "." || p == "..":
 			return "it has a . or .. segment"
-		case strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune("?#%\\", r) }) >= 0:
+		case strings.IndexFunc(p, func(r rune) bool {
+			return unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune("?#%\\", r)
+		}) >= 0:
 			return fmt.Sprintf("segment %q has white space, control characters or one of ?#%%\\", p)
 		}
 	}
