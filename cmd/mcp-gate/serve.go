@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/mcp-gate/mcp-gate/internal/authn"
 	"github.com/mcp-gate/mcp-gate/internal/cmdline"
+	"github.com/mcp-gate/mcp-gate/internal/policy"
 	"github.com/mcp-gate/mcp-gate/internal/proxy"
 )
 
@@ -21,7 +24,9 @@ const serveUsage = `Usage: mcp-gate serve [--listen ADDR] [flags] [-- COMMAND AR
 
 Serves MCP over Streamable HTTP at ` + proxy.StreamablePath + ` and legacy SSE at ` + proxy.SSEPath + ` and ` + proxy.MessagePath + `,
 in front of the command after --, the --upstream flags or the policy's upstreams:.
-Every HTTP client acts as the gate's one PIM principal: serve one user.
+Without serve.auth: in the policy, every HTTP client acts as the gate's one
+PIM principal: serve one user. With it, each request must carry the caller's
+Entra access token, and each call acts for that user.
 `
 
 // runServe serves Streamable HTTP (and SSE) until ctx is cancelled.
@@ -42,17 +47,26 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer p.Close()
-	if len(p.gating.policy.Load().Roles()) > 0 {
+	handler := p.HTTPHandler()
+	switch sa := p.gating.started.ServeAuth(); {
+	case sa.Enabled():
+		if handler, err = authenticated(sa, handler, p.log); err != nil {
+			return err
+		}
+		if len(p.gating.started.Roles()) > 0 {
+			p.log.Warn("serve.auth: each call acts for its caller, but roles are activated with the gate's own credential: only that credential's user can activate; other users' gated calls are refused")
+		}
+	case len(p.gating.policy.Load().Roles()) > 0:
 		// Activations are made with the gate's one credential, so whoever
 		// can reach this address shares its principal's grants.
-		p.log.Warn("every HTTP client acts as the gate's own PIM principal and shares its grants: serve one user, on loopback or behind an authenticating proxy")
+		p.log.Warn("every HTTP client acts as the gate's own PIM principal and shares its grants: serve one user, on loopback or behind an authenticating proxy, or set serve.auth in the policy")
 	}
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: p.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	p.log.Info("serving MCP over HTTP", "streamable", "http://"+ln.Addr().String()+proxy.StreamablePath,
 		"sse", "http://"+ln.Addr().String()+proxy.SSEPath)
 	served := make(chan error, 1)
@@ -71,4 +85,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	_ = srv.Close()
 	return nil
+}
+
+// authenticated puts next behind serve.auth: each request's Entra token is
+// validated and its oid becomes the principal of the calls it carries.
+func authenticated(sa policy.ServeAuth, next http.Handler, log *slog.Logger) (http.Handler, error) {
+	v, err := authn.New(authn.Config{Authority: sa.Authority, TenantID: sa.TenantID, Audiences: []string{sa.Audience}, CAFile: sa.CAFile})
+	if err != nil {
+		return nil, fmt.Errorf("serve.auth: %w", err)
+	}
+	g := authn.NewGuard(authn.GuardConfig{Validator: v, Endpoint: proxy.StreamablePath, Scope: sa.Scope, Resource: sa.Resource, Logger: log})
+	log.Info("serve.auth: HTTP clients must present an Entra access token", "tenant", sa.TenantID, "audience", sa.Audience, "authority", sa.Authority)
+	return g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := authn.IdentityFrom(r.Context()) // the guard admits no request without one
+		next.ServeHTTP(w, r.WithContext(proxy.WithPrincipal(r.Context(), id.OID)))
+	})), nil
 }

@@ -8,9 +8,12 @@ package authn
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -47,7 +50,10 @@ type Config struct {
 	Audiences []string
 	// Skew is how far exp and nbf may be off; DefaultSkew when zero.
 	Skew time.Duration
-	// HTTPClient fetches metadata and keys; http.DefaultClient when nil.
+	// CAFile is a PEM CA certificate trusted for the authority besides the
+	// system's (a test issuer's); used when HTTPClient is nil.
+	CAFile string
+	// HTTPClient fetches metadata and keys; one with a bounded wait when nil.
 	HTTPClient *http.Client
 	Clock      Clock
 }
@@ -117,7 +123,11 @@ func New(cfg Config) (*Validator, error) {
 		cfg.Skew = DefaultSkew
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = http.DefaultClient
+		hc, err := httpClient(cfg.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.HTTPClient = hc
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
@@ -215,6 +225,30 @@ func reason(err, keyErr error) string {
 		return "the token lacks a required claim: " + msg[strings.LastIndex(msg, ": ")+2:]
 	}
 	return "the token does not validate"
+}
+
+// httpClient trusts the system's CAs and caFile's; it follows no
+// redirects, so keys come only from where the metadata says.
+func httpClient(caFile string) (*http.Client, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("authn: caFile: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("authn: caFile %s: no PEM certificate found", caFile)
+		}
+		t.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{Transport: t, Timeout: fetchTimeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}, nil
 }
 
 type realClock struct{}

@@ -40,7 +40,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		return g.refuse(ctx, rec, fmt.Sprintf("refused: %s (%s): this mcp-gate activates only Entra directory roles so far; nothing was requested", d.Target, d.Rule))
 	}
 	wait := waitFor(ap, c.Client)
-	principal, roleID, refusal := g.identify(ctx, d, wait)
+	principal, roleID, refusal := g.identify(ctx, c, d, wait)
 	rec.Principal, rec.RoleDefinitionID = principal, roleID
 	if refusal != "" {
 		return g.refuse(ctx, rec, refusal)
@@ -200,10 +200,18 @@ func refusal(role, requestID string, err error) string {
 }
 
 // identify returns the caller's principal and the role's definition id, or
-// why they are not to be had. Both are asked of the Activator once and then
-// remembered, so that a call on a cached grant costs no lookup.
-func (g *Gate) identify(ctx context.Context, d policy.Decision, wait time.Duration) (principal, roleID, refusal string) {
+// why they are not to be had. The principal is the call's own when the HTTP
+// front authenticated it, else the Activator's. Both are asked of the
+// Activator once and then remembered, so that a call on a cached grant
+// costs no lookup.
+func (g *Gate) identify(ctx context.Context, c *proxy.Call, d policy.Decision, wait time.Duration) (principal, roleID, refusal string) {
 	p, havePrincipal := g.principal.Load().(string)
+	if c.Principal != "" {
+		if !pim.IsGUID(c.Principal) {
+			return "", "", "refused: cannot tell who is calling: " + pim.UserMessage(fmt.Errorf("%w: got %q", pim.ErrInvalidPrincipal, c.Principal))
+		}
+		p, havePrincipal = strings.ToLower(c.Principal), true
+	}
 	id, haveRole := g.roleIDs.Load(d.Role)
 	if havePrincipal && haveRole {
 		return p, id.(string), ""

@@ -73,7 +73,7 @@ type parser struct {
 }
 
 var (
-	topKeys       = []string{"version", "approvals", "audit", "upstreams", "tools"}
+	topKeys       = []string{"version", "approvals", "audit", "serve", "upstreams", "tools"}
 	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "clientId", "tokenFile", "graphURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "recheck", "maxBackground", "justification", "ticketSystem"}
 	auditKeys     = []string{"path", "arguments"}
 	upstreamKeys  = []string{"command", "env", "url", "headers", "timeout"}
@@ -139,6 +139,8 @@ func (ps *parser) top(root *yaml.Node) {
 			ps.approvals(v)
 		case "audit":
 			ps.audit(v)
+		case "serve":
+			ps.serve(v)
 		case "upstreams":
 			ps.upstreams(v)
 		case "tools":

@@ -24,6 +24,7 @@ type Policy struct {
 	digest    [sha256.Size]byte // of the file's content, so a watcher can tell an edit from a touch
 	approvals Approvals
 	audit     Audit
+	serveAuth ServeAuth
 	upstreams []Upstream
 	entries   []entry
 	targets   []Target

@@ -24,6 +24,10 @@ type Call struct {
 	Arguments    json.RawMessage // arguments exactly as the client sent them (may be nil)
 	Client       ClientInfo
 	SessionID    string
+	// Principal is the caller's Entra object id when the HTTP front
+	// authenticated the request (serve.auth); empty otherwise, and the
+	// gate then acts for its own credential's principal.
+	Principal string
 	// Progress sends notifications/progress to the client with the client's
 	// own progress token; nil when the client gave no progress token.
 	Progress func(ctx context.Context, progress float64, message string)
@@ -34,6 +38,19 @@ type Call struct {
 	relay progressFunc
 	// task: the upstream runs this tool only as a task.
 	task bool
+}
+
+type principalKey struct{}
+
+// WithPrincipal marks the requests served under ctx as made by principal,
+// an Entra object id: the calls they carry are that principal's.
+func WithPrincipal(ctx context.Context, principal string) context.Context {
+	return context.WithValue(ctx, principalKey{}, principal)
+}
+
+func principalFrom(ctx context.Context) string {
+	p, _ := ctx.Value(principalKey{}).(string)
+	return p
 }
 
 // progressFunc delivers one progress notification to a client.

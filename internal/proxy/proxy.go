@@ -505,7 +505,7 @@ func (p *Proxy) newCall(ctx context.Context, name string, args, meta json.RawMes
 	if !ok {
 		return nil, &RPCError{Code: mcp.INVALID_PARAMS, Message: fmt.Sprintf("tool '%s' not found", name)}
 	}
-	return &Call{Tool: name, Upstream: r.up.cfg.Name, UpstreamTool: r.name, Arguments: args, meta: meta, task: r.task}, nil
+	return &Call{Tool: name, Upstream: r.up.cfg.Name, UpstreamTool: r.name, Arguments: args, Principal: principalFrom(ctx), meta: meta, task: r.task}, nil
 }
 
 // handleTool serves tools/call for requests that go through mcp-go's

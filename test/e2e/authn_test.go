@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+
+	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
+)
+
+const (
+	gateAudience = "api://mcp-gate-e2e"
+	gateScope    = gateAudience + "/mcp.tools"
+)
+
+// authGate serves the demo tools with serve.auth: the emulator is the
+// tenant's sign-in service and the gate's Graph credential is alice's.
+func authGate(t *testing.T, e *pimEnv, approvals string) *Gate {
+	t.Helper()
+	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice, approvals: approvals})
+	text, err := os.ReadFile(policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = append(text, []byte("serve:\n  auth:\n    tenantId: "+e.srv.TenantID()+"\n    audience: "+gateAudience+
+		"\n    authority: "+e.srv.Authority()+"\n    scope: "+gateScope+"\n    caFile: "+e.caFile+"\n")...)
+	if err := os.WriteFile(policyFile, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ServeGate(t, nil, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo")
+}
+
+// userClient is an initialized client that sends token with each request.
+func (g *Gate) userClient(t *testing.T, token string) *client.Client {
+	t.Helper()
+	return g.ClientWith(t, []transport.StreamableHTTPCOption{transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token})})
+}
+
+func (e *pimEnv) userToken(oid string, opts ...pimtest.UserTokenOption) string {
+	return e.srv.UserToken(oid, gateAudience, append([]pimtest.UserTokenOption{pimtest.UserScopes("mcp.tools")}, opts...)...)
+}
+
+type httpAnswer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func request(t *testing.T, method, url, token, sid, body string) httpAnswer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if sid != "" {
+		req.Header.Set("Mcp-Session-Id", sid)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return httpAnswer{resp.StatusCode, resp.Header, string(b)}
+}
+
+const initializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}`
+
+// TestServeAuthRefusesBadTokens: with serve.auth, a request without a
+// valid token for the gate is answered 401 with where to sign in, and the
+// metadata names the tenant's authorization server and the scope.
+func TestServeAuthRefusesBadTokens(t *testing.T) {
+	e := startPIM(t)
+	g := authGate(t, e, "")
+	base := strings.TrimSuffix(g.URL, "/mcp")
+	metaURL := base + "/.well-known/oauth-protected-resource/mcp"
+	forger, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, token, code string
+		status            int
+	}{
+		{"no token", "", "", 401},
+		{"expired", e.userToken(alice, pimtest.UserLifetime(-10*time.Minute)), "invalid_token", 401},
+		{"wrong audience", e.srv.UserToken(alice, "api://another-app", pimtest.UserScopes("mcp.tools")), "invalid_token", 401},
+		{"wrong tenant", e.userToken(alice, pimtest.UserClaim("tid", "99999999-0000-4000-8000-000000000000")), "invalid_token", 401},
+		{"wrong issuer", e.userToken(alice, pimtest.UserClaim("iss", "https://login.microsoftonline.com/"+e.srv.TenantID()+"/v2.0")), "invalid_token", 401},
+		{"unsigned", e.userToken(alice, pimtest.Unsigned()), "invalid_token", 401},
+		{"wrongly signed", e.userToken(alice, pimtest.SignedBy(forger)), "invalid_token", 401},
+		{"no oid", e.userToken(alice, pimtest.UserClaim("oid", nil)), "invalid_token", 401},
+		{"the Graph token", e.srv.Token(alice), "invalid_token", 401},
+		{"without the scope", e.srv.UserToken(alice, gateAudience, pimtest.UserScopes("other")), "insufficient_scope", 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := request(t, http.MethodPost, g.URL, tt.token, "", initializeBody)
+			h := a.header.Get("WWW-Authenticate")
+			if a.status != tt.status || !strings.HasPrefix(h, `Bearer resource_metadata="`+metaURL+`"`) || !strings.Contains(h, `scope="`+gateScope+`"`) {
+				t.Fatalf("%d, WWW-Authenticate %q; want %d naming %s", a.status, h, tt.status, metaURL)
+			}
+			if (tt.code == "") != !strings.Contains(h, `error=`) || !strings.Contains(h, tt.code) {
+				t.Errorf("WWW-Authenticate %q, want error %q", h, tt.code)
+			}
+			if strings.Contains(a.body, "mcp-session") || a.header.Get("Mcp-Session-Id") != "" {
+				t.Errorf("a refused request opened a session: %s", a.body)
+			}
+		})
+	}
+
+	// RFC 9728 §2 and §3: the document at the path-suffixed well-known URL
+	// (and at the root) names the resource exactly as it is addressed.
+	for _, u := range []string{metaURL, base + "/.well-known/oauth-protected-resource"} {
+		a := request(t, http.MethodGet, u, "", "", "")
+		var doc struct {
+			Resource               string   `json:"resource"`
+			AuthorizationServers   []string `json:"authorization_servers"`
+			ScopesSupported        []string `json:"scopes_supported"`
+			BearerMethodsSupported []string `json:"bearer_methods_supported"`
+		}
+		if err := json.Unmarshal([]byte(a.body), &doc); err != nil || a.status != 200 || !strings.HasPrefix(a.header.Get("Content-Type"), "application/json") {
+			t.Fatalf("%s: %d %s", u, a.status, a.body)
+		}
+		if doc.Resource != g.URL || len(doc.AuthorizationServers) != 1 || doc.AuthorizationServers[0] != e.srv.Issuer() ||
+			strings.Join(doc.ScopesSupported, " ") != gateScope || strings.Join(doc.BearerMethodsSupported, " ") != "header" {
+			t.Errorf("%s: %+v", u, doc)
+		}
+	}
+	// And a good token opens a session.
+	if a := request(t, http.MethodPost, g.URL, e.userToken(alice), "", initializeBody); a.status != 200 || a.header.Get("Mcp-Session-Id") == "" {
+		t.Fatalf("a valid token: %d %s", a.status, a.body)
+	}
+}
+
+// TestServeAuthPrincipalPerCall: each call acts for the token's user. With
+// the gate's own (alice's) Graph credential, alice's call is activated and
+// approved for her; bob's call is his, and does not run on alice's grant.
+// Bob cannot post to, listen on or delete alice's session.
+func TestServeAuthPrincipalPerCall(t *testing.T) {
+	e := startPIM(t)
+	g := authGate(t, e, "  wait: 30s\n")
+	ac := g.userClient(t, e.userToken(alice))
+	done := make(chan error, 1)
+	go func() {
+		res, err := TryCall(t.Context(), ac, "delete_database", map[string]any{"name": "x"})
+		if err == nil && res.IsError {
+			err = errors.New(Text(t, res))
+		}
+		done <- err
+	}()
+	req := e.pendingRequest(t, alice)
+	if err := e.srv.Approve(req.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := Receive(t, "alice's approved call", done); err != nil {
+		t.Fatalf("alice's call: %v", err)
+	}
+
+	bc := g.userClient(t, e.userToken(bob))
+	res := Call(t, bc, "delete_database", map[string]any{"name": "x"})
+	if !res.IsError {
+		t.Fatalf("bob's call ran on alice's grant: %s", Text(t, res))
+	}
+	if got := upstreamRan(t, ac, "delete_database"); got != "1" {
+		t.Fatalf("delete_database ran %s times, want once (alice's)", got)
+	}
+	for _, r := range e.srv.Requests() {
+		if r.Principal != alice {
+			t.Errorf("a PIM request for %s was made with alice's credential: %+v", r.Principal, r)
+		}
+	}
+
+	// Alice's session, presented with bob's token.
+	opened := request(t, http.MethodPost, g.URL, e.userToken(alice), "", initializeBody)
+	sid := opened.header.Get("Mcp-Session-Id")
+	if sid == "" {
+		t.Fatalf("no session: %d %s", opened.status, opened.body)
+	}
+	bobTok := e.userToken(bob)
+	for _, m := range []struct{ method, body string }{
+		{http.MethodPost, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"calls","arguments":{"tool":"x"}}}`},
+		{http.MethodGet, ""},
+		{http.MethodDelete, ""},
+	} {
+		a := request(t, m.method, g.URL, bobTok, sid, m.body)
+		if a.status != http.StatusForbidden || !strings.Contains(a.body, "another user") {
+			t.Errorf("bob %s on alice's session: %d %s", m.method, a.status, a.body)
+		}
+	}
+	if a := request(t, http.MethodDelete, g.URL, e.userToken(alice), sid, ""); a.status != http.StatusOK {
+		t.Errorf("alice deletes her session: %d %s", a.status, a.body)
+	}
+}
