@@ -143,6 +143,13 @@ type directHTTP struct {
 func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sid := r.Header.Get(server.HeaderKeySessionID)
 	m, _ := r.Context().Value(messageKey{}).(*postedMessage)
+	if m != nil && sid == "" && m.kind == notification && m.head.Method == string(mcp.MethodNotificationCancelled) {
+		// Without a session (protocol version 2026-07-28) nothing says whose
+		// request the id names, and mcp-go would cancel any client's request
+		// of that id. Such a request is cancelled by closing its stream.
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
 	if m == nil || sid == "" {
 		d.next.ServeHTTP(w, r)
 		return

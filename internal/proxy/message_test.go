@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -326,5 +327,66 @@ func TestHTTPRefusesOversizeAndInvalidMessages(t *testing.T) {
 			m.Error.Code != mcp.INVALID_REQUEST || !strings.Contains(m.Error.Message, tt.text) {
 			t.Errorf("%s %.50s: %d %s, want %d and error -32600 with id null mentioning %q", tt.path, tt.body, resp.StatusCode, b, tt.status, tt.text)
 		}
+	}
+}
+
+// TestHTTPModernCancelCannotReachOtherClients: protocol version 2026-07-28
+// has no sessions over HTTP, so a notifications/cancelled there cannot say
+// whose request it names; one client must not cancel another's call by
+// naming the same id. (Closing the request's stream cancels it.)
+func TestHTTPModernCancelCannotReachOtherClients(t *testing.T) {
+	url, _ := startUpstream(t, "up")
+	held := make(chan context.Context, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	hold := func(next CallFunc) CallFunc {
+		return func(ctx context.Context, c *Call) (Result, error) {
+			held <- ctx
+			<-release
+			return next(ctx, c)
+		}
+	}
+	p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url}}, Middleware: hold})
+	ts := httptest.NewServer(p.HTTPHandler())
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before the server closes
+	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}`
+	post := func(method, name, body string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+StreamablePath, strings.NewReader(body))
+		req.Header.Set(mcp.HeaderMethod, method)
+		if name != "" {
+			req.Header.Set(mcp.HeaderName, name)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	answered := make(chan string, 1)
+	go func() {
+		_, body := post("tools/call", "whoami", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"whoami",`+meta+`}}`)
+		answered <- body
+	}()
+	var ctx context.Context
+	select {
+	case ctx = <-held:
+	case body := <-answered:
+		t.Fatalf("the call was answered before the middleware: %s", body)
+	}
+	if status, body := post("notifications/cancelled", "", `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,`+meta+`}}`); status != http.StatusAccepted {
+		t.Fatalf("notifications/cancelled: %d %s", status, body)
+	}
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("another client's notifications/cancelled cancelled the call: %v", err)
+	}
+	once.Do(func() { close(release) })
+	if body := <-answered; !strings.Contains(body, `"result"`) {
+		t.Fatalf("the call answered %s", body)
 	}
 }
