@@ -40,6 +40,8 @@ func init() { // a literal would refer to itself through runHelp
 		"check":   runCheck,
 		"explain": runExplain,
 		"audit":   runAudit,
+		"login":   runLogin,
+		"doctor":  runDoctor,
 		"version": runVersion,
 		"help":    runHelp,
 	}
@@ -66,6 +68,8 @@ Usage:
   mcp-gate serve [--listen ADDR] [flags] [-- ...]    serve Streamable HTTP and SSE
   mcp-gate check [policies.yaml]                     validate a policy file
   mcp-gate explain [--policy FILE] TOOL ['{"arg":"v"}']  show which rule decides a call
+  mcp-gate login [--policy FILE]                     sign in once (credential browser or devicecode)
+  mcp-gate doctor [--policy FILE]                    check sign-in, permissions, every role; exit 1 on a blocker
   mcp-gate audit verify FILE                         check an audit log's chain and checkpoint
   mcp-gate version                                   print the version
   mcp-gate help [COMMAND]                            this help, or a command's (as COMMAND --help)

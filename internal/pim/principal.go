@@ -77,3 +77,28 @@ func decodeClaims(token string) (tokenClaims, error) {
 	}
 	return cl, nil
 }
+
+// TokenInfo is what the credential's Graph token says of the signed-in
+// user: decoded, not verified (it is our own token; Graph verifies it).
+type TokenInfo struct {
+	TenantID, ObjectID, User string
+	Scopes                   []string // scp: the delegated permissions
+	AMR, ACRS                []string // how the user signed in; authentication contexts met
+}
+
+// TokenInfo gets a Graph token and reads it.
+func (c *Client) TokenInfo(ctx context.Context) (TokenInfo, error) {
+	tok, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{GraphScope}})
+	if err != nil {
+		return TokenInfo{}, fmt.Errorf("%w: %w", ErrAuth, err)
+	}
+	cl, err := decodeClaims(tok.Token)
+	if err != nil {
+		return TokenInfo{}, fmt.Errorf("reading the Graph token: %w", err)
+	}
+	user := cl.UPN
+	if user == "" {
+		user = cl.Name
+	}
+	return TokenInfo{TenantID: cl.TID, ObjectID: cl.OID, User: user, Scopes: strings.Fields(cl.Scp), AMR: cl.AMR, ACRS: cl.ACRS}, nil
+}
