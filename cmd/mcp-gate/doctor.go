@@ -13,22 +13,46 @@ import (
 	"github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
+const doctorUsage = `Usage: mcp-gate doctor [--policy policies.yaml]
+
+Checks everything that can be checked without activating a role: the
+policy, the sign-in, the token's tenant, object id and permissions, and for
+each role whether it resolves, whether you are eligible and what its PIM
+settings ask of an activation. Exit status 1 when anything blocks one.
+`
+
+const loginUsage = `Usage: mcp-gate login [--policy policies.yaml]
+
+Signs in once with the policy's credential (browser or devicecode, through
+approvals.clientId) and keeps the sign-in record in ` + pim.DefaultRecordFile + `,
+so a desktop client starting mcp-gate signs in silently.
+`
+
 // runDoctor checks everything that can be checked without activating a
 // role: the policy, the sign-in, the token's permissions, each role.
 // Exit status 1 when anything blocks activation.
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("policy", defaultPolicyPath, "policy file")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: mcp-gate doctor [--policy FILE]")
-		return cmdline.ExitError(2)
+	fs := flag.NewFlagSet("mcp-gate doctor", flag.ContinueOnError)
+	file := fs.String("policy", defaultPolicyPath, "policy `file`")
+	if err := cmdline.Parse(fs, args, doctorUsage, stdout, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cmdline.UsageError(stderr, fs, doctorUsage, "mcp-gate doctor: takes no arguments")
 	}
 	pol, err := loadPolicyOnly(*file, stdout)
 	if err != nil {
 		return err
 	}
-	roles := pol.Roles()
+	var roles []doctor.Role
+	for _, t := range pol.Roles() {
+		r := doctor.Role{Name: t.Role}
+		if t.Kind != policy.KindRole {
+			r.Name = t.String()
+			r.Unsupported = "mcp-gate does not activate " + t.Kind.String() + " targets yet; the gate refuses these calls"
+		}
+		roles = append(roles, r)
+	}
 	fmt.Fprintf(stdout, "policy:   %s: ok, %d role(s)\n", *file, len(roles))
 	if len(roles) == 0 {
 		fmt.Fprintln(stdout, "ok: no rule names a role, so nothing needs a sign-in")
@@ -49,12 +73,13 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // keeps the authentication record, so a desktop client starting mcp-gate
 // finds the signed-in account.
 func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("login", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("policy", defaultPolicyPath, "policy file")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: mcp-gate login [--policy FILE]")
-		return cmdline.ExitError(2)
+	fs := flag.NewFlagSet("mcp-gate login", flag.ContinueOnError)
+	file := fs.String("policy", defaultPolicyPath, "policy `file`")
+	if err := cmdline.Parse(fs, args, loginUsage, stdout, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cmdline.UsageError(stderr, fs, loginUsage, "mcp-gate login: takes no arguments")
 	}
 	pol, err := loadPolicyOnly(*file, stdout)
 	if err != nil {

@@ -54,7 +54,7 @@ func TestCommandLine(t *testing.T) {
 		{"bad --upstream", []string{"--upstream", "nameonly"}, 2, nil, []string{`invalid value "nameonly" for flag -upstream: want NAME=COMMAND or NAME=URL`}},
 		{"version", []string{"version"}, 0, []string{"mcp-gate dev\n"}, nil},
 		{"version with an argument", []string{"version", "x"}, 2, nil, []string{"mcp-gate version: takes no arguments", "Usage: mcp-gate version"}},
-		{"help of an unknown command", []string{"help", "bogus"}, 2, nil, []string{"mcp-gate help: want one of audit, check, explain, help, serve, version"}},
+		{"help of an unknown command", []string{"help", "bogus"}, 2, nil, []string{"mcp-gate help: want one of audit, check, doctor, explain, help, login, serve, version"}},
 		{"serve --help", []string{"serve", "--help"}, 0, []string{"Usage: mcp-gate serve", "--listen", "--policy", "--log-level", "--upstream"}, nil},
 		{"help serve", []string{"help", "serve"}, 0, []string{"Usage: mcp-gate serve", "--listen"}, nil},
 		{"serve with a stray word", []string{"serve", "--policy", policy, "bogus"}, 2, nil, []string{`unknown command "bogus"`, "Usage: mcp-gate serve"}},

@@ -24,9 +24,15 @@ type Client interface {
 	RoleSettings(ctx context.Context, roleID string) (pim.RoleSettings, error)
 }
 
+// Role is one role the policy names.
+type Role struct {
+	Name        string // display name or id
+	Unsupported string // why mcp-gate cannot activate it yet; empty for a directory role
+}
+
 // Run checks the roles and writes the report to w. It returns the number
 // of blockers: problems that stop an activation.
-func Run(ctx context.Context, w io.Writer, c Client, roles []string) int {
+func Run(ctx context.Context, w io.Writer, c Client, roles []Role) int {
 	blockers := 0
 	info, err := c.TokenInfo(ctx)
 	if err != nil {
@@ -54,7 +60,10 @@ func Run(ctx context.Context, w io.Writer, c Client, roles []string) int {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROLE\tID\tELIGIBLE\tON ACTIVATION\tSTATUS")
 	for _, role := range roles {
-		row, blocked := check(ctx, c, principal, role, info)
+		row, blocked := role.Name+"\t-\t-\t-\tBLOCKER: "+role.Unsupported, true
+		if role.Unsupported == "" {
+			row, blocked = check(ctx, c, principal, role.Name, info)
+		}
 		if blocked {
 			blockers++
 		}

@@ -98,17 +98,18 @@ func (ps *parser) approvals(n *yaml.Node) {
 var PIMScopes = []string{"RoleAssignmentSchedule.ReadWrite.Directory", "RoleEligibilitySchedule.Read.Directory", "RoleManagement.Read.Directory"}
 
 // credentialFitsRoles warns when the credential cannot activate the Entra
-// roles the rules name: the Azure CLI's Graph token is pre-authorized for a
-// fixed set of scopes without the PIM ones.
+// roles or PIM groups the rules name: the Azure CLI's Graph token is
+// pre-authorized for a fixed set of scopes without the PIM ones. (It does
+// serve Azure resource roles, through ARM.)
 func (ps *parser) credentialFitsRoles() {
 	const why = "the Azure CLI's Microsoft Graph token lacks RoleAssignmentSchedule.ReadWrite.Directory, so Graph refuses every activation " +
 		"with 403 PermissionScopeNotGranted (and asking for the scope fails with AADSTS65002); use credential: browser or devicecode " +
 		"with approvals.clientId, your organisation's app registration (docs/pim-client.md)"
 	switch ps.p.approvals.Credential {
 	case "azurecli":
-		ps.warnf(ps.credNode, "approvals.credential: azurecli cannot activate Entra roles: %s", why)
+		ps.warnf(ps.credNode, "approvals.credential: azurecli cannot activate Entra roles or PIM groups: %s", why)
 	case "default":
-		ps.warnf(ps.credNode, "approvals.credential: default ends in the Azure CLI on a desktop, which cannot activate Entra roles: %s", why)
+		ps.warnf(ps.credNode, "approvals.credential: default ends in the Azure CLI on a desktop, which cannot activate Entra roles or PIM groups: %s", why)
 	}
 }
 

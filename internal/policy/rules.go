@@ -315,7 +315,7 @@ func (ps *parser) finish() {
 	if firstRole != nil && !ps.approvalsSet {
 		ps.errorf(firstRole, "rules name PIM roles, groups or Azure roles, so the file needs an approvals: section (backend, tenantId, credential, ...)")
 	}
-	if firstRole != nil && ps.credNode != nil {
+	if ps.credNode != nil && slices.ContainsFunc(p.targets, func(t Target) bool { return t.Kind != KindAzureRole }) {
 		ps.credentialFitsRoles()
 	}
 	for i := range p.entries {

@@ -78,7 +78,9 @@ func TestCredentialRefusals(t *testing.T) {
 		tool  string
 		want  []string
 	}{
-		{"no PIM scopes", func(s *pimtest.Server) string { return s.Token(alice, pimtest.WithScopes("User.Read", "Directory.AccessAsUser.All")) },
+		{"no PIM scopes", func(s *pimtest.Server) string {
+			return s.Token(alice, pimtest.WithScopes("User.Read", "Directory.AccessAsUser.All"))
+		},
 			"delete_database", []string{"RoleAssignmentSchedule.ReadWrite.Directory", "approvals.clientId", "admin consent", "mcp-gate login"}},
 		{"MFA role without MFA", func(s *pimtest.Server) string { return s.Token(alice) },
 			"send_payment", []string{"multi-factor authentication", "credential: browser or devicecode"}},
@@ -120,7 +122,9 @@ func TestDoctor(t *testing.T) {
 	}{
 		{"all good", func(s *pimtest.Server) string { return s.Token(alice) }, 0,
 			[]string{"ok: every role can be activated", dbaRole, "approval", mfaRole, "you will be asked to sign in again with MFA", "auth context c1"}},
-		{"missing scope", func(s *pimtest.Server) string { return s.Token(alice, pimtest.WithScopes("RoleManagement.Read.Directory")) }, 1,
+		{"missing scope", func(s *pimtest.Server) string {
+			return s.Token(alice, pimtest.WithScopes("RoleManagement.Read.Directory"))
+		}, 1,
 			[]string{"BLOCKER", "RoleAssignmentSchedule.ReadWrite.Directory"}},
 		{"not eligible", func(s *pimtest.Server) string { return s.Token(carol) }, 1,
 			[]string{"BLOCKER: you are not eligible", dbaRole}},
