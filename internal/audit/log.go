@@ -194,6 +194,9 @@ func (l *Log) Write(_ context.Context, r Record) error {
 	if err != nil {
 		return fmt.Errorf("audit: record not written: %w", err)
 	}
+	if len(line) >= maxLine {
+		return fmt.Errorf("audit: record not written: %d bytes, more than a record may take", len(line))
+	}
 	prevAt := len(line) - len(zeroHash) - len(`"}`)
 	line = append(line, '\n')
 
@@ -342,6 +345,9 @@ func span(f *os.File, from, to int64) (lines int64, last []byte, err error) {
 		}
 		off += int64(len(chunk))
 	}
+	if to-lastStart > maxLine {
+		return 0, nil, fmt.Errorf("last line is %d bytes, longer than any record; check the file with \"mcp-gate audit verify\" and move it aside", to-lastStart)
+	}
 	last = make([]byte, to-lastStart)
 	if _, err := f.ReadAt(last, lastStart); err != nil {
 		return 0, nil, err
@@ -349,23 +355,37 @@ func span(f *os.File, from, to int64) (lines int64, last []byte, err error) {
 	return lines, last, nil
 }
 
+// maxLine bounds the line Open and Write read back: far above any record
+// (the proxy bounds a message at 16 MiB by default), far below what would
+// exhaust memory on a file that was filled with garbage.
+const maxLine = 64 << 20
+
 // lastLine returns the line ending at size, with its newline if it has one.
+// It searches backwards for the newline before it, then reads the line once.
 func lastLine(f *os.File, size int64) ([]byte, error) {
 	const chunk = 4096
-	var tail []byte
-	for off := size; off > 0; {
-		n := min(chunk, off)
-		off -= n
-		buf := make([]byte, n, int(n)+len(tail))
-		if _, err := f.ReadAt(buf, off); err != nil {
+	buf := make([]byte, chunk)
+	var start int64
+	// The byte at size-1 is the line's own newline, if any: search before it.
+	for end := size - 1; end > 0; {
+		off := max(end-chunk, 0)
+		if _, err := f.ReadAt(buf[:end-off], off); err != nil {
 			return nil, err
 		}
-		tail = append(buf, tail...)
-		if i := bytes.LastIndexByte(tail[:len(tail)-1], '\n'); i >= 0 {
-			return tail[i+1:], nil
+		if i := bytes.LastIndexByte(buf[:end-off], '\n'); i >= 0 {
+			start = off + int64(i) + 1
+			break
 		}
+		if size-off > maxLine {
+			return nil, fmt.Errorf("the line ending at byte %d is longer than any record", size)
+		}
+		end = off
 	}
-	return tail, nil
+	line := make([]byte, size-start)
+	if _, err := f.ReadAt(line, start); err != nil {
+		return nil, err
+	}
+	return line, nil
 }
 
 // hashLine is a line's link in the chain: the hex SHA-256 of the line

@@ -582,3 +582,41 @@ func TestOpenStartsANewLogOnceBothAreMovedAside(t *testing.T) {
 	writeN(t, openLog(t, path), 0, 1)
 	wantHead(t, path, 1)
 }
+
+func TestLastLine(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("x", n) }
+	tests := []struct{ name, data, want string }{
+		{"empty", "", ""},
+		{"one line", "a\n", "a\n"},
+		{"two lines", "a\nbc\n", "bc\n"},
+		{"no newline at the end", "a\nbc", "bc"},
+		{"only newlines", "\n\n", "\n"},
+		{"first line is the last", long(5000) + "\n", long(5000) + "\n"},
+		{"a chunk exactly", "a\n" + long(4095) + "\n", long(4095) + "\n"},
+		{"a chunk and one", "a\n" + long(4096) + "\n", long(4096) + "\n"},
+		{"several chunks", "a\n" + long(9000) + "\n", long(9000) + "\n"},
+		{"newline at a chunk boundary", long(4095) + "\n" + long(4096) + "\n", long(4096) + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "f")
+			if err := os.WriteFile(path, []byte(tt.data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			got, err := lastLine(f, int64(len(tt.data)))
+			if err != nil || string(got) != tt.want {
+				t.Errorf("lastLine = %d bytes %.20q (%v), want %d bytes %.20q", len(got), got, err, len(tt.want), tt.want)
+			}
+			// span agrees on the last line, and counts the newlines.
+			n, last, err := span(f, 0, int64(len(tt.data)))
+			if err != nil || string(last) != tt.want || n != int64(strings.Count(tt.data, "\n")) {
+				t.Errorf("span = %d lines, %.20q (%v)", n, last, err)
+			}
+		})
+	}
+}
