@@ -30,7 +30,7 @@ race:
 	$(GO) test -race -count=1 ./...
 
 # Each fuzz target runs alone: go test -fuzz takes one target at a time.
-FUZZ_TARGETS := ./internal/policy:FuzzParse ./internal/policy:FuzzDecide ./internal/policy:FuzzReadings ./internal/callargs:FuzzParse
+FUZZ_TARGETS := ./internal/policy:FuzzParse ./internal/policy:FuzzDecide ./internal/policy:FuzzReadings ./internal/callargs:FuzzParse ./internal/audit:FuzzAppendRecord
 define run-fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -190,7 +189,7 @@ func (l *Log) Write(_ context.Context, r Record) error {
 	if err := r.check(); err != nil {
 		return fmt.Errorf("audit: record not written: %w", err)
 	}
-	line, err := json.Marshal(r)
+	line, err := appendRecord(make([]byte, 0, 512), &r)
 	if err != nil {
 		return fmt.Errorf("audit: record not written: %w", err)
 	}
