@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -243,11 +244,11 @@ func (u *upstream) connect(ctx context.Context) (*link, error) {
 // list fetches what the upstream offers, per its capabilities.
 func (u *upstream) list(ctx context.Context, l *link) error {
 	if l.caps.Tools != nil {
-		res, err := l.client.ListTools(ctx, mcp.ListToolsRequest{})
+		tools, err := u.listTools(ctx, l.conn)
 		if err != nil {
 			return fmt.Errorf("upstream %s: tools/list: %w", u.cfg.Name, err)
 		}
-		l.tools = res.Tools
+		l.tools = tools
 	}
 	if l.caps.Resources != nil {
 		res, err := l.client.ListResources(ctx, mcp.ListResourcesRequest{})
@@ -269,6 +270,74 @@ func (u *upstream) list(ctx context.Context, l *link) error {
 		l.prompts = res.Prompts
 	}
 	return nil
+}
+
+// maxListPages bounds how many pages of tools/list the gate follows: an
+// upstream that keeps answering with a new cursor must not hold it forever.
+const maxListPages = 1000
+
+// listTools lists the upstream's tools, every page, keeping each tool's
+// inputSchema and outputSchema as the upstream sent them: mcp.Tool's own
+// schema types know only a handful of JSON Schema keywords and would drop
+// the rest ($schema, oneOf, minProperties...) and add "required": [].
+func (u *upstream) listTools(ctx context.Context, c conn) ([]mcp.Tool, error) {
+	var tools []mcp.Tool
+	var cursor string
+	for range maxListPages {
+		var params json.RawMessage
+		if cursor != "" {
+			params, _ = json.Marshal(map[string]string{"cursor": cursor})
+		}
+		raw, err := c.call(ctx, idBase+u.ids.Add(1), string(mcp.MethodToolsList), params)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Tools      []json.RawMessage `json:"tools"`
+			NextCursor string            `json:"nextCursor"`
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return nil, fmt.Errorf("unreadable result: %w", err)
+		}
+		for _, rt := range page.Tools {
+			t, err := rawTool(rt)
+			if err != nil {
+				return nil, err
+			}
+			tools = append(tools, t)
+		}
+		if page.NextCursor == "" || page.NextCursor == cursor {
+			return tools, nil
+		}
+		cursor = page.NextCursor
+	}
+	return nil, fmt.Errorf("more than %d pages", maxListPages)
+}
+
+// rawTool decodes one tool definition with its schemas kept raw.
+func rawTool(b json.RawMessage) (mcp.Tool, error) {
+	var t mcp.Tool
+	var schemas struct {
+		In  json.RawMessage `json:"inputSchema"`
+		Out json.RawMessage `json:"outputSchema"`
+	}
+	if err := json.Unmarshal(b, &t); err != nil {
+		return t, fmt.Errorf("unreadable tool: %w", err)
+	}
+	if err := json.Unmarshal(b, &schemas); err != nil {
+		return t, fmt.Errorf("tool %q: %w", t.Name, err)
+	}
+	t.InputSchema, t.OutputSchema = mcp.ToolInputSchema{}, mcp.ToolOutputSchema{}
+	if len(schemas.In) == 0 || bytes.Equal(schemas.In, []byte("null")) {
+		// The schema is required; an upstream that leaves it out gets the
+		// empty object schema, as mcp-go's decoding gave it before.
+		schemas.In = json.RawMessage(`{"type":"object"}`)
+	}
+	t.RawInputSchema = schemas.In
+	if len(schemas.Out) > 0 && !bytes.Equal(schemas.Out, []byte("null")) {
+		t.RawOutputSchema = schemas.Out
+	}
+	return t, nil
 }
 
 // onNotify handles a notification from the upstream. It runs on the

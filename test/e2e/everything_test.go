@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -233,3 +234,49 @@ func wire(t *testing.T, v any) string {
 // createdAt is the clock time server-everything puts in its dynamic
 // resources: two instances started a second apart differ there only.
 var createdAt = regexp.MustCompile(`created at \d{1,2}:\d{2}:\d{2}[\s\x{202f}\x{a0}]?[AP]M`)
+
+// TestEverythingToolDefinitionsRaw compares server-everything's tools/list
+// as sent on the wire, directly and through the gate: every tool definition
+// is the same JSON value, schemas keyword for keyword, apart from the task
+// marker the gate removes (docs/proxy.md).
+func TestEverythingToolDefinitionsRaw(t *testing.T) {
+	opts := Protocols[0].Opts
+	direct, err := client.NewStdioMCPClientWithOptions(Everything(t)[0], nil, Everything(t)[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = direct.Close() })
+	Initialize(t, direct)
+	gate, _ := StdioGate(t, nil, append([]string{"--policy", AllowAllPolicy(t), "--"}, Everything(t)...), opts...)
+
+	want, got := rawTools(t, direct), rawTools(t, gate)
+	if len(want) == 0 {
+		t.Fatal("server-everything listed no tools")
+	}
+	for i := range want {
+		delete(want[i], "execution")
+	}
+	sameJSON(t, "tools/list", want, got)
+}
+
+// rawTools lists c's tools from the raw JSON of tools/list, without the
+// decoding of mcp.Tool, which knows only some JSON Schema keywords.
+func rawTools(t *testing.T, c *client.Client) []map[string]any {
+	t.Helper()
+	resp, err := c.GetTransport().SendRequest(context.Background(), transport.JSONRPCRequest{
+		JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId(int64(1 << 30)), Method: string(mcp.MethodToolsList),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Error != nil {
+		t.Fatalf("tools/list: %+v", resp.Error)
+	}
+	var res struct {
+		Tools []map[string]any `json:"tools"`
+	}
+	if err := json.Unmarshal(resp.Result, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res.Tools
+}
