@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
 
@@ -35,6 +36,9 @@ type gating struct {
 	policy  atomic.Pointer[policy.Policy]
 	gate    *gate.Gate
 	audit   *audit.Log
+	// obo activates for each HTTP caller (credential: onbehalfof); nil
+	// with any other credential.
+	obo *pim.OnBehalfOf
 }
 
 // loadGating reads the policy (a gate without one refuses to start) and
@@ -57,7 +61,16 @@ func loadGating(path string, log *slog.Logger, stderr io.Writer) (*gating, error
 	if g.audit, err = audit.Open(auditPath); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	act, err := newActivator(pol, log, stderr)
+	var act gate.Activator
+	if pol.Approvals().Credential == onBehalfOf && len(pol.Roles()) > 0 {
+		g.obo, err = newOnBehalfOf(pol, log)
+		act = g.obo
+	} else {
+		var c *pim.Client
+		if c, err = newActivator(pol, log, stderr); c != nil { // a nil *pim.Client in the interface would not read as "no backend"
+			act = c
+		}
+	}
 	if err != nil {
 		g.audit.Close()
 		return nil, err
@@ -75,10 +88,7 @@ func loadGating(path string, log *slog.Logger, stderr io.Writer) (*gating, error
 		g.audit.Close()
 		return nil, err
 	}
-	cfg := gate.Config{Policy: g.policy.Load, Grants: cache, Audit: g.audit, Clock: clock.Real{}, Logger: log}
-	if act != nil { // a nil *pim.Client in the interface would not read as "no backend"
-		cfg.Activator = act
-	}
+	cfg := gate.Config{Policy: g.policy.Load, Grants: cache, Audit: g.audit, Clock: clock.Real{}, Logger: log, Activator: act}
 	if g.gate, err = gate.New(cfg); err != nil {
 		g.audit.Close()
 		return nil, err
@@ -115,10 +125,36 @@ func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer) (*pim.
 	return c, nil
 }
 
+// onBehalfOf is the credential that acts for each HTTP caller.
+const onBehalfOf = "onbehalfof"
+
+// newOnBehalfOf builds the per-caller activator: the gate's app
+// registration (approvals.clientId, its secret from the environment)
+// exchanges each caller's token, from serve.auth's tenant and authority,
+// for a Graph token for that caller.
+func newOnBehalfOf(pol *policy.Policy, log *slog.Logger) (*pim.OnBehalfOf, error) {
+	ap, sa := pol.Approvals(), pol.ServeAuth()
+	o, err := pim.NewOnBehalfOf(pim.OnBehalfOfConfig{
+		TenantID: sa.TenantID, ClientID: ap.ClientID, Secret: os.Getenv(pim.ClientSecretEnv),
+		Authority: sa.Authority, AuthorityCAFile: sa.CAFile, MaxUsers: grantCacheSize,
+		Client: pim.Config{
+			GraphURL: ap.GraphURL, CAFile: ap.GraphCAFile, TenantID: sa.TenantID,
+			PollInterval: ap.PollInterval, PollMaxBackoff: ap.PollMaxBackoff, Logger: log,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("approvals.credential onbehalfof: %w", err)
+	}
+	return o, nil
+}
+
 // newCredential builds the credential approvals: names. Sign-in prompts go
 // to stderr, never stdout (the MCP stream); the interactive credentials
 // load the record `mcp-gate login` kept.
 func newCredential(ap policy.Approvals, stderr io.Writer) (azcore.TokenCredential, error) {
+	if ap.Credential == onBehalfOf {
+		return nil, errors.New("approvals.credential onbehalfof has no credential of its own: it signs in as each HTTP caller of mcp-gate serve")
+	}
 	record, err := policy.ExpandHome(pim.DefaultRecordFile)
 	if err != nil {
 		return nil, err

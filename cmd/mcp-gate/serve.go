@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcp-gate/mcp-gate/internal/authn"
 	"github.com/mcp-gate/mcp-gate/internal/cmdline"
+	"github.com/mcp-gate/mcp-gate/internal/pim"
 	"github.com/mcp-gate/mcp-gate/internal/policy"
 	"github.com/mcp-gate/mcp-gate/internal/proxy"
 )
@@ -26,7 +27,8 @@ Serves MCP over Streamable HTTP at ` + proxy.StreamablePath + ` and legacy SSE a
 in front of the command after --, the --upstream flags or the policy's upstreams:.
 Without serve.auth: in the policy, every HTTP client acts as the gate's one
 PIM principal: serve one user. With it, each request must carry the caller's
-Entra access token, and each call acts for that user.
+Entra access token, and each call acts for that user (activating roles with
+their own Graph token under approvals.credential: onbehalfof).
 `
 
 // runServe serves Streamable HTTP (and SSE) until ctx is cancelled.
@@ -50,10 +52,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	handler := p.HTTPHandler()
 	switch sa := p.gating.started.ServeAuth(); {
 	case sa.Enabled():
-		if handler, err = authenticated(sa, handler, p.log); err != nil {
+		if handler, err = authenticated(sa, handler, p.gating.obo, p.log); err != nil {
 			return err
 		}
-		if len(p.gating.started.Roles()) > 0 {
+		if len(p.gating.started.Roles()) > 0 && p.gating.obo == nil {
 			p.log.Warn("serve.auth: each call acts for its caller, but roles are activated with the gate's own credential: only that credential's user can activate; other users' gated calls are refused")
 		}
 	case len(p.gating.policy.Load().Roles()) > 0:
@@ -88,8 +90,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // authenticated puts next behind serve.auth: each request's Entra token is
-// validated and its oid becomes the principal of the calls it carries.
-func authenticated(sa policy.ServeAuth, next http.Handler, log *slog.Logger) (http.Handler, error) {
+// validated and its oid becomes the principal of the calls it carries. With
+// on-behalf-of activation (obo not nil) the token is what that principal's
+// activations are made with.
+func authenticated(sa policy.ServeAuth, next http.Handler, obo *pim.OnBehalfOf, log *slog.Logger) (http.Handler, error) {
 	v, err := authn.New(authn.Config{Authority: sa.Authority, TenantID: sa.TenantID, Audiences: []string{sa.Audience}, CAFile: sa.CAFile})
 	if err != nil {
 		return nil, fmt.Errorf("serve.auth: %w", err)
@@ -98,6 +102,16 @@ func authenticated(sa policy.ServeAuth, next http.Handler, log *slog.Logger) (ht
 	log.Info("serve.auth: HTTP clients must present an Entra access token", "tenant", sa.TenantID, "audience", sa.Audience, "authority", sa.Authority)
 	return g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := authn.IdentityFrom(r.Context()) // the guard admits no request without one
-		next.ServeHTTP(w, r.WithContext(proxy.WithPrincipal(r.Context(), id.OID)))
+		ctx := proxy.WithPrincipal(r.Context(), id.OID)
+		if obo != nil {
+			tok, _ := authn.TokenFrom(ctx)
+			if err := obo.Remember(id.OID, tok); err != nil {
+				log.Error("on-behalf-of: cannot keep the caller's token", "error", err)
+				http.Error(w, "Service unavailable: the gate cannot act on your behalf now", http.StatusServiceUnavailable)
+				return
+			}
+			ctx = pim.WithCaller(ctx, id.OID)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})), nil
 }

@@ -83,6 +83,10 @@ func (ps *parser) approvals(n *yaml.Node) {
 	if tokenFile != nil && a.TokenFile != "" && a.Credential != "token" {
 		ps.errorf(tokenFile, "approvals.tokenFile: only used with credential: token (credential is %q)", a.Credential)
 	}
+	if a.Credential == "onbehalfof" && a.ClientID == "" {
+		ps.errorf(ps.credNode, "approvals.credential onbehalfof needs approvals.clientId: the application (client) id of the gate's app registration, "+
+			"whose secret is read from the environment variable AZURE_CLIENT_SECRET")
+	}
 	if (a.Credential == "browser" || a.Credential == "devicecode") && a.ClientID == "" {
 		ps.errorf(ps.credNode, "approvals.credential %s needs approvals.clientId: the application (client) id of your organisation's app registration "+
 			"(a public client with the delegated Microsoft Graph permissions %s; see docs/pim-client.md). "+

@@ -33,7 +33,7 @@ const (
 // audit.arguments.
 var (
 	backends    = []string{"entra-pim"}
-	credentials = []string{"default", "azurecli", "devicecode", "browser", "managedidentity", "workloadidentity", "environment", "token"}
+	credentials = []string{"default", "azurecli", "devicecode", "browser", "managedidentity", "workloadidentity", "environment", "token", "onbehalfof"}
 	argModes    = []string{ArgumentsHashed, ArgumentsClear}
 )
 

@@ -151,6 +151,7 @@ func (ps *parser) top(root *yaml.Node) {
 	if !ok {
 		return
 	}
+	ps.onBehalfOfNeedsAuth()
 	if !version {
 		ps.errorf(root, "version: missing; start the file with version: 1")
 	}

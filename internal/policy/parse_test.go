@@ -63,7 +63,7 @@ var errorCases = []problemCase{
 	}},
 	{"unknown backend and credential", "version: 1\napprovals: {backend: cyberark, credential: AzureCLI}\ntools: {a: allow}\n", []string{
 		`p.yaml:2:22: approvals.backend: unknown value "cyberark"; allowed: entra-pim`,
-		`p.yaml:2:44: approvals.credential: unknown value "AzureCLI" (did you mean "azurecli"?); allowed: default, azurecli, devicecode, browser, managedidentity, workloadidentity, environment, token`,
+		`p.yaml:2:44: approvals.credential: unknown value "AzureCLI" (did you mean "azurecli"?); allowed: default, azurecli, devicecode, browser, managedidentity, workloadidentity, environment, token, onbehalfof`,
 	}},
 	{"bad durations", "version: 1\napprovals:\n  defaultGrant: 15\n  wait: -1s\n  pollInterval: 0s\n  deadline: 25h\n  grantMargin: soon\ntools: {a: allow}\n", []string{
 		`p.yaml:3:17: approvals.defaultGrant: "15" is not a duration; write a Go duration such as 30s, 15m or 1h30m`,

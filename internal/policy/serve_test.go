@@ -45,6 +45,10 @@ func TestServeAuthProblems(t *testing.T) {
 		{"serve unknown key", "version: 1\nserve: {authn: {}}\n" + tail, []string{
 			`p.yaml:2:9: serve: unknown key "authn" (did you mean "auth"?); allowed: auth`,
 		}},
+		{"onbehalfof without serve.auth or clientId", "version: 1\napprovals: {tenantId: " + serveTenant + ", credential: onbehalfof}\n" + tail, []string{
+			"p.yaml:2:73: approvals.credential onbehalfof needs approvals.clientId: the application (client) id of the gate's app registration, whose secret is read from the environment variable AZURE_CLIENT_SECRET",
+			"p.yaml:2:73: approvals.credential onbehalfof acts for each HTTP caller with the token they present: it needs serve.auth (tenantId, audience) and mcp-gate serve",
+		}},
 		{"bad values", "version: 1\nserve:\n  auth:\n    tenantId: common\n    audience: \"\"\n    authority: http://login.example.com\n    scope: a b\n    resource: https://gate.example.com\n" + tail, []string{
 			`p.yaml:4:15: serve.auth.tenantId: "common" is not a GUID; want 8-4-4-4-12 hex digits, e.g. 00000000-1111-2222-3333-444444444444`,
 			"p.yaml:5:15: serve.auth.audience: must not be empty",

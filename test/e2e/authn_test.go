@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -23,21 +24,33 @@ const (
 	gateScope    = gateAudience + "/mcp.tools"
 )
 
+const (
+	gateClientID = "0000aaaa-1111-4222-8333-444444444444"
+	gateSecret   = "e2e-secret"
+)
+
 // authGate serves the demo tools with serve.auth: the emulator is the
-// tenant's sign-in service and the gate's Graph credential is alice's.
-func authGate(t *testing.T, e *pimEnv, approvals string) *Gate {
+// tenant's sign-in service. The gate's Graph credential is alice's, or with
+// obo each caller's, through the on-behalf-of flow.
+func authGate(t *testing.T, e *pimEnv, approvals string, obo bool) (*Gate, string) {
 	t.Helper()
-	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice, approvals: approvals})
+	policyFile, auditFile := e.gatedPolicy(t, gateOpts{principal: alice, approvals: approvals})
 	text, err := os.ReadFile(policyFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var env []string
+	if obo {
+		e.srv.RegisterApp(pimtest.App{ClientID: gateClientID, Secret: gateSecret, IdentifierURI: gateAudience})
+		text = regexp.MustCompile(`credential: token\n  tokenFile: .*\n`).ReplaceAll(text, []byte("credential: onbehalfof\n  clientId: "+gateClientID+"\n"))
+		env = []string{"AZURE_CLIENT_SECRET=" + gateSecret}
 	}
 	text = append(text, []byte("serve:\n  auth:\n    tenantId: "+e.srv.TenantID()+"\n    audience: "+gateAudience+
 		"\n    authority: "+e.srv.Authority()+"\n    scope: "+gateScope+"\n    caFile: "+e.caFile+"\n")...)
 	if err := os.WriteFile(policyFile, text, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return ServeGate(t, nil, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo")
+	return ServeGate(t, env, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo"), auditFile
 }
 
 // userClient is an initialized client that sends token with each request.
@@ -86,7 +99,7 @@ const initializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{
 // metadata names the tenant's authorization server and the scope.
 func TestServeAuthRefusesBadTokens(t *testing.T) {
 	e := startPIM(t)
-	g := authGate(t, e, "")
+	g, _ := authGate(t, e, "", false)
 	base := strings.TrimSuffix(g.URL, "/mcp")
 	metaURL := base + "/.well-known/oauth-protected-resource/mcp"
 	forger, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -154,7 +167,7 @@ func TestServeAuthRefusesBadTokens(t *testing.T) {
 // Bob cannot post to, listen on or delete alice's session.
 func TestServeAuthPrincipalPerCall(t *testing.T) {
 	e := startPIM(t)
-	g := authGate(t, e, "  wait: 30s\n")
+	g, _ := authGate(t, e, "  wait: 30s\n", false)
 	ac := g.userClient(t, e.userToken(alice))
 	done := make(chan error, 1)
 	go func() {
@@ -205,5 +218,75 @@ func TestServeAuthPrincipalPerCall(t *testing.T) {
 	}
 	if a := request(t, http.MethodDelete, g.URL, e.userToken(alice), sid, ""); a.status != http.StatusOK {
 		t.Errorf("alice deletes her session: %d %s", a.status, a.body)
+	}
+}
+
+// TestServeAuthOnBehalfOf: with credential: onbehalfof each user's call is
+// activated with a Graph token for that user: alice and bob each get their
+// own PIM request and grant, the audit names each, and carol (eligible for
+// nothing) is refused rather than run on either grant.
+func TestServeAuthOnBehalfOf(t *testing.T) {
+	e := startPIM(t)
+	g, auditFile := authGate(t, e, "  wait: 60s\n", true)
+	users := map[string]*client.Client{alice: g.userClient(t, e.userToken(alice)), bob: g.userClient(t, e.userToken(bob))}
+	done := make(chan error, len(users))
+	for oid, c := range users {
+		go func() {
+			res, err := TryCall(t.Context(), c, "delete_database", map[string]any{"name": oid})
+			if err == nil && res.IsError {
+				err = errors.New(Text(t, res))
+			}
+			done <- err
+		}()
+	}
+	for oid := range users {
+		if err := e.srv.Approve(e.pendingRequest(t, oid).ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range users {
+		if err := Receive(t, "an approved call", done); err != nil {
+			t.Fatalf("call: %v", err)
+		}
+	}
+	reqs := e.srv.Requests()
+	if len(reqs) != 2 || reqs[0].Principal == reqs[1].Principal {
+		t.Fatalf("PIM requests %+v, want one for alice and one for bob", reqs)
+	}
+	// Each user's grant is theirs: a second call of each runs without a
+	// new request; carol runs on neither.
+	for oid, c := range users {
+		if res := Call(t, c, "delete_database", map[string]any{"name": oid}); res.IsError {
+			t.Fatalf("%s's second call: %s", oid, Text(t, res))
+		}
+	}
+	cc := g.userClient(t, e.userToken(carol))
+	if res := Call(t, cc, "delete_database", map[string]any{"name": "carol"}); !res.IsError {
+		t.Fatalf("carol's call ran: %s", Text(t, res))
+	}
+	if got := upstreamRan(t, users[alice], "delete_database"); got != "4" {
+		t.Fatalf("delete_database ran %s times, want 4 (two each for alice and bob)", got)
+	}
+	if n := e.srv.CreateCount(); n != 2 {
+		t.Fatalf("%d PIM requests created, want 2", n)
+	}
+	b, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec struct {
+			Principal, Tool, Outcome string
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Tool == "delete_database" && rec.Outcome == "admitted" {
+			seen[rec.Principal]++
+		}
+	}
+	if seen[alice] != 2 || seen[bob] != 2 || len(seen) != 2 {
+		t.Fatalf("admitted records by principal %v, want two each for alice and bob", seen)
 	}
 }

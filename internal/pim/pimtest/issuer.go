@@ -256,8 +256,15 @@ func (s *Server) tokenEndpoint(ex *exchange) {
 	if c.mfa {
 		opts = append(opts, WithMFA())
 	}
+	// Entra names the granted permissions under the resource and echoes
+	// the .default asked for; MSAL treats a requested scope missing from
+	// the answer as declined.
+	granted := strings.Fields(f.Get("scope"))
+	for _, p := range strings.Fields(graphScopes) {
+		granted = append(granted, "https://graph.microsoft.com/"+p)
+	}
 	ex.writeJSON(http.StatusOK, map[string]any{
-		"token_type": "Bearer", "scope": graphScopes, "expires_in": int(httpTokenLifetime / time.Second),
+		"token_type": "Bearer", "scope": strings.Join(granted, " "), "expires_in": int(httpTokenLifetime / time.Second),
 		"ext_expires_in": int(httpTokenLifetime / time.Second), "access_token": s.Token(c.oid, opts...),
 	})
 }

@@ -1,0 +1,88 @@
+package pim_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mcp-gate/mcp-gate/internal/pim"
+	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
+)
+
+const (
+	gateClientID = "0000aaaa-1111-4222-8333-444444444444"
+	gateAppURI   = "api://mcp-gate"
+)
+
+// Each user's activation is made with a Graph token for that user, got by
+// exchanging the token they presented to the gate; a user whose token the
+// gate has not seen cannot activate.
+func TestOnBehalfOfActivatesForEachUser(t *testing.T) {
+	sc := scenario()
+	sc.Eligibilities = append(sc.Eligibilities, pimtest.Eligibility{Principal: bob, Role: helpdeskID})
+	e := start(t, sc)
+	e.srv.RegisterApp(pimtest.App{ClientID: gateClientID, Secret: "s3cret", IdentifierURI: gateAppURI})
+	newOBO := func(secret string) *pim.OnBehalfOf {
+		o, err := pim.NewOnBehalfOf(pim.OnBehalfOfConfig{
+			TenantID: e.srv.TenantID(), ClientID: gateClientID, Secret: secret,
+			Authority: e.srv.Authority(), AuthorityCAFile: e.caFile,
+			Client: pim.Config{GraphURL: e.srv.URL(), CAFile: e.caFile, PollInterval: time.Second, Clock: e.clk, Jitter: func() float64 { return 0.5 }},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	o := newOBO("s3cret")
+	ctx := context.Background()
+	for _, u := range []string{alice, bob} {
+		if err := o.Remember(u, e.srv.UserToken(u, gateAppURI)); err != nil {
+			t.Fatal(err)
+		}
+		r := req(helpdeskID)
+		r.Principal = u
+		var g pim.Grant
+		var err error
+		e.run(func() { g, err = o.Activate(ctx, r, nil) })
+		if err != nil || g.RequestID == "" {
+			t.Fatalf("%s: Activate = %+v, %v", u, g, err)
+		}
+		if _, live, err := o.Active(ctx, u, helpdeskID); err != nil || !live {
+			t.Fatalf("%s: Active = %v, %v", u, live, err)
+		}
+	}
+	for _, r := range e.srv.Requests() {
+		if r.Principal != alice && r.Principal != bob {
+			t.Errorf("request for %s", r.Principal)
+		}
+	}
+	if n := len(e.srv.Requests()); n != 2 {
+		t.Fatalf("%d requests, want one per user", n)
+	}
+	if id, err := o.ResolveRole(pim.WithCaller(ctx, bob), "Helpdesk Administrator"); err != nil || id != helpdeskID {
+		t.Fatalf("ResolveRole as bob = %q, %v", id, err)
+	}
+
+	r := req(helpdeskID)
+	r.Principal = "9d2f9c41-33aa-4e6b-8f0d-0c9e8b7a6f99"
+	if _, err := o.Activate(ctx, r, nil); !errors.Is(err, pim.ErrNoCaller) {
+		t.Fatalf("Activate for a user never seen = %v, want ErrNoCaller", err)
+	}
+	if _, err := o.Principal(ctx); !errors.Is(err, pim.ErrNoCaller) {
+		t.Fatalf("Principal = %v, want ErrNoCaller", err)
+	}
+
+	// A wrong secret: Entra refuses the exchange, and the activation fails
+	// as a sign-in failure.
+	bad := newOBO("wrong")
+	if err := bad.Remember(bob, e.srv.UserToken(bob, gateAppURI)); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	r.Principal = bob
+	e.run(func() { _, err = bad.Activate(ctx, r, nil) })
+	if !errors.Is(err, pim.ErrAuth) {
+		t.Fatalf("Activate with a wrong client secret = %v, want ErrAuth", err)
+	}
+}
