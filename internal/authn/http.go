@@ -8,7 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // MetadataPath is where RFC 9728 protected resource metadata is served; the
@@ -17,6 +18,9 @@ const MetadataPath = "/.well-known/oauth-protected-resource"
 
 // sessionHeader is the Streamable HTTP session id header.
 const sessionHeader = "Mcp-Session-Id"
+
+// DefaultMaxSessions bounds the sessions whose owner is remembered.
+const DefaultMaxSessions = 1 << 16
 
 // GuardConfig configures a Guard.
 type GuardConfig struct {
@@ -30,7 +34,12 @@ type GuardConfig struct {
 	// Resource is the endpoint's public URL; empty: built from each
 	// request's Host, which is right unless a proxy rewrites it.
 	Resource string
-	Logger   *slog.Logger
+	// MaxSessions bounds the sessions whose owner is remembered
+	// (DefaultMaxSessions when 0); past it the least recently used is
+	// forgotten, and its next request is answered 404 (the client opens a
+	// new session), never admitted unowned.
+	MaxSessions int
+	Logger      *slog.Logger
 }
 
 // Guard makes an MCP endpoint an OAuth protected resource: every request
@@ -40,13 +49,16 @@ type Guard struct {
 	cfg   GuardConfig
 	need  string // the scp value Scope grants
 	log   *slog.Logger
-	mu    sync.Mutex
-	owner map[string]string // Mcp-Session-Id -> oid of the principal who opened it
+	owner *lru.Cache[string, string] // Mcp-Session-Id -> oid of the principal who opened it
 }
 
 // NewGuard returns a Guard.
 func NewGuard(cfg GuardConfig) *Guard {
-	g := &Guard{cfg: cfg, log: cfg.Logger, owner: map[string]string{}}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
+	owners, _ := lru.New[string, string](cfg.MaxSessions) // a positive size cannot fail
+	g := &Guard{cfg: cfg, log: cfg.Logger, owner: owners}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,9 +116,7 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 		}
 		sid := r.Header.Get(sessionHeader)
 		if sid != "" {
-			g.mu.Lock()
-			owner, known := g.owner[sid]
-			g.mu.Unlock()
+			owner, known := g.owner.Get(sid)
 			if !known {
 				// Every session opened through the guard has an owner; one
 				// without is none of this gate's, or gone.
@@ -235,18 +245,14 @@ func (s *sessionRecorder) Write(b []byte) (int, error) {
 }
 
 func (s *sessionRecorder) record(code int) {
-	g := s.g
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	switch {
 	case s.sid == "" && code < 300:
 		if opened := s.Header().Get(sessionHeader); opened != "" {
-			if _, taken := g.owner[opened]; !taken {
-				g.owner[opened] = s.oid
-			}
+			// mcp-go names a fresh random session: first owner wins.
+			s.g.owner.ContainsOrAdd(opened, s.oid)
 		}
 	case s.sid != "" && s.req.Method == http.MethodDelete && code < 300:
-		delete(g.owner, s.sid)
+		s.g.owner.Remove(s.sid)
 	}
 }
 

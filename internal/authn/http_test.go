@@ -16,10 +16,14 @@ const bobOID = "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee"
 
 // guarded is a Guard in front of a stand-in MCP endpoint that opens a
 // session on a request without one and reports who it served.
-func guarded(t *testing.T, scope string) (*issuer, *httptest.Server) {
+func guarded(t *testing.T, scope string, maxSessions ...int) (*issuer, *httptest.Server) {
 	t.Helper()
 	iss := newIssuer(t)
-	g := NewGuard(GuardConfig{Validator: iss.validator(t, clock.NewFake(t0)), Endpoint: "/mcp", Scope: scope})
+	cfg := GuardConfig{Validator: iss.validator(t, clock.NewFake(t0)), Endpoint: "/mcp", Scope: scope}
+	if len(maxSessions) > 0 {
+		cfg.MaxSessions = maxSessions[0]
+	}
+	g := NewGuard(cfg)
 	n := 0
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := IdentityFrom(r.Context())
@@ -161,5 +165,24 @@ func TestGuardSessions(t *testing.T) {
 	}
 	if a := send(t, "POST", srv.URL+"/mcp", alice, sid); a.status != http.StatusNotFound {
 		t.Errorf("deleted session: %d %s", a.status, a.body)
+	}
+}
+
+// Owners are remembered for a bounded number of sessions; a session whose
+// owner was forgotten is refused, not admitted to anyone.
+func TestGuardSessionBound(t *testing.T) {
+	iss, srv := guarded(t, "", 2)
+	alice := "Bearer " + sign(t, iss.goodClaims(), "k1", testKey(t, 0))
+	var sids []string
+	for range 3 {
+		sids = append(sids, send(t, "POST", srv.URL+"/mcp", alice, "").header.Get(sessionHeader))
+	}
+	if a := send(t, "POST", srv.URL+"/mcp", alice, sids[0]); a.status != http.StatusNotFound {
+		t.Errorf("the least recent session past the bound: %d %s", a.status, a.body)
+	}
+	for _, sid := range sids[1:] {
+		if a := send(t, "POST", srv.URL+"/mcp", alice, sid); a.status != 200 {
+			t.Errorf("session %s within the bound: %d %s", sid, a.status, a.body)
+		}
 	}
 }
