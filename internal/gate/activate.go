@@ -39,7 +39,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		// name would grant the wrong thing: refuse until the kind is served.
 		return g.refuse(ctx, rec, fmt.Sprintf("refused: %s (%s): this mcp-gate activates only Entra directory roles so far; nothing was requested", d.Target, d.Rule))
 	}
-	wait := waitFor(ap, c.Client)
+	wait := waitFor(ap, c)
 	principal, roleID, refusal := g.identify(ctx, c, d, wait)
 	rec.Principal, rec.RoleDefinitionID = principal, roleID
 	if refusal != "" {
@@ -243,14 +243,19 @@ func (g *Gate) identify(ctx context.Context, c *proxy.Call, d policy.Decision, w
 }
 
 // waitFor is how long a call may wait for approval before it is answered
-// with a receipt: the policy's wait when it sets one, else a little less
-// than the calling client waits before it gives up on its own, so that the
-// user sees the receipt rather than a timeout.
-func waitFor(ap policy.Approvals, client proxy.ClientInfo) time.Duration {
-	if ap.WaitSet {
+// with a receipt: as long as its task lives when it runs as one (the
+// client polls it, so no client clock runs out); else the policy's wait
+// when it sets one, else a little less than the calling client waits before
+// it gives up on its own, so that the user sees the receipt rather than a
+// timeout.
+func waitFor(ap policy.Approvals, c *proxy.Call) time.Duration {
+	switch {
+	case c.Wait > 0:
+		return c.Wait
+	case ap.WaitSet:
 		return ap.Wait
 	}
-	return clients.Lookup(client.Name).Wait
+	return clients.Lookup(c.Client.Name).Wait
 }
 
 // lookupBound is how long signing in and resolving a role may take: the

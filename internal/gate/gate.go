@@ -128,6 +128,9 @@ func (g *Gate) FilterTool(t *mcp.Tool) bool {
 		return false
 	}
 	if needs.Role != "" {
+		// A client that runs calls as tasks need not give up on a call
+		// that waits for approval: it polls the task (see proxy/tasks.go).
+		t.Execution = &mcp.ToolExecution{TaskSupport: mcp.TaskSupportOptional}
 		note := fmt.Sprintf("Requires %s (approval may take minutes).", needs)
 		if t.Description == "" {
 			t.Description = note

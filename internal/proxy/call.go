@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
@@ -31,6 +32,10 @@ type Call struct {
 	// Progress sends notifications/progress to the client with the client's
 	// own progress token; nil when the client gave no progress token.
 	Progress func(ctx context.Context, progress float64, message string)
+	// Wait is how long the client waits for the answer, when the proxy
+	// knows it (a call under a task, see tasks.go); zero when only the
+	// client's kind says how long it waits.
+	Wait time.Duration
 
 	// meta is the client's params._meta, forwarded to the upstream.
 	meta json.RawMessage

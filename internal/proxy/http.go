@@ -171,6 +171,14 @@ func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, d.call(r.Context(), session, sid, m.head.ID, cp))
 			return
 		}
+		if cp, ok := decodeCallParams(m.head.Params); ok && d.p.taskable(cp) {
+			writeJSON(w, http.StatusOK, d.task(r.Context(), session, sid, m.head.ID, cp))
+			return
+		}
+	case m.kind == request && isTaskMethod(m.head.Method):
+		line, _ := d.p.taskMethod(r.Context(), sid, m.head.Method, m.head.ID, m.head.Params)
+		writeJSON(w, http.StatusOK, line)
+		return
 	}
 	d.next.ServeHTTP(w, r)
 }
@@ -205,4 +213,20 @@ func (d *directHTTP) call(ctx context.Context, session *liveSession, sid string,
 		out = errorLine(id, err)
 	}
 	return out
+}
+
+// task starts a task-augmented tools/call as a task of the session: it
+// outlives this request and ends with the session.
+func (d *directHTTP) task(ctx context.Context, session *liveSession, sid string, id json.RawMessage, cp *toolCallParams) []byte {
+	c, err := d.p.newCall(ctx, cp.Name, cp.Arguments, cp.Meta)
+	if err != nil {
+		return errorLine(id, err)
+	}
+	c.SessionID = sid
+	c.Client = clientInfo(ctx, session.ClientSession)
+	res, err := d.p.startTask(context.WithoutCancel(ctx), sid, c, cp.Task, func(f func()) { go f() })
+	if err != nil {
+		return errorLine(id, err)
+	}
+	return resultLine(id, res)
 }

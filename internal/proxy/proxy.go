@@ -66,6 +66,7 @@ type Proxy struct {
 	routes        atomic.Pointer[routeTable]
 	sessions      sync.Map        // session id -> *liveSession, of every registered client session
 	httpCalls     inflight        // direct HTTP calls in flight, by session and id
+	tasks         *taskStore      // task-augmented calls, by session
 	stdioSessions atomic.Int64    // numbers stdio sessions
 	serverInfo    json.RawMessage // our Implementation, stamped on 2026-07-28 results
 	rebuildMu     sync.Mutex
@@ -83,6 +84,9 @@ type route struct {
 	// hidden tools are left out of tools/list but still routed, so that a
 	// call to one reaches the middleware and is refused with its reason.
 	hidden bool
+	// taskable tools are listed with execution.taskSupport "optional"
+	// (the ToolFilter asked for it) and run as tasks when a client asks.
+	taskable bool
 }
 
 type routeTable struct {
@@ -132,7 +136,7 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 		opts.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 
-	p := &Proxy{opts: opts, log: opts.Logger, byName: make(map[string]*upstream)}
+	p := &Proxy{opts: opts, log: opts.Logger, byName: make(map[string]*upstream), tasks: newTaskStore(opts.Clock)}
 	p.routes.Store(&routeTable{})
 	several := len(opts.Upstreams) > 1
 	for _, cfg := range opts.Upstreams {
@@ -221,19 +225,37 @@ func (p *Proxy) newServer() *server.MCPServer {
 		if v, ok := p.sessions.LoadAndDelete(s.SessionID()); ok {
 			v.(*liveSession).end(errSessionEnded)
 		}
+		p.tasks.drop(s.SessionID())
 	})
 	hooks.AddAfterInitialize(func(ctx context.Context, _ any, _ *mcp.InitializeRequest, res *mcp.InitializeResult) {
 		res.Capabilities, res.Instructions = p.capabilities(ctx)
+		// Tasks as 2025-11-25 defines them belong to the initialize
+		// handshake; 2026-07-28 moved them to an extension (see tasks.go).
+		res.Capabilities.Tasks = &mcp.TasksCapability{List: &struct{}{}, Cancel: &struct{}{},
+			Requests: &mcp.TaskRequestsCapability{Tools: &struct {
+				Call *struct{} `json:"call,omitempty"`
+			}{Call: &struct{}{}}}}
 	})
 	hooks.AddAfterDiscover(func(ctx context.Context, _ any, _ *mcp.DiscoverRequest, res *mcp.DiscoverResult) {
 		res.Capabilities, res.Instructions = p.capabilities(ctx)
 	})
 	wait := func(ctx context.Context, _ any, _ any) { p.waitStarted(ctx, p.opts.ListWait) }
 	hooks.AddBeforeListTools(func(ctx context.Context, id any, m *mcp.ListToolsRequest) { wait(ctx, id, m) })
-	hooks.AddAfterListTools(func(_ context.Context, _ any, _ *mcp.ListToolsRequest, res *mcp.ListToolsResult) {
+	hooks.AddAfterListTools(func(ctx context.Context, _ any, _ *mcp.ListToolsRequest, res *mcp.ListToolsResult) {
 		rt := p.routes.Load()
 		res.Tools = slices.DeleteFunc(res.Tools, func(t mcp.Tool) bool { return rt.tools[t.Name].hidden })
 		inOrder(rt, "t", res.Tools, func(t mcp.Tool) string { return t.Name })
+		// Task support is listed, not registered with mcp-go's server, so
+		// that mcp-go never runs a call as a task of its own: the fronts
+		// run tasks (tasks.go); elsewhere a task-augmented call is served
+		// as a plain one.
+		if !server.IsModernRequest(ctx) {
+			for i := range res.Tools {
+				if rt.tools[res.Tools[i].Name].taskable {
+					res.Tools[i].Execution = &mcp.ToolExecution{TaskSupport: mcp.TaskSupportOptional}
+				}
+			}
+		}
 	})
 	hooks.AddAfterListResources(func(_ context.Context, _ any, _ *mcp.ListResourcesRequest, res *mcp.ListResourcesResult) {
 		inOrder(p.routes.Load(), "r", res.Resources, func(r mcp.Resource) string { return r.URI })
@@ -372,6 +394,8 @@ func (p *Proxy) rebuild() {
 			// invite task-augmented calls it does not relay.
 			t.Execution = nil
 			hidden := p.opts.ToolFilter != nil && !p.opts.ToolFilter(&t)
+			taskable := t.Execution != nil && t.Execution.TaskSupport == mcp.TaskSupportOptional
+			t.Execution = nil // see the tools/list hook
 			if err := mcp.ValidateParamHeaderAnnotations(&t); err != nil {
 				p.log.Warn("hiding tool with invalid header annotations", "tool", t.Name, "err", err)
 				continue
@@ -379,7 +403,7 @@ func (p *Proxy) rebuild() {
 			if _, dup := rt.tools[t.Name]; dup {
 				continue
 			}
-			rt.tools[t.Name] = route{up: u, name: upstreamName, task: task, hidden: hidden}
+			rt.tools[t.Name] = route{up: u, name: upstreamName, task: task, hidden: hidden, taskable: taskable}
 			rt.order["t"+t.Name] = len(tools)
 			tools = append(tools, server.ServerTool{Tool: t, Handler: p.handleTool})
 		}
@@ -407,7 +431,7 @@ func (p *Proxy) rebuild() {
 			prompts = append(prompts, server.ServerPrompt{Prompt: pr, Handler: u.getPrompt(upstreamName)})
 		}
 	}
-	if b := fingerprint(tools, func(t server.ServerTool) any { return []any{t.Tool, rt.tools[t.Tool.Name].hidden} }); !bytes.Equal(b, p.published.tools) {
+	if b := fingerprint(tools, func(t server.ServerTool) any { r := rt.tools[t.Tool.Name]; return []any{t.Tool, r.hidden, r.taskable} }); !bytes.Equal(b, p.published.tools) {
 		p.published.tools = b
 		p.srv.SetTools(tools...)
 	}

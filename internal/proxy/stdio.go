@@ -130,8 +130,20 @@ type callMeta struct {
 // where modern allows it (the caller then decorates the result as that
 // version requires).
 func directParams(params json.RawMessage, modern bool) (*toolCallParams, bool) {
+	cp, ok := decodeCallParams(params)
+	if !ok || len(cp.Task) > 0 {
+		return nil, false
+	}
+	if v := cp.m.ProtocolVersion; v != "" && (!modern || !mcp.IsModernProtocol(v) || !mcp.IsValidProtocolVersion(v)) {
+		return nil, false // mcp-go's server answers unsupported versions
+	}
+	return cp, true
+}
+
+// decodeCallParams decodes tools/call params and their _meta.
+func decodeCallParams(params json.RawMessage) (*toolCallParams, bool) {
 	var cp toolCallParams
-	if json.Unmarshal(params, &cp) != nil || len(cp.Task) > 0 {
+	if json.Unmarshal(params, &cp) != nil {
 		return nil, false
 	}
 	if len(cp.Meta) > 0 {
@@ -141,9 +153,6 @@ func directParams(params json.RawMessage, modern bool) (*toolCallParams, bool) {
 		if bytes.Equal(cp.m.ProgressToken, []byte("null")) {
 			cp.m.ProgressToken = nil
 		}
-	}
-	if v := cp.m.ProtocolVersion; v != "" && (!modern || !mcp.IsModernProtocol(v) || !mcp.IsValidProtocolVersion(v)) {
-		return nil, false // mcp-go's server answers unsupported versions
 	}
 	return &cp, true
 }
@@ -235,9 +244,17 @@ func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWri
 		}
 		return nil
 	}
-	if h.Method == string(mcp.MethodToolsCall) {
+	switch {
+	case h.Method == string(mcp.MethodToolsCall):
 		if cp, ok := directParams(h.Params, true); ok {
 			serve = func() []byte { return p.directCall(rctx, sess, w, h.ID, cp) }
+		} else if cp, ok := decodeCallParams(h.Params); ok && p.taskable(cp) {
+			serve = func() []byte { return p.stdioTask(ctx, rctx, sess, w, h.ID, cp, requests) }
+		}
+	case isTaskMethod(h.Method):
+		serve = func() []byte {
+			line, _ := p.taskMethod(rctx, sess.SessionID(), h.Method, h.ID, h.Params)
+			return line
 		}
 	}
 	requests.Go(func() {
@@ -272,6 +289,27 @@ func (p *Proxy) directCall(ctx context.Context, sess *stdioSession, w *lineWrite
 	}
 	if cp.m.ProtocolVersion != "" {
 		res = p.decorate(res)
+	}
+	return resultLine(id, res)
+}
+
+// stdioTask starts a task-augmented tools/call as a task of the session,
+// which lives as long as the session (ctx), not the request (rctx).
+func (p *Proxy) stdioTask(ctx, rctx context.Context, sess *stdioSession, w *lineWriter, id json.RawMessage, cp *toolCallParams, requests *tracker) []byte {
+	c, err := p.newCall(rctx, cp.Name, cp.Arguments, cp.Meta)
+	if err != nil {
+		return errorLine(id, err)
+	}
+	c.SessionID = sess.SessionID()
+	c.Client = sess.clientInfo()
+	if token := cp.m.ProgressToken; token != nil {
+		c.relay = func(progress float64, total *float64, message string) {
+			w.progress(token, progress, total, message)
+		}
+	}
+	res, err := p.startTask(ctx, sess.SessionID(), c, cp.Task, requests.Go)
+	if err != nil {
+		return errorLine(id, err)
 	}
 	return resultLine(id, res)
 }
