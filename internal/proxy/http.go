@@ -171,7 +171,7 @@ func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, d.call(r.Context(), session, sid, m.head.ID, cp))
 			return
 		}
-		if cp, ok := decodeCallParams(m.head.Params); ok && d.p.taskable(cp) {
+		if cp, ok := decodeCallParams(m.head.Params); ok && wantsTask(cp) && d.p.taskable(r.Context(), cp) {
 			writeJSON(w, http.StatusOK, d.task(r.Context(), session, sid, m.head.ID, cp))
 			return
 		}

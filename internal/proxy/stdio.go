@@ -248,8 +248,14 @@ func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWri
 	case h.Method == string(mcp.MethodToolsCall):
 		if cp, ok := directParams(h.Params, true); ok {
 			serve = func() []byte { return p.directCall(rctx, sess, w, h.ID, cp) }
-		} else if cp, ok := decodeCallParams(h.Params); ok && p.taskable(cp) {
-			serve = func() []byte { return p.stdioTask(ctx, rctx, sess, w, h.ID, cp, requests) }
+		} else if cp, ok := decodeCallParams(h.Params); ok && wantsTask(cp) {
+			plain := serve
+			serve = func() []byte {
+				if !p.taskable(rctx, cp) {
+					return plain()
+				}
+				return p.stdioTask(ctx, rctx, sess, w, h.ID, cp, requests)
+			}
 		}
 	case isTaskMethod(h.Method):
 		serve = func() []byte {

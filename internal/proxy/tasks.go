@@ -244,15 +244,22 @@ func taskTTL(raw json.RawMessage) (time.Duration, error) {
 // task's life, so that its answer is there before the task expires.
 func taskWait(ttl time.Duration) time.Duration { return ttl - ttl/10 }
 
-// taskable reports whether tools/call params ask for a task that the
-// proxy runs: params.task is present, the request is of the initialize
-// handshake's generation (2026-07-28 has no params.task) and the tool is
-// listed as supporting tasks.
-func (p *Proxy) taskable(cp *toolCallParams) bool {
-	if len(cp.Task) == 0 || string(cp.Task) == "null" || cp.m.ProtocolVersion != "" {
-		return false
+// wantsTask reports whether tools/call params ask for a task the proxy
+// may run: params.task is present and the request is of the initialize
+// handshake's generation (2026-07-28 has no params.task).
+func wantsTask(cp *toolCallParams) bool {
+	return len(cp.Task) > 0 && string(cp.Task) != "null" && cp.m.ProtocolVersion == ""
+}
+
+// taskable reports whether the tool cp calls is listed as supporting
+// tasks, waiting for upstreams still starting when the name is not yet
+// known.
+func (p *Proxy) taskable(ctx context.Context, cp *toolCallParams) bool {
+	r, ok := p.routes.Load().tools[cp.Name]
+	if !ok && p.waitStarted(ctx, p.opts.ListWait) {
+		r = p.routes.Load().tools[cp.Name]
 	}
-	return p.routes.Load().tools[cp.Name].taskable
+	return r.taskable
 }
 
 // startTask starts c as a task of owner under base, which must end with
