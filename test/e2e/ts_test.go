@@ -3,12 +3,15 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
 )
 
 // tsEvent is one line of test/e2e/ts/client.mjs's output.
@@ -185,4 +188,40 @@ func TestTypeScriptTaskCompletesAfterApproval(t *testing.T) {
 	if strings.Join(outcomes, ",") != "admitted,forwarded" {
 		t.Errorf("audit outcomes of the task's call = %v, want admitted then forwarded", outcomes)
 	}
+}
+
+// tasks/cancel is the user's choice: the PIM request is withdrawn, so
+// approvers are not asked, and nothing is forwarded.
+func TestTypeScriptTaskCancelWithdrawsTheRequest(t *testing.T) {
+	e := startPIM(t)
+	policyFile, auditFile := e.gatedPolicy(t, gateOpts{principal: alice})
+	events := tsClient(t, "cancel", policyFile, "delete_database", map[string]any{"name": "staging"})
+	var ev tsEvent
+	for ev = next(t, events, time.Minute); ev.Event != "cancelled"; ev = next(t, events, time.Minute) {
+		if ev.Event != "listed" && ev.Event != "taskCreated" && (ev.Event != "taskStatus" || ev.Task.Status != "working") {
+			t.Fatalf("before the cancel the client saw %+v", ev)
+		}
+	}
+	if ev.Task.Status != "cancelled" {
+		t.Errorf("tasks/cancel answered %+v", ev.Task)
+	}
+	Eventually(t, "the PIM request is cancelled", func() error {
+		reqs := e.srv.Requests()
+		if len(reqs) != 1 || reqs[0].Status != pimtest.StatusCanceled {
+			return fmt.Errorf("requests %+v, want the one request cancelled", reqs)
+		}
+		return nil
+	})
+	Eventually(t, "the cancel in the audit log", func() error {
+		var outcomes []string
+		for _, r := range auditLines(t, auditFile) {
+			if r.Tool == "delete_database" {
+				outcomes = append(outcomes, r.Outcome)
+			}
+		}
+		if strings.Join(outcomes, ",") != "cancelled" {
+			return fmt.Errorf("audit outcomes of the cancelled task = %v, want cancelled", outcomes)
+		}
+		return nil
+	})
 }

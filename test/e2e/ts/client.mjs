@@ -8,6 +8,9 @@
 //   node client.mjs task TOOL ARGS_JSON -- GATE_ARGV...
 //     Calls TOOL as a task (the SDK's experimental callToolStream), which
 //     polls tasks/get until the task ends, then reads tasks/result.
+//   node client.mjs cancel TOOL ARGS_JSON -- GATE_ARGV...
+//     As task, but cancels the task (tasks/cancel) once its status message
+//     names the PIM request.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { DEFAULT_REQUEST_TIMEOUT_MSEC } from '@modelcontextprotocol/sdk/shared/protocol.js';
@@ -15,7 +18,7 @@ import { DEFAULT_REQUEST_TIMEOUT_MSEC } from '@modelcontextprotocol/sdk/shared/p
 const argv = process.argv.slice(2);
 const sep = argv.indexOf('--');
 if (sep < 3 || sep === argv.length - 1) {
-  console.error('usage: client.mjs receipt|task TOOL ARGS_JSON -- GATE_ARGV...');
+  console.error('usage: client.mjs receipt|task|cancel TOOL ARGS_JSON -- GATE_ARGV...');
   process.exit(2);
 }
 const [mode, tool, argsJSON] = argv;
@@ -43,6 +46,10 @@ try {
         case 'taskCreated':
         case 'taskStatus':
           emit({ event: m.type, task: m.task });
+          if (mode === 'cancel' && m.task.status === 'working' && /request \S+/.test(m.task.statusMessage ?? '')) {
+            const cancelled = await client.experimental.tasks.cancelTask(m.task.taskId);
+            emit({ event: 'cancelled', task: cancelled });
+          }
           break;
         case 'result':
           emit({ event: 'result', result: m.result, ms: Date.now() - started });
