@@ -215,7 +215,7 @@ func (i *Interactive) start(opts policy.TokenRequestOptions) *signIn {
 // Login signs the user in now (prompting on stderr for a device code, or
 // in the browser) and keeps the authentication record.
 func (i *Interactive) Login(ctx context.Context) (azidentity.AuthenticationRecord, error) {
-	return i.authenticate(ctx, policy.TokenRequestOptions{Scopes: []string{GraphScope}})
+	return i.authenticate(ctx, graphToken())
 }
 
 func (i *Interactive) authenticate(ctx context.Context, opts policy.TokenRequestOptions) (azidentity.AuthenticationRecord, error) {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,19 +29,23 @@ type fakeUser struct {
 
 	mu       sync.Mutex
 	signedIn bool
+	cae      bool // the sign-in was for CAE tokens, which azidentity caches apart
 	auths    int
 }
 
-func (f *fakeUser) GetToken(_ context.Context, _ policy.TokenRequestOptions) (azcore.AccessToken, error) {
+func (f *fakeUser) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.signedIn {
+	if !f.signedIn || f.cae != o.EnableCAE {
 		return azcore.AccessToken{}, &azidentity.AuthenticationRequiredError{}
 	}
-	return azcore.AccessToken{Token: "tok", ExpiresOn: time.Now().Add(time.Hour)}, nil
+	return azcore.AccessToken{Token: fakeJWT, ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
-func (f *fakeUser) Authenticate(ctx context.Context, _ *policy.TokenRequestOptions) (azidentity.AuthenticationRecord, error) {
+// fakeJWT is an unsigned token for oid 0b6b1c8e-7a0f-4a43-9a5e-3f3c2d1e0a11.
+const fakeJWT = "eyJhbGciOiJub25lIn0.eyJvaWQiOiIwYjZiMWM4ZS03YTBmLTRhNDMtOWE1ZS0zZjNjMmQxZTBhMTEifQ.c2ln"
+
+func (f *fakeUser) Authenticate(ctx context.Context, o *policy.TokenRequestOptions) (azidentity.AuthenticationRecord, error) {
 	f.mu.Lock()
 	f.auths++
 	f.mu.Unlock()
@@ -55,7 +61,7 @@ func (f *fakeUser) Authenticate(ctx context.Context, _ *policy.TokenRequestOptio
 		return azidentity.AuthenticationRecord{}, ctx.Err()
 	}
 	f.mu.Lock()
-	f.signedIn = true
+	f.signedIn, f.cae = true, o.EnableCAE
 	f.mu.Unlock()
 	return azidentity.AuthenticationRecord{Authority: "login.microsoftonline.com", ClientID: "3b1a7c52-9d4e-4f60-8a1b-2c3d4e5f6a7b",
 		HomeAccountID: "oid.tid", TenantID: "72f988bf-0000-4000-8000-000000000001", Username: "alice@contoso.com", Version: "1.0"}, nil
@@ -96,7 +102,7 @@ func (i *Interactive) current() *signIn {
 	return i.cur
 }
 
-var graph = policy.TokenRequestOptions{Scopes: []string{GraphScope}}
+var graph = graphToken()
 
 // A device code reaches the caller at once, in the error its refusal
 // shows, and on stderr; the sign-in goes on in the background and a later
@@ -120,7 +126,7 @@ func TestDeviceCodeSignInInBackground(t *testing.T) {
 	f.release <- nil
 	<-s.done
 	tok, err := i.GetToken(context.Background(), graph)
-	if err != nil || tok.Token != "tok" {
+	if err != nil || tok.Token != fakeJWT {
 		t.Fatalf("after sign-in: %q, %v", tok.Token, err)
 	}
 	if f.auths != 1 {
@@ -157,7 +163,7 @@ func TestBrowserSignIn(t *testing.T) {
 	}
 	f.release <- nil
 	<-s2.done
-	if tok, err := i.GetToken(context.Background(), graph); err != nil || tok.Token != "tok" {
+	if tok, err := i.GetToken(context.Background(), graph); err != nil || tok.Token != fakeJWT {
 		t.Fatalf("after sign-in: %q, %v", tok.Token, err)
 	}
 }
@@ -199,4 +205,46 @@ func TestRecordRoundTrip(t *testing.T) {
 			t.Errorf("%s: LoadRecord accepted %q", name, content)
 		}
 	}
+}
+
+// After mcp-gate login, the serving client finds the signed-in account for
+// every token it asks for: its own reads and azcore's bearer policy (which
+// always declares CAE) ask the way Login signed in, so nobody is prompted.
+func TestLoginThenSilent(t *testing.T) {
+	i, f, _, _ := newFake(t, "browser")
+	f.release <- nil
+	if _, err := i.Login(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A prompt would wait for a user who never comes: fail instead.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := New(Config{Credential: i, CredentialKind: "browser", Transport: roleGraph{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := c.ResolveRole(ctx, "Ops"); err != nil || id != "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3" {
+		t.Fatalf("ResolveRole through the pipeline = %q, %v", id, err)
+	}
+	if p, err := c.Principal(ctx); err != nil || p != "0b6b1c8e-7a0f-4a43-9a5e-3f3c2d1e0a11" {
+		t.Fatalf("Principal = %q, %v", p, err)
+	}
+	if _, err := c.TokenInfo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.auths != 1 {
+		t.Fatalf("%d sign-ins, want the login alone", f.auths)
+	}
+}
+
+// roleGraph answers every request with one role definition, Ops, after
+// checking the request carries the signed-in user's token.
+type roleGraph struct{}
+
+func (roleGraph) Do(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("Authorization") != "Bearer "+fakeJWT {
+		return &http.Response{StatusCode: 401, Body: io.NopCloser(strings.NewReader("{}")), Header: http.Header{}, Request: req}, nil
+	}
+	body := `{"value":[{"id":"9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3","displayName":"Ops"}]}`
+	return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(body)), Header: http.Header{}, Request: req}, nil
 }

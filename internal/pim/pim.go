@@ -239,3 +239,12 @@ func (a authCredential) GetToken(ctx context.Context, o policy.TokenRequestOptio
 	}
 	return tok, err
 }
+
+// graphToken is how the client asks for its Graph token outside the
+// pipeline. EnableCAE matches azcore's bearer token policy, which always
+// declares CAE: azidentity keeps CAE and non-CAE tokens in separate caches,
+// so a token asked for one way is not found the other way, and an
+// interactive credential would ask the user to sign in again.
+func graphToken() policy.TokenRequestOptions {
+	return policy.TokenRequestOptions{Scopes: []string{GraphScope}, EnableCAE: true}
+}

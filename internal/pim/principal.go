@@ -9,8 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
 
 var guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -31,7 +29,7 @@ func (c *Client) Principal(ctx context.Context) (string, error) {
 	if oid != "" {
 		return oid, nil
 	}
-	tok, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{GraphScope}})
+	tok, err := c.cred.GetToken(ctx, graphToken())
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrAuth, err)
 	}
@@ -88,7 +86,7 @@ type TokenInfo struct {
 
 // TokenInfo gets a Graph token and reads it.
 func (c *Client) TokenInfo(ctx context.Context) (TokenInfo, error) {
-	tok, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{GraphScope}})
+	tok, err := c.cred.GetToken(ctx, graphToken())
 	if err != nil {
 		return TokenInfo{}, fmt.Errorf("%w: %w", ErrAuth, err)
 	}

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
 
 // The delegated Microsoft Graph permissions mcp-gate needs to activate
@@ -69,7 +67,7 @@ func scopeFor(req *http.Request) string {
 // missingPermissions names the permissions the credential's token lacks,
 // read from its scp claim; nil when the token cannot be read.
 func (c *Client) missingPermissions(ctx context.Context) []string {
-	tok, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{GraphScope}})
+	tok, err := c.cred.GetToken(ctx, graphToken())
 	if err != nil {
 		return nil
 	}

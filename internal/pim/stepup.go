@@ -105,7 +105,7 @@ func (c *Client) tenant(ctx context.Context) string {
 	if c.tenantID != "" {
 		return c.tenantID
 	}
-	tok, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{GraphScope}})
+	tok, err := c.cred.GetToken(ctx, graphToken())
 	if err != nil {
 		return ""
 	}
