@@ -1,15 +1,20 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/mcp-gate/mcp-gate/internal/clock"
 )
@@ -287,5 +292,88 @@ func TestTaskTTL(t *testing.T) {
 		if (err != nil) != tt.bad || got != tt.want {
 			t.Errorf("taskTTL(%s) = %v, %v; want %v (error %v)", tt.task, got, err, tt.want, tt.bad)
 		}
+	}
+}
+
+// httpTaskSession is one raw Streamable HTTP session of a proxy.
+type httpTaskSession struct {
+	t   *testing.T
+	url string
+	sid string
+	id  int
+}
+
+func newHTTPTaskSession(t *testing.T, url string) *httpTaskSession {
+	t.Helper()
+	s := &httpTaskSession{t: t, url: url}
+	s.post(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	if s.sid == "" {
+		t.Fatal("no session id")
+	}
+	s.post(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	return s
+}
+
+func (s *httpTaskSession) post(body string) map[string]any {
+	s.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if s.sid != "" {
+		req.Header.Set(server.HeaderKeySessionID, s.sid)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if sid := resp.Header.Get(server.HeaderKeySessionID); sid != "" {
+		s.sid = sid
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	if data, ok := bytes.CutPrefix(bytes.TrimSpace(b), []byte("event: message\ndata: ")); ok {
+		b = data
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		s.t.Fatalf("answer %q: %v", b, err)
+	}
+	return m
+}
+
+func (s *httpTaskSession) request(method, params string) map[string]any {
+	s.t.Helper()
+	s.id++
+	return s.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":%s}`, s.id, method, params))
+}
+
+// Over Streamable HTTP as on stdio: the task outlives the request that
+// created it, belongs to its session, and gives the upstream's result.
+func TestTaskOverStreamableHTTP(t *testing.T) {
+	p, held, release := taskProxy(t, nil)
+	ts := httptest.NewServer(p.HTTPHandler())
+	t.Cleanup(ts.Close)
+	owner, other := newHTTPTaskSession(t, ts.URL+StreamablePath), newHTTPTaskSession(t, ts.URL+StreamablePath)
+
+	created := owner.request("tools/call", `{"name":"echo","arguments":{"text":"over http"},"task":{}}`)
+	task, _ := created["result"].(map[string]any)["task"].(map[string]any)
+	if task == nil || task["status"] != "working" || task["ttl"] != float64(DefaultTaskTTL.Milliseconds()) {
+		t.Fatalf("tools/call with params.task: %v", created)
+	}
+	id := task["taskId"].(string)
+	<-held // the call goes on after its request was answered
+	if m := other.request("tasks/get", taskParam(id)); m["error"] == nil {
+		t.Errorf("another session got the task: %v", m)
+	}
+	if m := owner.request("tasks/get", taskParam(id)); m["result"].(map[string]any)["status"] != "working" {
+		t.Errorf("tasks/get: %v", m)
+	}
+	release <- struct{}{}
+	res := owner.request("tasks/result", taskParam(id))
+	if b, _ := json.Marshal(res["result"]); !strings.Contains(string(b), "over http") {
+		t.Errorf("tasks/result: %v", res)
 	}
 }
