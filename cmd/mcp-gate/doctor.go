@@ -47,9 +47,13 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var roles []doctor.Role
 	for _, t := range pol.Roles() {
 		r := doctor.Role{Name: t.Role}
-		if t.Kind != policy.KindRole {
+		switch t.Kind {
+		case policy.KindGroup:
 			r.Name = t.String()
-			r.Unsupported = "mcp-gate does not activate " + t.Kind.String() + " targets yet; the gate refuses these calls"
+			r.Unsupported = "doctor does not check PIM for Groups yet; the gate activates it when a call needs it"
+		case policy.KindAzureRole:
+			r.Name = t.String()
+			r.Unsupported = "mcp-gate does not activate Azure resource roles yet; the gate refuses these calls"
 		}
 		roles = append(roles, r)
 	}

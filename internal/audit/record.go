@@ -52,7 +52,10 @@ type Record struct {
 	Rule             string    `json:"rule,omitempty"` // "policies.yaml:12"
 	Decision         string    `json:"decision"`       // DecisionAllow, DecisionDeny or DecisionActivate
 	Reason           string    `json:"reason,omitempty"`
-	Role             string    `json:"role,omitempty"`
+	Role             string    `json:"role,omitempty"`   // the directory role, group or Azure role as the rule names it
+	Kind             string    `json:"kind,omitempty"`   // role, group or azureRole
+	Scope            string    `json:"scope,omitempty"`  // the Azure scope, for azureRole
+	Access           string    `json:"access,omitempty"` // member or owner, for group
 	RoleDefinitionID string    `json:"roleDefinitionId,omitempty"`
 	RequestID        string    `json:"requestId,omitempty"` // PIM request id
 	Outcome          string    `json:"outcome"`

@@ -34,10 +34,10 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 	if act == nil {
 		return g.refuse(ctx, rec, fmt.Sprintf("%s, but no approvals backend is configured: add an approvals: section to the policy", d.Why()))
 	}
-	if d.Kind != policy.KindRole {
-		// Activating a group or Azure role as a directory role of the same
-		// name would grant the wrong thing: refuse until the kind is served.
-		return g.refuse(ctx, rec, fmt.Sprintf("refused: %s (%s): this mcp-gate activates only Entra directory roles so far; nothing was requested", d.Target, d.Rule))
+	if d.Kind == policy.KindAzureRole {
+		// Activating an Azure role as a directory role of the same name
+		// would grant the wrong thing: refuse until the kind is served.
+		return g.refuse(ctx, rec, fmt.Sprintf("refused: %s (%s): this mcp-gate does not activate Azure resource roles yet; nothing was requested", d.Target, d.Rule))
 	}
 	wait := waitFor(ap, c)
 	principal, roleID, refusal := g.identify(ctx, c, d, wait)
@@ -45,7 +45,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 	if refusal != "" {
 		return g.refuse(ctx, rec, refusal)
 	}
-	key := grants.Key{Principal: principal, RoleID: roleID, Scope: directoryScope}
+	key := grantKey(principal, d.Target, roleID)
 	if gr, ok := g.cfg.Grants.Live(key, g.confirm); ok {
 		rec.RequestID = gr.RequestID
 		return g.forward(ctx, rec, c, next, start)
@@ -58,7 +58,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 	}
 	req := pim.Request{
 		Principal:     principal,
-		Role:          d.Role, // resolved already (cached); the name reads better in PIM's messages
+		Target:        d.Target, // resolved already (cached); the name reads better in PIM's messages
 		Duration:      d.Grant,
 		Justification: truncate(justification, maxJustification),
 		TicketNumber:  ticket,
@@ -76,7 +76,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 // confirmGrant reads a cached grant back from Entra, for the grant cache's
 // recheck.
 func (g *Gate) confirmGrant(ctx context.Context, k grants.Key) (grants.Grant, bool, error) {
-	pg, live, err := g.cfg.Activator.Active(ctx, k.Principal, k.RoleID)
+	pg, live, err := g.cfg.Activator.Active(ctx, k.Principal, keyTarget(k))
 	if err != nil {
 		g.log.Warn("could not re-confirm a cached grant; it lapses at its recheck", "roleDefinitionId", k.RoleID, "error", err)
 	} else if !live {
@@ -212,7 +212,7 @@ func (g *Gate) identify(ctx context.Context, c *proxy.Call, d policy.Decision, w
 		}
 		p, havePrincipal = strings.ToLower(c.Principal), true
 	}
-	id, haveRole := g.roleIDs.Load(d.Role)
+	id, haveRole := g.roleIDs.Load(resolveKey{d.Kind, d.Role})
 	if havePrincipal && haveRole {
 		return p, id.(string), ""
 	}
@@ -232,14 +232,47 @@ func (g *Gate) identify(ctx context.Context, c *proxy.Call, d policy.Decision, w
 		g.principal.Store(p)
 	}
 	if !haveRole {
-		rid, err := g.cfg.Activator.ResolveRole(ctx, d.Role)
+		rid, err := g.cfg.Activator.Resolve(ctx, d.Target)
 		if err != nil {
-			return p, "", fmt.Sprintf("refused: PIM role '%s' (%s): %s", d.Role, d.Rule, pim.UserMessage(err))
+			return p, "", fmt.Sprintf("refused: %s (%s): %s", d.Target, d.Rule, pim.UserMessage(err))
 		}
-		g.roleIDs.Store(d.Role, rid)
+		g.roleIDs.Store(resolveKey{d.Kind, d.Role}, rid)
 		id = rid
 	}
 	return p, id.(string), ""
+}
+
+// resolveKey is what a resolved id is remembered under: a group and a
+// directory role may share a name.
+type resolveKey struct {
+	kind policy.Kind
+	name string
+}
+
+// grantKey is the grant cache's key for principal's grant of d's target,
+// resolved to id: one per user, kind, target and scope, so that no grant
+// stands for another user, another kind, another scope or another access.
+func grantKey(principal string, t policy.Target, id string) grants.Key {
+	k := grants.Key{Principal: principal, Kind: t.Kind.String(), RoleID: id, Scope: directoryScope}
+	switch t.Kind {
+	case policy.KindGroup:
+		k.Scope = string(t.Access)
+	case policy.KindAzureRole:
+		k.Scope = t.Scope
+	}
+	return k
+}
+
+// keyTarget is the resolved target a grant key stands for.
+func keyTarget(k grants.Key) policy.Target {
+	t := policy.Target{Role: k.RoleID}
+	switch k.Kind {
+	case policy.KindGroup.String():
+		t.Kind, t.Access = policy.KindGroup, policy.Access(k.Scope)
+	case policy.KindAzureRole.String():
+		t.Kind, t.Scope = policy.KindAzureRole, k.Scope
+	}
+	return t
 }
 
 // waitFor is how long a call may wait for approval before it is answered

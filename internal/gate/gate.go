@@ -32,11 +32,12 @@ import (
 // Activator activates PIM roles for the signed-in user; *pim.Client is one.
 type Activator interface {
 	Principal(ctx context.Context) (string, error)
-	ResolveRole(ctx context.Context, role string) (string, error)
+	// Resolve maps a role's or group's name to the id PIM knows it by.
+	Resolve(ctx context.Context, t policy.Target) (string, error)
 	Activate(ctx context.Context, req pim.Request, onStatus func(pim.Status)) (pim.Grant, error)
-	// Active reads principal's live assignment of roleID from Graph, to
-	// re-confirm a cached grant.
-	Active(ctx context.Context, principal, roleID string) (pim.Grant, bool, error)
+	// Active reads principal's live assignment of t (its Role resolved to
+	// an id) from PIM, to re-confirm a cached grant.
+	Active(ctx context.Context, principal string, t policy.Target) (pim.Grant, bool, error)
 }
 
 // Auditor records decisions; *audit.Log is one. Err is non-nil once it can
@@ -88,7 +89,7 @@ type Gate struct {
 	audit     policy.Audit
 
 	principal atomic.Value // string: the Activator's principal, once known
-	roleIDs   sync.Map     // role as the policy names it -> role definition id
+	roleIDs   sync.Map     // resolveKey (kind, name as the policy writes it) -> role definition or group object id
 	confirm   grants.ConfirmFunc
 }
 
@@ -184,7 +185,7 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 		rec.Decision = audit.DecisionAllow
 		return g.forward(ctx, &rec, c, next, start)
 	case policy.Activate:
-		rec.Decision, rec.Role = audit.DecisionActivate, d.Role
+		rec.Decision, rec.Role, rec.Kind, rec.Scope, rec.Access = audit.DecisionActivate, d.Role, d.Kind.String(), d.Scope, string(d.Access)
 		return g.activate(ctx, &rec, c, d, args.Object(), g.approvals, next, start)
 	default:
 		rec.Decision = audit.DecisionDeny

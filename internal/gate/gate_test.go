@@ -22,8 +22,9 @@ import (
 )
 
 const (
-	alice  = "11111111-1111-1111-1111-111111111111"
-	roleID = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"
+	alice   = "11111111-1111-1111-1111-111111111111"
+	roleID  = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"
+	groupID = "5f1e3c7a-0d4b-4e2a-9c8f-1a2b3c4d5e6f"
 )
 
 var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
@@ -73,10 +74,13 @@ func newFakeActivator() *fakeActivator {
 
 func (f *fakeActivator) Principal(context.Context) (string, error) { return f.principal, nil }
 
-func (f *fakeActivator) ResolveRole(_ context.Context, role string) (string, error) {
+func (f *fakeActivator) Resolve(_ context.Context, t policy.Target) (string, error) {
 	f.resolved.Add(1)
-	if role == "Unknown Role" {
+	switch {
+	case t.Role == "Unknown Role":
 		return "", pim.ErrRoleNotFound
+	case t.Kind == policy.KindGroup:
+		return groupID, nil
 	}
 	return roleID, nil
 }
@@ -94,7 +98,7 @@ func (f *fakeActivator) Activate(ctx context.Context, req pim.Request, onStatus 
 }
 
 // Active answers what the test put in active, or no live assignment.
-func (f *fakeActivator) Active(context.Context, string, string) (pim.Grant, bool, error) {
+func (f *fakeActivator) Active(context.Context, string, policy.Target) (pim.Grant, bool, error) {
 	f.confirms.Add(1)
 	if a := f.active.Load(); a != nil {
 		return a.grant, a.live, a.err
@@ -602,22 +606,66 @@ func TestUpstreamFailureIsTheOutcome(t *testing.T) {
 	}
 }
 
-func TestUnservedKindsRefusedWithoutActivation(t *testing.T) {
-	h := newHarness(t, strings.Replace(testPolicy, "  \"*\": deny\n", `  deploy: {group: Prod deployers}
-  scale: {azureRole: Contributor, scope: /subscriptions/11111111-2222-3333-4444-555555555555}
+func TestAzureRolesRefusedWithoutActivation(t *testing.T) {
+	h := newHarness(t, strings.Replace(testPolicy, "  \"*\": deny\n", `  scale: {azureRole: Contributor, scope: /subscriptions/11111111-2222-3333-4444-555555555555}
   "*": deny
 `, 1))
-	for _, tool := range []string{"deploy", "scale"} {
-		res, err := h.next(t.Context(), &proxy.Call{Tool: tool})
-		if err != nil {
-			t.Fatal(err)
+	res, err := h.next(t.Context(), &proxy.Call{Tool: "scale"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, isErr := toolError(t, res); !isErr || !strings.Contains(text, "nothing was requested") {
+		t.Fatalf("answer = %q", text)
+	}
+	if h.up.calls.Load() != 0 || h.act.activations.Load() != 0 || h.act.resolved.Load() != 0 {
+		t.Fatal("an Azure role call was forwarded, or activated as a directory role")
+	}
+}
+
+// A group grant is keyed apart from a directory role's and from the other
+// access: each needs its own activation, and the audit says which kind.
+func TestGroupGrantsKeyedByKindAndAccess(t *testing.T) {
+	h := newHarness(t, strings.Replace(testPolicy, "  \"*\": deny\n", `  deploy: {group: Prod deployers}
+  own: {group: Prod deployers, access: owner}
+  "*": deny
+`, 1))
+	grant := func(tool string, want policy.Target) {
+		t.Helper()
+		done := h.callAsync(t.Context(), &proxy.Call{Tool: tool})
+		a := <-h.act.started
+		if a.req.Target != want {
+			t.Fatalf("%s: activation of %+v, want %+v", tool, a.req.Target, want)
 		}
-		if text, isErr := toolError(t, res); !isErr || !strings.Contains(text, "nothing was requested") {
+		a.result <- activationResult{grant: pim.Grant{RequestID: "req-" + tool, Start: t0, End: t0.Add(time.Hour)}}
+		if text, isErr := toolError(t, (<-done).res); isErr {
 			t.Fatalf("%s: answer = %q", tool, text)
 		}
 	}
-	if h.up.calls.Load() != 0 || h.act.activations.Load() != 0 || h.act.resolved.Load() != 0 {
-		t.Fatal("a group or Azure role call was forwarded, or activated as a directory role")
+	grant("deploy", policy.Target{Kind: policy.KindGroup, Role: "Prod deployers", Access: policy.AccessMember})
+	if rec := h.audit.call(t)[0]; rec.Kind != "group" || rec.Access != "member" || rec.Role != "Prod deployers" || rec.RequestID != "req-deploy" {
+		t.Fatalf("audit = %+v, want the group, its access and the request", rec)
+	}
+	// Cached: no second activation for the same group and access.
+	if _, err := h.next(t.Context(), &proxy.Call{Tool: "deploy"}); err != nil || h.act.activations.Load() != 1 {
+		t.Fatalf("second call: err %v, activations %d", err, h.act.activations.Load())
+	}
+	// Owner is another grant; so is a directory role, whatever its id.
+	grant("own", policy.Target{Kind: policy.KindGroup, Role: "Prod deployers", Access: policy.AccessOwner})
+	grant("drop_table", policy.Target{Kind: policy.KindRole, Role: "Database Administrator"})
+	if h.act.activations.Load() != 3 || h.up.calls.Load() != 4 {
+		t.Fatalf("activations %d, forwarded %d; want 3 and 4", h.act.activations.Load(), h.up.calls.Load())
+	}
+}
+
+func TestGrantKeyRoundTrip(t *testing.T) {
+	for _, tgt := range []policy.Target{
+		{Kind: policy.KindRole, Role: roleID},
+		{Kind: policy.KindGroup, Role: groupID, Access: policy.AccessOwner},
+		{Kind: policy.KindAzureRole, Role: roleID, Scope: "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg"},
+	} {
+		if got := keyTarget(grantKey(alice, tgt, tgt.Role)); got != tgt {
+			t.Errorf("keyTarget(grantKey(%+v)) = %+v", tgt, got)
+		}
 	}
 }
 

@@ -2,10 +2,10 @@ package gate
 
 import (
 	"errors"
+	"github.com/mcp-gate/mcp-gate/internal/policy"
 	"testing"
 	"time"
 
-	"github.com/mcp-gate/mcp-gate/internal/grants"
 	"github.com/mcp-gate/mcp-gate/internal/pim"
 	"github.com/mcp-gate/mcp-gate/internal/proxy"
 )
@@ -74,7 +74,7 @@ func TestCachedGrantIsRechecked(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			if tt.answer.live {
-				key := grants.Key{Principal: alice, RoleID: roleID, Scope: directoryScope}
+				key := grantKey(alice, policy.Target{Role: roleID}, roleID)
 				for gr, _ := h.gate.cfg.Grants.Live(key, nil); gr.RequestID != "confirmed"; gr, _ = h.gate.cfg.Grants.Live(key, nil) {
 					if time.Now().After(deadline) {
 						t.Fatal("the confirmation was never applied")

@@ -21,8 +21,9 @@ import (
 // user's approval must not admit another.
 type Key struct {
 	Principal string // Entra object id of the user
-	RoleID    string // role definition id
-	Scope     string // directory scope, "/" for the tenant
+	Kind      string // role, group or azureRole: what PIM activated
+	RoleID    string // role definition id, or the group's object id
+	Scope     string // "/" for directory roles, the Azure scope, or a group's access (member or owner)
 }
 
 // Grant is an active role assignment.

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 const (
@@ -49,8 +51,10 @@ type (
 	createBody struct {
 		Action           string       `json:"action"`
 		PrincipalID      string       `json:"principalId"`
-		RoleDefinitionID string       `json:"roleDefinitionId"`
-		DirectoryScopeID string       `json:"directoryScopeId"`
+		RoleDefinitionID string       `json:"roleDefinitionId,omitempty"` // directory roles
+		DirectoryScopeID string       `json:"directoryScopeId,omitempty"` // directory roles
+		GroupID          string       `json:"groupId,omitempty"`          // PIM for Groups
+		AccessID         string       `json:"accessId,omitempty"`         // PIM for Groups: member or owner
 		Justification    string       `json:"justification,omitempty"`
 		ScheduleInfo     scheduleInfo `json:"scheduleInfo"`
 		TicketInfo       *ticketInfo  `json:"ticketInfo,omitempty"`
@@ -74,6 +78,8 @@ type (
 		PrincipalID      string     `json:"principalId"`
 		RoleDefinitionID string     `json:"roleDefinitionId"`
 		DirectoryScopeID string     `json:"directoryScopeId"`
+		GroupID          string     `json:"groupId"`
+		AccessID         string     `json:"accessId"`
 		CreatedDateTime  *time.Time `json:"createdDateTime"`
 		ScheduleInfo     *struct {
 			StartDateTime *time.Time `json:"startDateTime"`
@@ -83,6 +89,8 @@ type (
 		PrincipalID      string     `json:"principalId"`
 		RoleDefinitionID string     `json:"roleDefinitionId"`
 		DirectoryScopeID string     `json:"directoryScopeId"`
+		GroupID          string     `json:"groupId"`
+		AccessID         string     `json:"accessId"`
 		StartDateTime    *time.Time `json:"startDateTime"`
 		EndDateTime      *time.Time `json:"endDateTime"` // null: permanent
 	}
@@ -148,23 +156,27 @@ func (c *Client) Activate(ctx context.Context, req Request, onStatus func(Status
 	if req.Duration <= 0 {
 		return Grant{}, fmt.Errorf("pim: activation of %s: the grant duration must be positive", req.Role)
 	}
-	roleID, err := c.ResolveRole(ctx, req.Role)
+	api, err := graphAPIFor(req.Kind)
 	if err != nil {
 		return Grant{}, err
 	}
-	eligible, err := list[scheduleInstance](ctx, c, pathMyEligibilities)
+	t := req.Target
+	if t.Role, err = c.Resolve(ctx, req.Target); err != nil {
+		return Grant{}, err
+	}
+	eligible, err := list[scheduleInstance](ctx, c, api.myEligibilities)
 	if err != nil {
-		return Grant{}, fmt.Errorf("pim: checking eligibility for role %s: %w", req.Role, err)
+		return Grant{}, fmt.Errorf("pim: checking eligibility for %s: %w", req.Target, err)
 	}
-	if !slices.ContainsFunc(eligible, func(in scheduleInstance) bool { return in.matches(req.Principal, roleID) }) {
-		return Grant{}, fmt.Errorf("%w: you are not eligible for role %s: ask an administrator for an eligible PIM assignment", ErrNotEligible, req.Role)
+	if !slices.ContainsFunc(eligible, func(in scheduleInstance) bool { return in.matches(req.Principal, t) }) {
+		return Grant{}, fmt.Errorf("%w: you are not eligible for %s: ask an administrator for an eligible PIM assignment", ErrNotEligible, req.Target)
 	}
-	if g, ok, err := c.Active(ctx, req.Principal, roleID); err != nil {
-		return Grant{}, fmt.Errorf("pim: checking whether role %s is active: %w", req.Role, err)
+	if g, ok, err := c.Active(ctx, req.Principal, t); err != nil {
+		return Grant{}, fmt.Errorf("pim: checking whether %s is active: %w", req.Target, err)
 	} else if ok {
 		return g, nil
 	}
-	a := &activation{c: c, req: req, roleID: roleID, started: started, onStatus: onStatus}
+	a := &activation{c: c, api: api, req: req, t: t, started: started, onStatus: onStatus}
 	// Another replica (or an earlier call) may already be waiting on a request.
 	sr, found, err := a.findRequest(ctx, time.Time{})
 	if err != nil {
@@ -175,7 +187,7 @@ func (c *Client) Activate(ctx context.Context, req Request, onStatus func(Status
 		var ge *GraphError
 		if errors.As(err, &ge) && ge.Code == "RoleAssignmentExists" {
 			// Activated meanwhile (another replica, the portal): use that grant.
-			if g, ok, aerr := c.Active(ctx, req.Principal, roleID); aerr == nil && ok {
+			if g, ok, aerr := c.Active(ctx, req.Principal, t); aerr == nil && ok {
 				return g, nil
 			}
 		}
@@ -186,22 +198,33 @@ func (c *Client) Activate(ctx context.Context, req Request, onStatus func(Status
 	return a.await(ctx, sr)
 }
 
-// matches reports whether an instance is principal's, for roleID, at tenant
-// scope. Graph's filterByCurrentUser lists only the caller's instances; an
-// entry naming anyone else (or no one) is not taken on trust.
-func (in scheduleInstance) matches(principal, roleID string) bool {
-	scope := in.DirectoryScopeID
-	return strings.EqualFold(in.PrincipalID, principal) && strings.EqualFold(in.RoleDefinitionID, roleID) &&
-		(scope == "" || scope == tenantScope)
+// matches reports whether an instance is principal's, for the resolved
+// target t: the role at tenant scope, or the group with t's access. Graph's
+// filterByCurrentUser lists only the caller's instances; an entry naming
+// anyone else (or no one) is not taken on trust.
+func (in scheduleInstance) matches(principal string, t policy.Target) bool {
+	return strings.EqualFold(in.PrincipalID, principal) && targets(t, in.RoleDefinitionID, in.DirectoryScopeID, in.GroupID, in.AccessID)
 }
 
-// Active reads principal's assignments of roleID from Graph and returns the
-// live one that ends last. Grant.Seen is when the read was sent: Entra
+// targets reports whether an instance's or request's fields name t.
+func targets(t policy.Target, roleID, directoryScope, groupID, accessID string) bool {
+	if t.Kind == policy.KindGroup {
+		return strings.EqualFold(groupID, t.Role) && strings.EqualFold(accessID, string(t.Access))
+	}
+	return strings.EqualFold(roleID, t.Role) && (directoryScope == "" || directoryScope == tenantScope)
+}
+
+// Active reads principal's assignments of the resolved target t (its Role
+// an id) from Graph and returns the live one that ends last. Grant.Seen is when the read was sent: Entra
 // showed the assignment live at some time after it. A permanent assignment
 // (no end) is reported as ending permanentHorizon after the read.
-func (c *Client) Active(ctx context.Context, principal, roleID string) (Grant, bool, error) {
+func (c *Client) Active(ctx context.Context, principal string, t policy.Target) (Grant, bool, error) {
+	api, err := graphAPIFor(t.Kind)
+	if err != nil {
+		return Grant{}, false, err
+	}
 	seen := c.clock.Now()
-	insts, err := list[scheduleInstance](ctx, c, pathMyAssignments)
+	insts, err := list[scheduleInstance](ctx, c, api.myAssignments)
 	if err != nil {
 		return Grant{}, false, err
 	}
@@ -209,7 +232,7 @@ func (c *Client) Active(ctx context.Context, principal, roleID string) (Grant, b
 	var best Grant
 	found := false
 	for _, in := range insts {
-		if !in.matches(principal, roleID) || (in.StartDateTime != nil && in.StartDateTime.After(now)) {
+		if !in.matches(principal, t) || (in.StartDateTime != nil && in.StartDateTime.After(now)) {
 			continue
 		}
 		end := seen.Add(permanentHorizon)
@@ -219,7 +242,7 @@ func (c *Client) Active(ctx context.Context, principal, roleID string) (Grant, b
 		if !end.After(now) || (found && !end.After(best.End)) {
 			continue
 		}
-		best = Grant{RoleDefinitionID: roleID, End: end, Start: now, Seen: seen, AlreadyActive: true}
+		best = Grant{RoleDefinitionID: t.Role, End: end, Start: now, Seen: seen, AlreadyActive: true}
 		if in.StartDateTime != nil {
 			best.Start = *in.StartDateTime
 		}
@@ -231,8 +254,9 @@ func (c *Client) Active(ctx context.Context, principal, roleID string) (Grant, b
 // activation is one Activate call past its checks.
 type activation struct {
 	c        *Client
+	api      graphAPI
 	req      Request
-	roleID   string
+	t        policy.Target // req.Target resolved: its Role is the id
 	started  time.Time
 	onStatus func(Status)
 }
@@ -241,15 +265,15 @@ type activation struct {
 // that is still pending, or Provisioned and created after since (when since
 // is set): a request this activation made although it never saw the reply.
 func (a *activation) findRequest(ctx context.Context, since time.Time) (scheduleRequest, bool, error) {
-	reqs, err := list[scheduleRequest](ctx, a.c, pathMyRequests)
+	reqs, err := list[scheduleRequest](ctx, a.c, a.api.myRequests)
 	if err != nil {
 		return scheduleRequest{}, false, err
 	}
 	var best scheduleRequest
 	found := false
 	for _, r := range reqs {
-		if r.ID == "" || !strings.EqualFold(r.PrincipalID, a.req.Principal) || !strings.EqualFold(r.RoleDefinitionID, a.roleID) ||
-			(r.DirectoryScopeID != "" && r.DirectoryScopeID != tenantScope) || (r.Action != "" && r.Action != "selfActivate") {
+		if r.ID == "" || !strings.EqualFold(r.PrincipalID, a.req.Principal) || !targets(a.t, r.RoleDefinitionID, r.DirectoryScopeID, r.GroupID, r.AccessID) ||
+			(r.Action != "" && r.Action != "selfActivate") {
 			continue
 		}
 		ok := slices.Contains(pendingStatuses, r.Status)
@@ -261,7 +285,7 @@ func (a *activation) findRequest(ctx context.Context, since time.Time) (schedule
 		}
 	}
 	if found {
-		a.c.log.Info("pim: found an existing request", "requestId", best.ID, "status", best.Status, "roleDefinitionId", a.roleID)
+		a.c.log.Info("pim: found an existing request", "requestId", best.ID, "status", best.Status, "roleDefinitionId", a.t.Role)
 	}
 	return best, found, nil
 }
@@ -278,15 +302,18 @@ func created(r scheduleRequest) time.Time {
 // up first, and only when there is none is another POST sent.
 func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 	body := createBody{
-		Action:           "selfActivate",
-		PrincipalID:      a.req.Principal,
-		RoleDefinitionID: a.roleID,
-		DirectoryScopeID: tenantScope,
-		Justification:    a.req.Justification,
+		Action:        "selfActivate",
+		PrincipalID:   a.req.Principal,
+		Justification: a.req.Justification,
 		ScheduleInfo: scheduleInfo{
 			StartDateTime: a.c.clock.Now().UTC().Truncate(time.Second),
 			Expiration:    expiration{Type: "afterDuration", Duration: isoDuration(a.req.Duration)},
 		},
+	}
+	if a.t.Kind == policy.KindGroup {
+		body.GroupID, body.AccessID = a.t.Role, string(a.t.Access)
+	} else {
+		body.RoleDefinitionID, body.DirectoryScopeID = a.t.Role, tenantScope
 	}
 	if a.req.TicketNumber != "" || a.req.TicketSystem != "" {
 		body.TicketInfo = &ticketInfo{TicketNumber: a.req.TicketNumber, TicketSystem: a.req.TicketSystem}
@@ -295,7 +322,7 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 	var token string
 	steppedUp := false
 	a.c.mu.Lock()
-	known := a.c.needs[a.roleID]
+	known := a.c.needs[a.t.Role]
 	a.c.mu.Unlock()
 	if known != nil && a.c.interactive() {
 		tok, err := a.c.challengeToken(ctx, known)
@@ -311,12 +338,12 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 		if token != "" {
 			pctx = withBearer(ctx, token)
 		}
-		_, err := a.c.send(pctx, http.MethodPost, a.c.url(pathRequests), body, &sr)
+		_, err := a.c.send(pctx, http.MethodPost, a.c.url(a.api.requests), body, &sr)
 		if err == nil && sr.ID == "" {
 			return scheduleRequest{}, a.wrap(errors.New("the answer has no request id"))
 		}
 		if err == nil {
-			a.c.log.Info("pim: activation requested", "requestId", sr.ID, "status", sr.Status, "roleDefinitionId", a.roleID)
+			a.c.log.Info("pim: activation requested", "requestId", sr.ID, "status", sr.Status, "roleDefinitionId", a.t.Role)
 			return sr, nil
 		}
 		if ctx.Err() != nil {
@@ -335,14 +362,14 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 			// MFA or an authentication context: a 400 that made no
 			// request. Sign in again for it and post once more.
 			a.c.mu.Lock()
-			a.c.needs[a.roleID] = ge
+			a.c.needs[a.t.Role] = ge
 			a.c.mu.Unlock()
 			tok, terr := a.c.challengeToken(ctx, ge)
 			if terr != nil {
 				return scheduleRequest{}, a.wrap(terr)
 			}
 			token, steppedUp = tok, true
-			a.c.log.Info("pim: signed in again for a claims challenge; requesting once more", "roleDefinitionId", a.roleID, "code", ge.Code)
+			a.c.log.Info("pim: signed in again for a claims challenge; requesting once more", "roleDefinitionId", a.t.Role, "code", ge.Code)
 			continue
 		case isGE && ge.Code == "PendingRoleAssignmentRequest":
 			// Someone else's POST won; wait on theirs.
@@ -396,7 +423,7 @@ func (a *activation) cancelOrphan(ctx context.Context, since time.Time) {
 	if err != nil || !found || !slices.Contains(pendingStatuses, sr.Status) {
 		return
 	}
-	if err := a.c.Cancel(cctx, sr.ID); err != nil {
+	if err := a.c.cancel(cctx, a.api, sr.ID); err != nil {
 		a.c.log.Warn("pim: cancelling an abandoned request failed", "requestId", sr.ID, "error", err)
 	}
 }
@@ -421,7 +448,7 @@ func (a *activation) await(ctx context.Context, sr scheduleRequest) (Grant, erro
 			return Grant{}, a.abandon(ctx, sr.ID, lastErr)
 		}
 		delay = min(2*delay, a.c.max)
-		next, err := a.c.getRequest(ctx, sr.ID)
+		next, err := a.c.getRequest(ctx, a.api, sr.ID)
 		var ge *GraphError
 		switch {
 		case err == nil:
@@ -451,7 +478,7 @@ func (a *activation) abandon(ctx context.Context, requestID string, lastErr erro
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
 	defer cancel()
-	if cerr := a.c.Cancel(cctx, requestID); cerr != nil {
+	if cerr := a.c.cancel(cctx, a.api, requestID); cerr != nil {
 		a.c.log.Warn("pim: cancelling an abandoned request failed", "requestId", requestID, "error", cerr)
 		return fmt.Errorf("%w; cancelling it failed: %w", err, cerr)
 	}
@@ -467,7 +494,7 @@ func (a *activation) abandon(ctx context.Context, requestID string, lastErr erro
 func (a *activation) readBack(ctx context.Context, requestID string) (Grant, error) {
 	delay := a.c.poll
 	for attempt := 1; ; attempt++ {
-		g, ok, err := a.c.Active(ctx, a.req.Principal, a.roleID)
+		g, ok, err := a.c.Active(ctx, a.req.Principal, a.t)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return Grant{}, fmt.Errorf("pim: reading back role %s (request %s): %w", a.req.Role, requestID, ctx.Err())
@@ -489,18 +516,23 @@ func (a *activation) readBack(ctx context.Context, requestID string) (Grant, err
 	}
 }
 
-func (c *Client) getRequest(ctx context.Context, id string) (scheduleRequest, error) {
+func (c *Client) getRequest(ctx context.Context, api graphAPI, id string) (scheduleRequest, error) {
 	var sr scheduleRequest
-	_, err := c.send(ctx, http.MethodGet, c.url(pathRequests+"/"+url.PathEscape(id)), nil, &sr)
+	_, err := c.send(ctx, http.MethodGet, c.url(api.requests+"/"+url.PathEscape(id)), nil, &sr)
 	return sr, err
 }
 
-// Cancel withdraws a pending request (Graph answers 400 once it is decided).
+// Cancel withdraws a pending directory role request (Graph answers 400
+// once it is decided).
 func (c *Client) Cancel(ctx context.Context, requestID string) error {
+	return c.cancel(ctx, directoryAPI, requestID)
+}
+
+func (c *Client) cancel(ctx context.Context, api graphAPI, requestID string) error {
 	if requestID == "" {
 		return errors.New("pim: cancel: empty request id")
 	}
-	if _, err := c.send(ctx, http.MethodPost, c.url(pathRequests+"/"+url.PathEscape(requestID)+"/cancel"), nil, nil); err != nil {
+	if _, err := c.send(ctx, http.MethodPost, c.url(api.requests+"/"+url.PathEscape(requestID)+"/cancel"), nil, nil); err != nil {
 		return fmt.Errorf("pim: cancelling request %s: %w", requestID, err)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcp-gate/mcp-gate/internal/pim"
 	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
+	mgpolicy "github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 // jwt builds an unsigned token with the given claims (the client only
@@ -198,7 +199,7 @@ func TestTokenCredentialAgainstEmulator(t *testing.T) {
 	if err != nil || p != alice {
 		t.Fatalf("Principal = %q, %v", p, err)
 	}
-	g, err := c.Activate(ctx, pim.Request{Principal: p, Role: "Helpdesk Administrator", Duration: time.Hour}, nil)
+	g, err := c.Activate(ctx, pim.Request{Principal: p, Target: mgpolicy.Target{Role: "Helpdesk Administrator"}, Duration: time.Hour}, nil)
 	if err != nil || g.RoleDefinitionID != helpdeskID || g.End.Sub(g.Start) != time.Hour {
 		t.Fatalf("grant %+v, %v", g, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/mcp-gate/mcp-gate/internal/clock"
 	"github.com/mcp-gate/mcp-gate/internal/pim"
 	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
+	mgpolicy "github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 const (
@@ -161,7 +162,7 @@ func (e *env) activate(c *pim.Client, ctx context.Context, req pim.Request, onSt
 }
 
 func req(role string) pim.Request {
-	return pim.Request{Principal: alice, Role: role, Duration: 15 * time.Minute, Justification: "test"}
+	return pim.Request{Principal: alice, Target: mgpolicy.Target{Role: role}, Duration: 15 * time.Minute, Justification: "test"}
 }
 
 func TestResolveRole(t *testing.T) {
@@ -230,7 +231,7 @@ func TestActivateNotEligible(t *testing.T) {
 	if !errors.Is(err, pim.ErrNotEligible) {
 		t.Fatalf("err = %v, want ErrNotEligible", err)
 	}
-	if !strings.Contains(pim.UserMessage(err), "you are not eligible for role Helpdesk Administrator") {
+	if !strings.Contains(pim.UserMessage(err), "you are not eligible for PIM role 'Helpdesk Administrator'") {
 		t.Errorf("UserMessage = %q", pim.UserMessage(err))
 	}
 	if n := e.srv.CreateCount(); n != 0 {

@@ -12,6 +12,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	mgpolicy "github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 // ClientSecretEnv names the environment variable holding the gate's client
@@ -133,14 +135,14 @@ func WithCaller(ctx context.Context, principal string) context.Context {
 // Principal is never asked of an OnBehalfOf: each call carries its own.
 func (o *OnBehalfOf) Principal(context.Context) (string, error) { return "", ErrNoCaller }
 
-// ResolveRole resolves role with the caller's token (see WithCaller).
-func (o *OnBehalfOf) ResolveRole(ctx context.Context, role string) (string, error) {
+// Resolve resolves t with the caller's token (see WithCaller).
+func (o *OnBehalfOf) Resolve(ctx context.Context, t mgpolicy.Target) (string, error) {
 	p, _ := ctx.Value(callerKey{}).(string)
 	c, err := o.client(p)
 	if err != nil {
 		return "", err
 	}
-	return c.ResolveRole(ctx, role)
+	return c.Resolve(ctx, t)
 }
 
 // Activate activates for req.Principal with that user's token.
@@ -152,11 +154,11 @@ func (o *OnBehalfOf) Activate(ctx context.Context, req Request, onStatus func(St
 	return c.Activate(ctx, req, onStatus)
 }
 
-// Active reads principal's assignment of roleID with that user's token.
-func (o *OnBehalfOf) Active(ctx context.Context, principal, roleID string) (Grant, bool, error) {
+// Active reads principal's assignment of t with that user's token.
+func (o *OnBehalfOf) Active(ctx context.Context, principal string, t mgpolicy.Target) (Grant, bool, error) {
 	c, err := o.client(principal)
 	if err != nil {
 		return Grant{}, false, err
 	}
-	return c.Active(ctx, principal, roleID)
+	return c.Active(ctx, principal, t)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mcp-gate/mcp-gate/internal/pim"
 	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
+	mgpolicy "github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 const (
@@ -48,7 +49,7 @@ func TestOnBehalfOfActivatesForEachUser(t *testing.T) {
 		if err != nil || g.RequestID == "" {
 			t.Fatalf("%s: Activate = %+v, %v", u, g, err)
 		}
-		if _, live, err := o.Active(ctx, u, helpdeskID); err != nil || !live {
+		if _, live, err := o.Active(ctx, u, mgpolicy.Target{Role: helpdeskID}); err != nil || !live {
 			t.Fatalf("%s: Active = %v, %v", u, live, err)
 		}
 	}
@@ -60,7 +61,7 @@ func TestOnBehalfOfActivatesForEachUser(t *testing.T) {
 	if n := len(e.srv.Requests()); n != 2 {
 		t.Fatalf("%d requests, want one per user", n)
 	}
-	if id, err := o.ResolveRole(pim.WithCaller(ctx, bob), "Helpdesk Administrator"); err != nil || id != helpdeskID {
+	if id, err := o.Resolve(pim.WithCaller(ctx, bob), mgpolicy.Target{Role: "Helpdesk Administrator"}); err != nil || id != helpdeskID {
 		t.Fatalf("ResolveRole as bob = %q, %v", id, err)
 	}
 

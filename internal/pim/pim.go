@@ -26,6 +26,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	mgpolicy "github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 // GraphScope is the OAuth scope of every token the client asks for.
@@ -45,10 +47,11 @@ type realClock struct{}
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// Request asks for one activation of Role for Principal.
+// Request asks for one activation of a role or group for Principal.
 type Request struct {
-	Principal     string        // Entra object id (GUID) of the user
-	Role          string        // role display name or role definition id
+	Principal string // Entra object id (GUID) of the user
+	// Target is what to activate; its Role is a display name or an id.
+	mgpolicy.Target
 	Duration      time.Duration // how long the grant should last
 	Justification string
 	TicketNumber  string // ticketInfo is sent only when set
@@ -100,10 +103,11 @@ type Client struct {
 	jitter      func() float64
 	log         *slog.Logger
 
-	mu    sync.Mutex
-	roles map[string]string      // role name -> roleDefinitionId
-	oid   string                 // cached oid of the credential's token
-	needs map[string]*GraphError // roleDefinitionId -> its last claims challenge, met up front since
+	mu     sync.Mutex
+	roles  map[string]string      // role name -> roleDefinitionId
+	groups map[string]string      // group name -> object id
+	oid    string                 // cached oid of the credential's token
+	needs  map[string]*GraphError // roleDefinitionId -> its last claims challenge, met up front since
 }
 
 // New validates cfg and builds a Client. It makes no network calls.
@@ -156,6 +160,7 @@ func New(cfg Config) (*Client, error) {
 		jitter:      cfg.Jitter,
 		log:         cfg.Logger,
 		roles:       map[string]string{},
+		groups:      map[string]string{},
 		needs:       map[string]*GraphError{},
 	}
 	c.pl = runtime.NewPipeline("mcp-gate/pim", "v1", runtime.PipelineOptions{

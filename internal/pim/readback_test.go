@@ -17,6 +17,7 @@ import (
 	"github.com/mcp-gate/mcp-gate/internal/clock"
 	"github.com/mcp-gate/mcp-gate/internal/pim"
 	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
+	mgpolicy "github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 // A request that reads Provisioned gives a grant only when Graph then lists
@@ -165,7 +166,7 @@ func TestOtherPrincipalsEntriesAreIgnored(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &env{clk: &recClock{Fake: clock.NewFake(t0)}}
 			c := fakeClient(t, e, &fakeGraph{assigned: tt.assigned})
-			if _, live, err := c.Active(context.Background(), alice, helpdeskID); err != nil || live != tt.wantActive {
+			if _, live, err := c.Active(context.Background(), alice, mgpolicy.Target{Role: helpdeskID}); err != nil || live != tt.wantActive {
 				t.Errorf("Active = %v, %v; want %v", live, err, tt.wantActive)
 			}
 		})

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	mgpolicy "github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 const pathPolicyAssignments = "/policies/roleManagementPolicyAssignments"
@@ -29,7 +31,7 @@ func (c *Client) Eligible(ctx context.Context, principal, roleID string) (bool, 
 	if err != nil {
 		return false, err
 	}
-	return slices.ContainsFunc(eligible, func(in scheduleInstance) bool { return in.matches(principal, roleID) }), nil
+	return slices.ContainsFunc(eligible, func(in scheduleInstance) bool { return in.matches(principal, mgpolicy.Target{Role: roleID}) }), nil
 }
 
 // RoleSettings reads the role management policy assigned to roleID.

@@ -1,0 +1,95 @@
+package pim
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/mcp-gate/mcp-gate/internal/policy"
+)
+
+// graphAPI is the part of Graph PIM an activation talks to: directory
+// roles (roleManagement/directory) or PIM for Groups
+// (identityGovernance/privilegedAccess/group). Both share the request
+// lifecycle, the statuses, the errors and the look-before-create rule.
+type graphAPI struct {
+	requests, myRequests, myEligibilities, myAssignments string
+}
+
+const pathGroupPIM = "/identityGovernance/privilegedAccess/group"
+
+var (
+	directoryAPI = graphAPI{requests: pathRequests, myRequests: pathMyRequests, myEligibilities: pathMyEligibilities, myAssignments: pathMyAssignments}
+	groupsAPI    = graphAPI{
+		requests:        pathGroupPIM + "/assignmentScheduleRequests",
+		myRequests:      pathGroupPIM + "/assignmentScheduleRequests/filterByCurrentUser(on='principal')",
+		myEligibilities: pathGroupPIM + "/eligibilityScheduleInstances/filterByCurrentUser(on='principal')",
+		myAssignments:   pathGroupPIM + "/assignmentScheduleInstances/filterByCurrentUser(on='principal')",
+	}
+)
+
+// graphAPIFor returns the Graph API that activates kind.
+func graphAPIFor(kind policy.Kind) (graphAPI, error) {
+	switch kind {
+	case policy.KindRole:
+		return directoryAPI, nil
+	case policy.KindGroup:
+		return groupsAPI, nil
+	}
+	return graphAPI{}, fmt.Errorf("pim: this mcp-gate cannot activate a %s yet", kind)
+}
+
+// Resolve maps t's name to the id PIM knows it by: a directory role's
+// definition id or a group's object id; a GUID is returned as is.
+func (c *Client) Resolve(ctx context.Context, t policy.Target) (string, error) {
+	switch t.Kind {
+	case policy.KindRole:
+		return c.ResolveRole(ctx, t.Role)
+	case policy.KindGroup:
+		return c.resolveGroup(ctx, t.Role)
+	}
+	return "", fmt.Errorf("pim: this mcp-gate cannot activate a %s yet", t.Kind)
+}
+
+type group struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+}
+
+// resolveGroup maps a group display name to its object id with
+// GET /groups?$filter=displayName eq '…'. Resolutions are cached for the
+// Client's lifetime, apart from directory roles'.
+func (c *Client) resolveGroup(ctx context.Context, name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", fmt.Errorf("%w: empty group name", ErrRoleNotFound)
+	}
+	if IsGUID(name) {
+		return name, nil
+	}
+	c.mu.Lock()
+	id, ok := c.groups[name]
+	c.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	filter := "displayName eq '" + strings.ReplaceAll(name, "'", "''") + "'"
+	gs, err := list[group](ctx, c, "/groups?$select=id,displayName&$filter="+queryEscape(filter))
+	if err != nil {
+		return "", fmt.Errorf("pim: resolving group %q: %w", name, err)
+	}
+	switch len(gs) {
+	case 0:
+		return "", fmt.Errorf("%w: no Entra group is named %q: check the group name in the policy file", ErrRoleNotFound, name)
+	case 1:
+	default:
+		return "", fmt.Errorf("pim: %d Entra groups are named %q: use the group's object id in the policy file", len(gs), name)
+	}
+	if !IsGUID(gs[0].ID) {
+		return "", fmt.Errorf("pim: group %q resolved to a malformed id %q", name, gs[0].ID)
+	}
+	c.mu.Lock()
+	c.groups[name] = gs[0].ID
+	c.mu.Unlock()
+	return gs[0].ID, nil
+}
