@@ -61,14 +61,16 @@ func appendRecord(b []byte, r *Record) ([]byte, error) {
 	}
 	b = appendField(b, "argsSha256", r.ArgsSHA256, true)
 	if len(r.Args) > 0 {
-		// Compacted, as encoding/json does: a newline in the arguments
-		// would split the record's line.
-		var c bytes.Buffer
+		// Compacted and HTML-escaped, as encoding/json does: a newline in
+		// the arguments would split the record's line, and a verifier that
+		// re-encodes must get the same bytes.
+		var c, e bytes.Buffer
 		if err := json.Compact(&c, r.Args); err != nil {
 			return nil, err
 		}
+		json.HTMLEscape(&e, c.Bytes())
 		b = append(b, `,"args":`...)
-		b = append(b, c.Bytes()...)
+		b = append(b, e.Bytes()...)
 	}
 	b = appendField(b, "prev", r.Prev, false)
 	return append(b, '}'), nil
