@@ -4,13 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-gate/mcp-gate/internal/clock"
+	"github.com/mcp-gate/mcp-gate/internal/testupstream"
 )
 
 // startServer serves s over Streamable HTTP in-process.
@@ -102,5 +110,107 @@ func TestToolSchemasPassThroughRaw(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// slowStart serves the test upstream, holding its answer to initialize
+// until release is called.
+func slowStart(t *testing.T) (url string, release func()) {
+	t.Helper()
+	up := testupstream.New(testupstream.Options{Name: "up", Clock: clock.Real{}, Exit: func(int) {}})
+	h := server.NewStreamableHTTPServer(up.MCP())
+	released := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(released) }) }
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var m struct {
+				Method string `json:"method"`
+			}
+			if json.Unmarshal(body, &m) == nil && m.Method == string(mcp.MethodInitialize) {
+				<-released
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	t.Cleanup(release) // before ts.Close, which waits for the held request
+	return ts.URL + "/mcp", release
+}
+
+// A prompt, a resource, a templated resource and a completion asked for
+// right after initialize, while the upstream still starts, wait for it
+// instead of being answered "not found".
+func TestRequestsRightAfterInitializeWaitForTheUpstream(t *testing.T) {
+	url, release := slowStart(t)
+	fc := clock.NewFake(time.Now())
+	p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url}}, Clock: fc})
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		// initialize waits InitWait for capabilities, on the fake clock.
+		if fc.BlockUntil(1, done) {
+			fc.Advance(time.Second)
+		}
+	}()
+	c := stdioClient(t, p)
+
+	ctx := context.Background()
+	requests := []struct {
+		name string
+		do   func() (any, error)
+		want string
+	}{
+		{"prompts/get", func() (any, error) {
+			req := mcp.GetPromptRequest{}
+			req.Params.Name, req.Params.Arguments = "greet", map[string]string{"name": "Ada"}
+			return c.GetPrompt(ctx, req)
+		}, "Please greet Ada."},
+		{"resources/read", func() (any, error) {
+			req := mcp.ReadResourceRequest{}
+			req.Params.URI = testupstream.HelloURI
+			return c.ReadResource(ctx, req)
+		}, testupstream.HelloText},
+		{"resources/read of a template", func() (any, error) {
+			req := mcp.ReadResourceRequest{}
+			req.Params.URI = "test://greeting/bob"
+			return c.ReadResource(ctx, req)
+		}, "hello, bob"},
+		{"completion/complete", func() (any, error) {
+			req := mcp.CompleteRequest{}
+			req.Params.Ref = mcp.PromptReference{Type: "ref/prompt", Name: "greet"}
+			req.Params.Argument = mcp.CompleteArgument{Name: "name", Value: "al"}
+			return c.Complete(ctx, req)
+		}, `["alice","albert"]`},
+	}
+	results := make([]string, len(requests))
+	var wg sync.WaitGroup
+	for i, r := range requests {
+		wg.Go(func() {
+			res, err := r.do()
+			if err != nil {
+				results[i] = "error: " + err.Error()
+				return
+			}
+			b, _ := json.Marshal(res)
+			results[i] = string(b)
+		})
+	}
+	answered := make(chan struct{})
+	go func() { wg.Wait(); close(answered) }()
+	// Each request waits (ListWait, on the fake clock) before the upstream
+	// is let through.
+	waiting := fc.BlockUntil(len(requests), answered)
+	release()
+	<-answered
+	if !waiting {
+		t.Error("answered without waiting for the upstream")
+	}
+	for i, r := range requests {
+		if got := results[i]; strings.HasPrefix(got, "error") || !strings.Contains(got, r.want) {
+			t.Errorf("%s: %s, want it to contain %s", r.name, got, r.want)
+		}
 	}
 }

@@ -270,9 +270,13 @@ func (p *Proxy) newServer() *server.MCPServer {
 	hooks.AddBeforeListResourceTemplates(func(ctx context.Context, id any, m *mcp.ListResourceTemplatesRequest) { wait(ctx, id, m) })
 	hooks.AddBeforeListPrompts(func(ctx context.Context, id any, m *mcp.ListPromptsRequest) { wait(ctx, id, m) })
 	hooks.AddBeforeCallTool(func(ctx context.Context, _ any, m *mcp.CallToolRequest) {
-		if _, ok := p.routes.Load().tools[m.Params.Name]; !ok {
-			p.waitStarted(ctx, p.opts.ListWait)
-		}
+		p.lookup(ctx, func() bool { _, ok := p.routes.Load().tools[m.Params.Name]; return ok })
+	})
+	hooks.AddBeforeGetPrompt(func(ctx context.Context, _ any, m *mcp.GetPromptRequest) {
+		p.lookup(ctx, func() bool { _, ok := p.routes.Load().prompts[m.Params.Name]; return ok })
+	})
+	hooks.AddBeforeReadResource(func(ctx context.Context, _ any, m *mcp.ReadResourceRequest) {
+		p.lookup(ctx, func() bool { return p.listedOwner(m.Params.URI) != nil })
 	})
 	hooks.AddAfterSubscribe(func(ctx context.Context, _ any, m *mcp.SubscribeRequest, _ *mcp.EmptyResult) {
 		p.subscribe(ctx, m.Params.URI, true)
@@ -313,6 +317,17 @@ func (p *Proxy) waitStarted(ctx context.Context, d time.Duration) bool {
 		}
 	}
 	return true
+}
+
+// lookup reports whether found finds what a request names, waiting first,
+// when it does not, for upstreams still starting (bounded by ListWait): a
+// request sent right after initialize must not be answered "not found"
+// only because its upstream has not listed yet.
+func (p *Proxy) lookup(ctx context.Context, found func() bool) bool {
+	if found() {
+		return true
+	}
+	return p.waitStarted(ctx, p.opts.ListWait) && found()
 }
 
 // capabilities mirrors the upstreams: a capability is offered when some
@@ -522,11 +537,8 @@ func (p *Proxy) forward(ctx context.Context, c *Call) (Result, error) {
 // newCall resolves a client-facing tool name into a Call. A name not yet
 // known waits for upstreams still starting.
 func (p *Proxy) newCall(ctx context.Context, name string, args, meta json.RawMessage) (*Call, error) {
-	r, ok := p.routes.Load().tools[name]
-	if !ok && p.waitStarted(ctx, p.opts.ListWait) {
-		r, ok = p.routes.Load().tools[name]
-	}
-	if !ok {
+	var r route
+	if !p.lookup(ctx, func() bool { var ok bool; r, ok = p.routes.Load().tools[name]; return ok }) {
 		return nil, &RPCError{Code: mcp.INVALID_PARAMS, Message: fmt.Sprintf("tool '%s' not found", name)}
 	}
 	return &Call{Tool: name, Upstream: r.up.cfg.Name, UpstreamTool: r.name, Arguments: args, Principal: principalFrom(ctx), meta: meta, task: r.task}, nil
@@ -603,6 +615,7 @@ func (u *upstream) readResource(ctx context.Context, req mcp.ReadResourceRequest
 	if err != nil {
 		return nil, err
 	}
+	req.Params.Meta = hopless(req.Params.Meta)
 	res, err := l.client.ReadResource(ctx, req)
 	if err != nil {
 		return nil, err
@@ -617,12 +630,26 @@ func (u *upstream) getPrompt(name string) server.PromptHandlerFunc {
 			return nil, err
 		}
 		req.Params.Name = name
+		req.Params.Meta = hopless(req.Params.Meta)
 		return l.client.GetPrompt(ctx, req)
 	}
 }
 
-// owner finds the upstream that lists uri, or whose template matches it.
+// owner finds the upstream that lists uri, or whose template matches it;
+// with one upstream, that one.
 func (p *Proxy) owner(uri string) *upstream {
+	if u := p.listedOwner(uri); u != nil {
+		return u
+	}
+	if len(p.ups) == 1 {
+		return p.ups[0]
+	}
+	return nil
+}
+
+// listedOwner finds the upstream that lists uri, or whose template matches
+// it, among those that have listed.
+func (p *Proxy) listedOwner(uri string) *upstream {
 	for _, u := range p.ups {
 		l := u.listed.Load()
 		if l == nil {
@@ -644,9 +671,6 @@ func (p *Proxy) owner(uri string) *upstream {
 				return u
 			}
 		}
-	}
-	if len(p.ups) == 1 {
-		return p.ups[0]
 	}
 	return nil
 }
@@ -697,16 +721,16 @@ func (p *Proxy) setLevel(ctx context.Context, level mcp.LoggingLevel) {
 type completer struct{ p *Proxy }
 
 func (c completer) CompletePromptArgument(ctx context.Context, name string, arg mcp.CompleteArgument, cctx mcp.CompleteContext) (*mcp.Completion, error) {
-	r, ok := c.p.routes.Load().prompts[name]
-	if !ok {
+	var r route
+	if !c.p.lookup(ctx, func() bool { var ok bool; r, ok = c.p.routes.Load().prompts[name]; return ok }) {
 		return nil, fmt.Errorf("prompt %q not found", name)
 	}
 	return c.complete(ctx, r.up, mcp.PromptReference{Type: "ref/prompt", Name: r.name}, arg, cctx)
 }
 
 func (c completer) CompleteResourceArgument(ctx context.Context, uri string, arg mcp.CompleteArgument, cctx mcp.CompleteContext) (*mcp.Completion, error) {
-	u := c.p.templateOwner(uri)
-	if u == nil {
+	var u *upstream
+	if !c.p.lookup(ctx, func() bool { u = c.p.templateOwner(uri); return u != nil }) {
 		return nil, fmt.Errorf("resource template %q not found", uri)
 	}
 	return c.complete(ctx, u, mcp.ResourceReference{Type: "ref/resource", URI: uri}, arg, cctx)

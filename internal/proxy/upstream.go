@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"sort"
 	"strconv"
@@ -503,6 +504,25 @@ func (u *upstream) cancel(l *link, id int64, ctx context.Context) {
 // hopMetaKeys are the _meta keys of protocol version 2026-07-28 that belong
 // to one connection.
 var hopMetaKeys = []string{mcp.MetaKeyProtocolVersion, mcp.MetaKeyClientInfo, mcp.MetaKeyClientCapabilities, mcp.MetaKeyLogLevel}
+
+// hopless returns the client's _meta for a request forwarded through
+// mcp-go's client, without the keys that describe the client's connection
+// to the gate (an upstream spoken to with 2025-11-25 refuses a request
+// that declares 2026-07-28).
+func hopless(m *mcp.Meta) *mcp.Meta {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	c.AdditionalFields = maps.Clone(m.AdditionalFields)
+	for _, k := range hopMetaKeys {
+		delete(c.AdditionalFields, k)
+	}
+	if c.ProgressToken == nil && len(c.AdditionalFields) == 0 {
+		return nil
+	}
+	return &c
+}
 
 // callParams builds tools/call params for the upstream: its own tool name,
 // the arguments as sent, the client's _meta with the progress token

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sync"
@@ -279,4 +281,48 @@ func rawTools(t *testing.T, c *client.Client) []map[string]any {
 		t.Fatal(err)
 	}
 	return res.Tools
+}
+
+// TestEverythingRightAfterInitialize asks for a prompt, a resource and a
+// completion while server-everything is still starting (held back until
+// the requests are sent; the gate answers initialize within about 40 ms):
+// each waits for it rather than being answered "not found".
+func TestEverythingRightAfterInitialize(t *testing.T) {
+	for _, pv := range Protocols {
+		t.Run(pv.Name, func(t *testing.T) {
+			start := filepath.Join(t.TempDir(), "start")
+			held := append([]string{"sh", "-c", `until [ -e "$0" ]; do sleep 0.02; done; exec "$@"`, start}, Everything(t)...)
+			gate, _ := StdioGate(t, nil, append([]string{"--policy", AllowAllPolicy(t), "--"}, held...), pv.Opts...)
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			defer func() {
+				if err := os.WriteFile(start, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				wg.Wait()
+			}()
+			wg.Go(func() {
+				req := mcp.GetPromptRequest{}
+				req.Params.Name = "simple-prompt"
+				if res, err := gate.GetPrompt(ctx, req); err != nil || len(res.Messages) == 0 {
+					t.Errorf("prompts/get: %v %+v", err, res)
+				}
+			})
+			wg.Go(func() {
+				req := mcp.ReadResourceRequest{}
+				req.Params.URI = "demo://resource/dynamic/text/2"
+				if res, err := gate.ReadResource(ctx, req); err != nil || len(res.Contents) == 0 {
+					t.Errorf("resources/read: %v %+v", err, res)
+				}
+			})
+			wg.Go(func() {
+				req := mcp.CompleteRequest{}
+				req.Params.Ref = mcp.PromptReference{Type: "ref/prompt", Name: "completable-prompt"}
+				req.Params.Argument = mcp.CompleteArgument{Name: "department", Value: "E"}
+				if res, err := gate.Complete(ctx, req); err != nil || len(res.Completion.Values) == 0 {
+					t.Errorf("completion/complete: %v %+v", err, res)
+				}
+			})
+		})
+	}
 }
