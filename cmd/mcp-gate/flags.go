@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 	"github.com/mcp-gate/mcp-gate/internal/proxy"
@@ -26,6 +27,20 @@ type proxyFlags struct {
 	logLevel   string
 	upstreams  upstreamList
 	maxMessage int64
+	bounds     httpBounds // serve only; zero (the defaults) in stdio mode
+}
+
+// httpBounds are serve's limits on its HTTP clients.
+type httpBounds struct {
+	sessionIdle, bodyTimeout time.Duration
+	maxSessions, maxCalls    int
+}
+
+func (b *httpBounds) register(fs *flag.FlagSet) {
+	fs.DurationVar(&b.sessionIdle, "session-idle", proxy.DefaultSessionIdle, "expire a session unused for this `duration`; its client gets 404 and initializes anew")
+	fs.IntVar(&b.maxSessions, "max-sessions", proxy.DefaultMaxSessions, "the most live HTTP sessions (`n`); another initialize is answered 503")
+	fs.IntVar(&b.maxCalls, "max-calls-in-flight", proxy.DefaultMaxCallsInFlight, "the most tool calls (`n`) one principal may have in flight, approval waits included; the next is refused (HTTP 429)")
+	fs.DurationVar(&b.bodyTimeout, "body-timeout", proxy.DefaultBodyTimeout, "the longest a request body may take to arrive (`duration`); a slower one is answered 408")
 }
 
 func (f *proxyFlags) register(fs *flag.FlagSet) {
@@ -129,6 +144,9 @@ func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writ
 	if f.maxMessage < 1024 {
 		return nil, fmt.Errorf("--max-message-bytes %d: want at least 1024", f.maxMessage)
 	}
+	if b := f.bounds; b.sessionIdle < 0 || b.bodyTimeout < 0 || b.maxSessions < 0 || b.maxCalls < 0 {
+		return nil, errors.New("--session-idle, --body-timeout, --max-sessions and --max-calls-in-flight must not be negative")
+	}
 	gt, err := loadGating(f.policy, log, stderr)
 	if err != nil {
 		return nil, err
@@ -146,7 +164,11 @@ func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writ
 		Stderr:     stderr,
 		Version:    version,
 
-		MaxMessageBytes: f.maxMessage,
+		MaxMessageBytes:  f.maxMessage,
+		SessionIdle:      f.bounds.sessionIdle,
+		MaxSessions:      f.bounds.maxSessions,
+		MaxCallsInFlight: f.bounds.maxCalls,
+		BodyTimeout:      f.bounds.bodyTimeout,
 	})
 	if err != nil {
 		gt.Close()

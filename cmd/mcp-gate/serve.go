@@ -21,6 +21,14 @@ import (
 // shutdownGrace bounds how long open HTTP streams may delay shutdown.
 const shutdownGrace = 5 * time.Second
 
+// The HTTP server's bounds on a connection: its request headers must
+// arrive within readHeaderTimeout, and a keep-alive connection with no
+// request is closed after idleTimeout.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
 const serveUsage = `Usage: mcp-gate serve [--listen ADDR] [flags] [-- COMMAND ARGS...]
 
 Serves MCP over Streamable HTTP at ` + proxy.StreamablePath + ` and legacy SSE at ` + proxy.SSEPath + ` and ` + proxy.MessagePath + `,
@@ -37,6 +45,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve HTTP on; keep it loopback unless a trusted proxy fronts the gate")
 	var f proxyFlags
 	f.register(fs)
+	f.bounds.register(fs)
 	if err := cmdline.Parse(fs, args, serveUsage, stdout, stderr); err != nil {
 		return err
 	}
@@ -68,7 +77,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout: it would cut the long-lived event streams; the proxy
+	// bounds each request body's read itself (--body-timeout).
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
 	p.log.Info("serving MCP over HTTP", "streamable", "http://"+ln.Addr().String()+proxy.StreamablePath,
 		"sse", "http://"+ln.Addr().String()+proxy.SSEPath)
 	served := make(chan error, 1)

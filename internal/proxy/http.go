@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -35,13 +37,17 @@ func (p *Proxy) HTTPHandler() http.Handler {
 	mux.Handle(StreamablePath, &directHTTP{p: p, next: server.NewStreamableHTTPServer(p.srv,
 		server.WithEndpointPath(StreamablePath),
 		server.WithStreamableHTTPLogger(p.log),
+		server.WithSessionIdManager(p.httpSessions),
+		// mcp-go's own sweeper drops its per-session state of the
+		// sessions the table expires.
+		server.WithSessionIdleTTL(p.opts.SessionIdle),
 	)})
 	sse := server.NewSSEServer(p.srv,
 		server.WithSSEEndpoint(SSEPath),
 		server.WithMessageEndpoint(MessagePath),
 		server.WithUseFullURLForMessageEndpoint(false),
 	)
-	mux.Handle(SSEPath, sse)
+	mux.Handle(SSEPath, p.admitSession(sse))
 	mux.Handle(MessagePath, sse)
 	return originGuard(p.checkBody(mux))
 }
@@ -84,22 +90,51 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// checkBody reads a POST's body whole, up to the message limit, and
-// refuses what is not one valid JSON-RPC message; the handlers behind it
-// find the body and its head in the request. An over-limit body is refused
-// as soon as the limit is reached, not read on.
+// admitSession serves a request that opens a session (an SSE stream, a
+// Streamable HTTP initialize) only while fewer than Options.MaxSessions
+// are live, and counts it until the request is over.
+func (p *Proxy) admitSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		release, ok := p.httpSessions.admit()
+		if !ok {
+			w.Header().Set("Retry-After", "60")
+			http.Error(w, fmt.Sprintf("Service unavailable: the gate already serves its maximum of %d sessions; retry later", p.opts.MaxSessions), http.StatusServiceUnavailable)
+			return
+		}
+		defer release()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkBody reads a POST's body whole, up to the message limit and within
+// the body timeout, and refuses what is not one valid JSON-RPC message; the
+// handlers behind it find the body and its head in the request. An
+// over-limit body is refused as soon as the limit is reached, not read on;
+// a slow one when the timeout is over. Other methods' bodies are limited
+// too, though no handler reads them.
 func (p *Proxy) checkBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := p.opts.MaxMessageBytes
 		if r.Method != http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 			next.ServeHTTP(w, r)
 			return
 		}
-		limit := p.opts.MaxMessageBytes
+		// The server's ReadTimeout would also cut the long-lived streams
+		// (SSE, GET) that read nothing, so the deadline is this body's.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(p.opts.BodyTimeout))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		_ = rc.SetReadDeadline(time.Time{})
 		var tooBig *http.MaxBytesError
+		var nerr net.Error
 		switch {
 		case errors.As(err, &tooBig):
 			writeJSON(w, http.StatusRequestEntityTooLarge, rpcErrorLine(nil, mcp.INVALID_REQUEST, errMessageTooLong{limit}.Error(), nil))
+			return
+		case errors.As(err, &nerr) && nerr.Timeout():
+			w.Header().Set("Connection", "close")
+			writeJSON(w, http.StatusRequestTimeout, rpcErrorLine(nil, mcp.INVALID_REQUEST, fmt.Sprintf("Request timeout: the request body did not arrive within %s", p.opts.BodyTimeout), nil))
 			return
 		case err != nil:
 			http.Error(w, "request body: "+err.Error(), http.StatusBadRequest)
@@ -143,6 +178,16 @@ type directHTTP struct {
 func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sid := r.Header.Get(server.HeaderKeySessionID)
 	m, _ := r.Context().Value(messageKey{}).(*postedMessage)
+	if sid != "" && !d.p.httpSessions.touch(sid) {
+		// Expired, deleted or never issued: per the MCP spec a 404 tells
+		// the client to initialize a new session.
+		http.Error(w, fmt.Sprintf("Not found: no session %q; it expired after %s unused or was deleted; initialize a new session", sid, d.p.opts.SessionIdle), http.StatusNotFound)
+		return
+	}
+	if m != nil && sid == "" && m.kind == request && m.head.Method == string(mcp.MethodInitialize) {
+		d.p.admitSession(d.next).ServeHTTP(w, r)
+		return
+	}
 	if m != nil && sid == "" && m.kind == notification && m.head.Method == string(mcp.MethodNotificationCancelled) {
 		// Without a session (protocol version 2026-07-28) nothing says whose
 		// request the id names, and mcp-go would cancel any client's request
@@ -168,7 +213,8 @@ func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// and answers 202
 	case m.kind == request && m.head.Method == string(mcp.MethodToolsCall):
 		if cp, ok := directParams(m.head.Params, false); ok && cp.m.ProgressToken == nil {
-			writeJSON(w, http.StatusOK, d.call(r.Context(), session, sid, m.head.ID, cp))
+			status, out := d.call(r.Context(), session, sid, m.head.ID, cp)
+			writeJSON(w, status, out)
 			return
 		}
 		if cp, ok := decodeCallParams(m.head.Params); ok && wantsTask(cp) && d.p.taskable(r.Context(), cp) {
@@ -185,14 +231,15 @@ func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // call serves one direct tools/call until it is answered, the client
 // cancels it (notifications/cancelled, a dropped request) or its session
-// ends, and returns the response.
-func (d *directHTTP) call(ctx context.Context, session *liveSession, sid string, id json.RawMessage, cp *toolCallParams) []byte {
+// ends, and returns the HTTP status and the response: 429 for a call over
+// its principal's limit.
+func (d *directHTTP) call(ctx context.Context, session *liveSession, sid string, id json.RawMessage, cp *toolCallParams) (int, []byte) {
 	idk, _ := idKey(id)
 	key := sid + "\x00" + idk
 	ctx, pend, ok := d.p.httpCalls.start(ctx, key)
 	if !ok {
 		bad := errDuplicateID(id)
-		return rpcErrorLine(bad.id, bad.code, bad.message, nil)
+		return http.StatusOK, rpcErrorLine(bad.id, bad.code, bad.message, nil)
 	}
 	ctx, stop := session.bind(ctx)
 	defer stop()
@@ -207,12 +254,16 @@ func (d *directHTTP) call(ctx context.Context, session *liveSession, sid string,
 		}
 	}
 	if !d.p.httpCalls.finish(key, pend) {
-		return rpcErrorLine(id, mcp.REQUEST_INTERRUPTED, "Request cancelled: the client sent notifications/cancelled for it", nil)
+		return http.StatusOK, rpcErrorLine(id, mcp.REQUEST_INTERRUPTED, "Request cancelled: the client sent notifications/cancelled for it", nil)
+	}
+	var rpc *RPCError
+	if errors.As(err, &rpc) && rpc.Code == CodeTooManyCalls {
+		return http.StatusTooManyRequests, errorLine(id, err)
 	}
 	if err != nil {
 		out = errorLine(id, err)
 	}
-	return out
+	return http.StatusOK, out
 }
 
 // task starts a task-augmented tools/call as a task of the session: it

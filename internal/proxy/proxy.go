@@ -51,6 +51,21 @@ type Options struct {
 	// MaxMessageBytes bounds one client message: a stdio line or an HTTP
 	// request body; default DefaultMaxMessageBytes.
 	MaxMessageBytes int64
+	// SessionIdle expires a Streamable HTTP session unused for this long
+	// (its next request is answered 404, and the client initializes
+	// anew); default DefaultSessionIdle.
+	SessionIdle time.Duration
+	// MaxSessions bounds the live HTTP sessions (Streamable HTTP sessions
+	// and legacy SSE streams); an initialize beyond it is answered 503.
+	// Default DefaultMaxSessions.
+	MaxSessions int
+	// MaxCallsInFlight bounds one principal's tools/call requests in flight,
+	// approval waits included; the next one is refused. Default
+	// DefaultMaxCallsInFlight.
+	MaxCallsInFlight int
+	// BodyTimeout bounds how long an HTTP request body may take to arrive;
+	// a slower one is answered 408. Default DefaultBodyTimeout.
+	BodyTimeout time.Duration
 }
 
 // Proxy serves MCP to clients and forwards to its upstreams. One Proxy
@@ -67,6 +82,7 @@ type Proxy struct {
 	sessions      sync.Map        // session id -> *liveSession, of every registered client session
 	httpCalls     inflight        // direct HTTP calls in flight, by session and id
 	tasks         *taskStore      // task-augmented calls, by session
+	httpSessions  *sessionTable   // Streamable HTTP sessions issued, and their bounds
 	stdioSessions atomic.Int64    // numbers stdio sessions
 	serverInfo    json.RawMessage // our Implementation, stamped on 2026-07-28 results
 	rebuildMu     sync.Mutex
@@ -135,6 +151,14 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 	if opts.MaxMessageBytes <= 0 {
 		opts.MaxMessageBytes = DefaultMaxMessageBytes
 	}
+	setDefault(&opts.SessionIdle, DefaultSessionIdle)
+	setDefault(&opts.BodyTimeout, DefaultBodyTimeout)
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.MaxCallsInFlight <= 0 {
+		opts.MaxCallsInFlight = DefaultMaxCallsInFlight
+	}
 
 	p := &Proxy{opts: opts, log: opts.Logger, byName: make(map[string]*upstream), tasks: newTaskStore(opts.Clock)}
 	p.routes.Store(&routeTable{})
@@ -173,6 +197,8 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 	if opts.Middleware != nil {
 		p.call = opts.Middleware(p.forward)
 	}
+	p.call = limitCalls(opts.MaxCallsInFlight, p.call)
+	p.httpSessions = newSessionTable(opts.Clock, opts.SessionIdle, opts.MaxSessions)
 	p.srv = p.newServer()
 	p.serverInfo, _ = json.Marshal(mcp.Implementation{Name: "mcp-gate", Version: opts.Version})
 

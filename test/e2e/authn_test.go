@@ -31,8 +31,8 @@ const (
 
 // authGate serves the demo tools with serve.auth: the emulator is the
 // tenant's sign-in service. The gate's Graph credential is alice's, or with
-// obo each caller's, through the on-behalf-of flow.
-func authGate(t *testing.T, e *pimEnv, approvals string, obo bool) (*Gate, string) {
+// obo each caller's, through the on-behalf-of flow. flags go to serve.
+func authGate(t *testing.T, e *pimEnv, approvals string, obo bool, flags ...string) (*Gate, string) {
 	t.Helper()
 	policyFile, auditFile := e.gatedPolicy(t, gateOpts{principal: alice, approvals: approvals})
 	text, err := os.ReadFile(policyFile)
@@ -50,7 +50,8 @@ func authGate(t *testing.T, e *pimEnv, approvals string, obo bool) (*Gate, strin
 	if err := os.WriteFile(policyFile, text, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return ServeGate(t, env, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo"), auditFile
+	args := append(append([]string{"--policy", policyFile}, flags...), "--", Upstream("db")[0], "--name", "db", "--demo")
+	return ServeGate(t, env, args...), auditFile
 }
 
 // userClient is an initialized client that sends token with each request.
