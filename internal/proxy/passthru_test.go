@@ -113,12 +113,11 @@ func TestToolSchemasPassThroughRaw(t *testing.T) {
 	}
 }
 
-// slowStart serves the test upstream, holding its answer to initialize
-// until release is called.
-func slowStart(t *testing.T) (url string, release func()) {
+// slowStart serves s over Streamable HTTP, holding its answer to
+// initialize until release is called.
+func slowStart(t *testing.T, s *server.MCPServer) (url string, release func()) {
 	t.Helper()
-	up := testupstream.New(testupstream.Options{Name: "up", Clock: clock.Real{}, Exit: func(int) {}})
-	h := server.NewStreamableHTTPServer(up.MCP())
+	h := server.NewStreamableHTTPServer(s)
 	released := make(chan struct{})
 	var once sync.Once
 	release = func() { once.Do(func() { close(released) }) }
@@ -144,7 +143,8 @@ func slowStart(t *testing.T) (url string, release func()) {
 // right after initialize, while the upstream still starts, wait for it
 // instead of being answered "not found".
 func TestRequestsRightAfterInitializeWaitForTheUpstream(t *testing.T) {
-	url, release := slowStart(t)
+	up := testupstream.New(testupstream.Options{Name: "up", Clock: clock.Real{}, Exit: func(int) {}})
+	url, release := slowStart(t, up.MCP())
 	fc := clock.NewFake(time.Now())
 	p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url}}, Clock: fc})
 	done := make(chan struct{})
@@ -152,7 +152,7 @@ func TestRequestsRightAfterInitializeWaitForTheUpstream(t *testing.T) {
 	go func() {
 		// initialize waits InitWait for capabilities, on the fake clock.
 		if fc.BlockUntil(1, done) {
-			fc.Advance(time.Second)
+			fc.Advance(DefaultInitWait)
 		}
 	}()
 	c := stdioClient(t, p)
@@ -212,5 +212,77 @@ func TestRequestsRightAfterInitializeWaitForTheUpstream(t *testing.T) {
 		if got := results[i]; strings.HasPrefix(got, "error") || !strings.Contains(got, r.want) {
 			t.Errorf("%s: %s, want it to contain %s", r.name, got, r.want)
 		}
+	}
+}
+
+// initialize combines the upstreams' instructions, each under its
+// upstream's name, waiting for an upstream still starting within InitWait;
+// past it, the instructions of those started are given.
+func TestInitializeCombinesInstructions(t *testing.T) {
+	withInstructions := func(text string) *server.MCPServer {
+		return server.NewMCPServer("up", "1", server.WithToolCapabilities(false), server.WithInstructions(text))
+	}
+	tests := []struct {
+		name      string
+		upstreams []string // instructions; the last upstream starts slowly
+		late      bool     // the slow one starts only after InitWait
+		want      string
+	}{
+		{"one upstream", []string{"Use query for reads."}, false, "Use query for reads."},
+		{"several, prefixed", []string{"Use query for reads.", "", "Deploys are slow."}, false, "u0: Use query for reads.\n\nu2: Deploys are slow."},
+		{"past the budget", []string{"Use query for reads.", "Deploys are slow."}, true, "u0: Use query for reads."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ups []UpstreamConfig
+			var release func()
+			for i, text := range tt.upstreams {
+				cfg := UpstreamConfig{Name: "u" + string(rune('0'+i))}
+				if i == len(tt.upstreams)-1 {
+					cfg.URL, release = slowStart(t, withInstructions(text))
+				} else {
+					cfg.URL = startServer(t, withInstructions(text))
+				}
+				ups = append(ups, cfg)
+			}
+			fc := clock.NewFake(time.Now())
+			p := newProxy(t, Options{Upstreams: ups, Clock: fc})
+			done := make(chan struct{})
+			defer close(done)
+			ts := httptest.NewServer(p.HTTPHandler())
+			t.Cleanup(ts.Close)
+			tr, err := transport.NewStreamableHTTP(ts.URL + StreamablePath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+			t.Cleanup(func() { _ = c.Close() })
+			if err := c.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				// initialize waits InitWait on the fake clock: the slow
+				// upstream starts within it, or only after it.
+				if !fc.BlockUntil(1, done) {
+					return
+				}
+				if tt.late {
+					for _, u := range p.ups[:len(p.ups)-1] {
+						<-u.ready
+					}
+					fc.Advance(DefaultInitWait)
+				}
+				release()
+			}()
+			req := mcp.InitializeRequest{}
+			req.Params.ProtocolVersion = mcp.ProtocolVersion20251125
+			res, err := c.Initialize(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Instructions != tt.want {
+				t.Errorf("instructions %q, want %q", res.Instructions, tt.want)
+			}
+		})
 	}
 }

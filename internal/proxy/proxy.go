@@ -29,6 +29,11 @@ import (
 // are several upstreams.
 const Separator = "__"
 
+// DefaultInitWait is how long initialize waits for upstreams still starting
+// unless Options say otherwise: long enough for a local server to start,
+// well within the minute clients give initialize.
+const DefaultInitWait = 5 * time.Second
+
 // Options configure a Proxy.
 type Options struct {
 	Upstreams  []UpstreamConfig
@@ -42,8 +47,11 @@ type Options struct {
 	StopGrace  time.Duration // SIGTERM to SIGKILL for child upstreams; default 5s
 	MinBackoff time.Duration // first restart delay; default 250ms
 	MaxBackoff time.Duration // default 30s
-	// InitWait bounds how long initialize waits for upstreams to report
-	// their capabilities before answering with the full set; default 40ms.
+	// InitWait bounds how long initialize waits for upstreams still
+	// starting, so that their capabilities and instructions are in its
+	// answer; past it, the full set of capabilities is offered and the
+	// instructions of upstreams still starting are missing. Default
+	// DefaultInitWait.
 	InitWait time.Duration
 	// ListWait bounds how long a list request waits for upstreams still
 	// starting; default 60s.
@@ -146,7 +154,7 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 	setDefault(&opts.StopGrace, 5*time.Second)
 	setDefault(&opts.MinBackoff, 250*time.Millisecond)
 	setDefault(&opts.MaxBackoff, 30*time.Second)
-	setDefault(&opts.InitWait, 40*time.Millisecond)
+	setDefault(&opts.InitWait, DefaultInitWait)
 	setDefault(&opts.ListWait, 60*time.Second)
 	if opts.MaxMessageBytes <= 0 {
 		opts.MaxMessageBytes = DefaultMaxMessageBytes

@@ -285,7 +285,7 @@ func rawTools(t *testing.T, c *client.Client) []map[string]any {
 
 // TestEverythingRightAfterInitialize asks for a prompt, a resource and a
 // completion while server-everything is still starting (held back until
-// the requests are sent; the gate answers initialize within about 40 ms):
+// the requests are sent, past the gate's 5 s initialize budget):
 // each waits for it rather than being answered "not found".
 func TestEverythingRightAfterInitialize(t *testing.T) {
 	for _, pv := range Protocols {
@@ -324,5 +324,42 @@ func TestEverythingRightAfterInitialize(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestEverythingInstructions: the gate's initialize carries
+// server-everything's instructions, as the server gives them, though the
+// gate starts it only when the client connects.
+func TestEverythingInstructions(t *testing.T) {
+	initialize := func(c *client.Client) string {
+		t.Helper()
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		req := mcp.InitializeRequest{}
+		req.Params.ProtocolVersion = mcp.ProtocolVersion20251125
+		req.Params.ClientInfo = mcp.Implementation{Name: "e2e", Version: "1"}
+		res, err := c.Initialize(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Instructions
+	}
+	direct, err := client.NewStdioMCPClientWithOptions(Everything(t)[0], nil, Everything(t)[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = direct.Close() })
+	want := initialize(direct)
+	if want == "" {
+		t.Fatal("server-everything gave no instructions")
+	}
+	stderr := &SyncBuffer{}
+	gate := client.NewClient(transport.NewStdioWithOptions(GateBin, nil,
+		append([]string{"--policy", AllowAllPolicy(t), "--"}, Everything(t)...), transport.WithCommandStderrWriter(stderr)),
+		client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+	t.Cleanup(func() { _ = gate.Close() })
+	if got := initialize(gate); got != want {
+		t.Errorf("instructions through the gate %q, want %q\n%s", got, want, stderr)
 	}
 }
