@@ -354,6 +354,9 @@ func (u *upstream) onNotify(method string, params json.RawMessage) {
 		}
 	case mcp.MethodNotificationCancelled:
 		// The gate forwards no upstream requests, so there is nothing to cancel.
+	case mcp.MethodNotificationTasksStatus:
+		// Upstream tasks are the gate's own (a task-only tool called for a
+		// plain call); no client knows their ids.
 	default:
 		u.relay(method, params)
 	}

@@ -363,3 +363,27 @@ func TestEverythingInstructions(t *testing.T) {
 		t.Errorf("instructions through the gate %q, want %q\n%s", got, want, stderr)
 	}
 }
+
+// TestEverythingNoUpstreamTaskStatus: a task-only tool is run as a task
+// upstream for a plain call; that task's notifications/tasks/status are the
+// gate's own and never reach the client, which knows no such task.
+func TestEverythingNoUpstreamTaskStatus(t *testing.T) {
+	gate, _ := StdioGate(t, nil, append([]string{"--policy", AllowAllPolicy(t), "--"}, Everything(t)...), Protocols[0].Opts...)
+	var mu sync.Mutex
+	var seen []string
+	gate.OnNotification(func(n mcp.JSONRPCNotification) {
+		mu.Lock()
+		seen = append(seen, n.Method)
+		mu.Unlock()
+	})
+	if res := Call(t, gate, "simulate-research-query", everythingUnstable["simulate-research-query"]); res.IsError {
+		t.Fatalf("simulate-research-query: %s", Text(t, res))
+	}
+	// A later call's answer comes after whatever the first one caused.
+	Call(t, gate, "echo", everythingCalls["echo"])
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(seen, string(mcp.MethodNotificationTasksStatus)) {
+		t.Errorf("the client got the gate's upstream task status: %v", seen)
+	}
+}
