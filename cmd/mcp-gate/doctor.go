@@ -62,7 +62,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stdout, "ok: no rule names a role, so nothing needs a sign-in")
 		return nil
 	}
-	c, err := newActivator(pol, slog.New(slog.DiscardHandler), stderr)
+	c, err := newActivator(pol, slog.New(slog.DiscardHandler), stderr, nil)
 	if err != nil {
 		fmt.Fprintf(stdout, "sign-in:  BLOCKER: %v\n", err)
 		return cmdline.ExitError(1)

@@ -13,7 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/mcp-gate/mcp-gate/internal/cmdline"
+	"github.com/mcp-gate/mcp-gate/internal/metrics"
 	"github.com/mcp-gate/mcp-gate/internal/proxy"
 	"github.com/mcp-gate/mcp-gate/internal/spell"
 )
@@ -123,8 +127,9 @@ func newLogger(stderr io.Writer, level string) (*slog.Logger, error) {
 // gateway is a running gate: the proxy and the policy that guards it.
 type gateway struct {
 	*proxy.Proxy
-	gating *gating
-	log    *slog.Logger
+	gating  *gating
+	log     *slog.Logger
+	metrics *prometheus.Registry // what /metrics serves
 }
 
 // Close stops the upstreams, then closes the audit log.
@@ -147,7 +152,13 @@ func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writ
 	if b := f.bounds; b.sessionIdle < 0 || b.bodyTimeout < 0 || b.maxSessions < 0 || b.maxCalls < 0 {
 		return nil, errors.New("--session-idle, --body-timeout, --max-sessions and --max-calls-in-flight must not be negative")
 	}
-	gt, err := loadGating(f.policy, log, stderr)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := metrics.New(reg)
+	if err != nil {
+		return nil, err
+	}
+	gt, err := loadGating(f.policy, log, stderr, m)
 	if err != nil {
 		return nil, err
 	}
@@ -174,8 +185,12 @@ func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writ
 		gt.Close()
 		return nil, err
 	}
+	if err := m.GaugeFunc("sessions", "HTTP client sessions open now.", func() float64 { return float64(p.Sessions()) }); err != nil {
+		_ = errors.Join(p.Close(), gt.Close())
+		return nil, err
+	}
 	go gt.watch(ctx, p.NotifyToolsChanged)
-	return &gateway{Proxy: p, gating: gt, log: log}, nil
+	return &gateway{Proxy: p, gating: gt, log: log, metrics: reg}, nil
 }
 
 // chooseUpstreams picks the upstreams from exactly one of: the command after

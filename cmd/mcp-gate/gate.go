@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-gate/mcp-gate/internal/clock"
 	"github.com/mcp-gate/mcp-gate/internal/gate"
 	"github.com/mcp-gate/mcp-gate/internal/grants"
+	"github.com/mcp-gate/mcp-gate/internal/metrics"
 	"github.com/mcp-gate/mcp-gate/internal/pim"
 	"github.com/mcp-gate/mcp-gate/internal/policy"
 	"github.com/mcp-gate/mcp-gate/internal/proxy"
@@ -38,12 +39,13 @@ type gating struct {
 	audit   *audit.Log
 	// obo activates for each HTTP caller (credential: onbehalfof); nil
 	// with any other credential.
-	obo *pim.OnBehalfOf
+	obo   *pim.OnBehalfOf
+	graph *pim.Client // nil when no rule names a role
 }
 
 // loadGating reads the policy (a gate without one refuses to start) and
-// builds what enforces it.
-func loadGating(path string, log *slog.Logger, stderr io.Writer) (*gating, error) {
+// builds what enforces it, reporting to m.
+func loadGating(path string, log *slog.Logger, stderr io.Writer, m *metrics.Metrics) (*gating, error) {
 	pol, problems, err := policy.Load(path)
 	for _, p := range problems {
 		fmt.Fprintln(stderr, p)
@@ -63,12 +65,12 @@ func loadGating(path string, log *slog.Logger, stderr io.Writer) (*gating, error
 	}
 	var act gate.Activator
 	if pol.Approvals().Credential == onBehalfOf && len(pol.Roles()) > 0 {
-		g.obo, err = newOnBehalfOf(pol, log)
+		g.obo, err = newOnBehalfOf(pol, log, m.GraphStatus)
 		act = g.obo
 	} else {
 		var c *pim.Client
-		if c, err = newActivator(pol, log, stderr); c != nil { // a nil *pim.Client in the interface would not read as "no backend"
-			act = c
+		if c, err = newActivator(pol, log, stderr, m.GraphStatus); c != nil { // a nil *pim.Client in the interface would not read as "no backend"
+			act, g.graph = c, c
 		}
 	}
 	if err != nil {
@@ -88,7 +90,14 @@ func loadGating(path string, log *slog.Logger, stderr io.Writer) (*gating, error
 		g.audit.Close()
 		return nil, err
 	}
-	cfg := gate.Config{Policy: g.policy.Load, Grants: cache, Audit: g.audit, Clock: clock.Real{}, Logger: log, Activator: act}
+	if err := registerCacheMetrics(m, cache); err != nil {
+		g.audit.Close()
+		return nil, err
+	}
+	cfg := gate.Config{Policy: g.policy.Load, Grants: cache, Audit: metrics.Auditor{Next: g.audit, M: m}, Clock: clock.Real{}, Logger: log}
+	if act != nil {
+		cfg.Activator = metrics.NewActivator(act, m)
+	}
 	if g.gate, err = gate.New(cfg); err != nil {
 		g.audit.Close()
 		return nil, err
@@ -98,8 +107,9 @@ func loadGating(path string, log *slog.Logger, stderr io.Writer) (*gating, error
 }
 
 // newActivator builds the PIM client when some rule names a role, and
-// returns nil when none does: such a policy needs no tenant.
-func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer) (*pim.Client, error) {
+// returns nil when none does: such a policy needs no tenant. observe, if
+// not nil, is told each Graph answer's status.
+func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer, observe func(int)) (*pim.Client, error) {
 	if len(pol.Roles()) == 0 {
 		return nil, nil
 	}
@@ -118,6 +128,7 @@ func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer) (*pim.
 		PollInterval:   ap.PollInterval,
 		PollMaxBackoff: ap.PollMaxBackoff,
 		Logger:         log,
+		Observe:        observe,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("approvals: %w", err)
@@ -132,20 +143,38 @@ const onBehalfOf = "onbehalfof"
 // registration (approvals.clientId, its secret from the environment)
 // exchanges each caller's token, from serve.auth's tenant and authority,
 // for a Graph token for that caller.
-func newOnBehalfOf(pol *policy.Policy, log *slog.Logger) (*pim.OnBehalfOf, error) {
+func newOnBehalfOf(pol *policy.Policy, log *slog.Logger, observe func(int)) (*pim.OnBehalfOf, error) {
 	ap, sa := pol.Approvals(), pol.ServeAuth()
 	o, err := pim.NewOnBehalfOf(pim.OnBehalfOfConfig{
 		TenantID: sa.TenantID, ClientID: ap.ClientID, Secret: os.Getenv(pim.ClientSecretEnv),
 		Authority: sa.Authority, AuthorityCAFile: sa.CAFile, MaxUsers: grantCacheSize,
 		Client: pim.Config{
 			GraphURL: ap.GraphURL, CAFile: ap.GraphCAFile, TenantID: sa.TenantID,
-			PollInterval: ap.PollInterval, PollMaxBackoff: ap.PollMaxBackoff, Logger: log,
+			PollInterval: ap.PollInterval, PollMaxBackoff: ap.PollMaxBackoff, Logger: log, Observe: observe,
 		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("approvals.credential onbehalfof: %w", err)
 	}
 	return o, nil
+}
+
+// registerCacheMetrics exposes the grant cache's size and lookups.
+func registerCacheMetrics(m *metrics.Metrics, c *grants.Cache) error {
+	return errors.Join(
+		m.GaugeFunc("grant_cache_entries", "Grants held in this replica's cache.", func() float64 {
+			n, _, _ := c.Stats()
+			return float64(n)
+		}),
+		m.CounterFunc("grant_cache_hits_total", "Calls that found a live grant in the cache.", func() float64 {
+			_, h, _ := c.Stats()
+			return float64(h)
+		}),
+		m.CounterFunc("grant_cache_misses_total", "Calls that found no live grant in the cache (hit ratio: hits / (hits + misses)).", func() float64 {
+			_, _, miss := c.Stats()
+			return float64(miss)
+		}),
+	)
 }
 
 // newCredential builds the credential approvals: names. Sign-in prompts go

@@ -43,6 +43,7 @@ their own Graph token under approvals.credential: onbehalfof).
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mcp-gate serve", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve HTTP on; keep it loopback unless a trusted proxy fronts the gate")
+	metricsListen := fs.String("metrics-listen", "", "`address` to serve "+metricsPath+", "+healthzPath+" and "+readyzPath+" on, keeping metrics off the MCP port; default: all on --listen")
 	var f proxyFlags
 	f.register(fs)
 	f.bounds.register(fs)
@@ -73,13 +74,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		p.log.Warn("every HTTP client acts as the gate's own PIM principal and shares its grants: serve one user, on loopback or behind an authenticating proxy, or set serve.auth in the policy")
 	}
 
+	// The probes answer without a token: kubelets and load balancers have none.
+	mux := http.NewServeMux()
+	p.opsRoutes(mux, *metricsListen == "")
+	mux.Handle("/", handler)
+	if *metricsListen != "" {
+		stop, err := serveOps(p, *metricsListen)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	// No ReadTimeout: it would cut the long-lived event streams; the proxy
 	// bounds each request body's read itself (--body-timeout).
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
 	p.log.Info("serving MCP over HTTP", "streamable", "http://"+ln.Addr().String()+proxy.StreamablePath,
 		"sse", "http://"+ln.Addr().String()+proxy.SSEPath)
 	served := make(chan error, 1)
@@ -125,4 +138,18 @@ func authenticated(sa policy.ServeAuth, next http.Handler, obo *pim.OnBehalfOf, 
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})), nil
+}
+
+// serveOps serves the operations endpoints on their own address until stop.
+func serveOps(p *gateway, addr string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	p.opsRoutes(mux, true)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
+	p.log.Info("serving metrics and probes", "metrics", "http://"+ln.Addr().String()+metricsPath)
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
 }

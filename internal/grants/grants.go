@@ -87,6 +87,8 @@ type Cache struct {
 	mu    sync.Mutex
 	fly   map[Key]*flight
 	bgNum int
+
+	hits, misses atomic.Uint64 // Live's answers, for metrics
 }
 
 // entry is one remembered grant. It is never changed, only replaced, except
@@ -130,16 +132,25 @@ func New(cfg Config) (*Cache, error) {
 func (c *Cache) Live(k Key, confirm ConfirmFunc) (Grant, bool) {
 	e, ok := c.lru.Get(k)
 	if !ok {
+		c.misses.Add(1)
 		return Grant{}, false
 	}
 	now := c.cfg.Clock.Now()
 	if !c.live(e.grant, now) || !now.Before(e.seen.Add(c.cfg.Recheck)) {
+		c.misses.Add(1)
 		return Grant{}, false
 	}
+	c.hits.Add(1)
 	if confirm != nil && !now.Before(e.seen.Add(c.cfg.Recheck/2)) && e.confirming.CompareAndSwap(false, true) {
 		go c.confirm(k, e, confirm)
 	}
 	return e.grant, true
+}
+
+// Stats returns the grants held now and how many lookups Live answered
+// with a grant (hits) and without (misses) since New.
+func (c *Cache) Stats() (entries int, hits, misses uint64) {
+	return c.lru.Len(), c.hits.Load(), c.misses.Load()
 }
 
 func (c *Cache) live(g Grant, now time.Time) bool {

@@ -25,15 +25,42 @@ const maxBody = 1 << 20
 const getRetries = 3
 
 // markUnreachable wraps the transport so that a request that never got an
-// HTTP answer is recognisable as ErrUnreachable (token errors are not).
-type markUnreachable struct{ next policy.Transporter }
+// HTTP answer is recognisable as ErrUnreachable (token errors are not),
+// and tells observe (if set) of each answer's status.
+type markUnreachable struct {
+	next    policy.Transporter
+	observe func(status int)
+}
 
 func (m markUnreachable) Do(req *http.Request) (*http.Response, error) {
 	resp, err := m.next.Do(req)
+	if m.observe != nil {
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		m.observe(status)
+	}
 	if err != nil && req.Context().Err() == nil {
 		return nil, fmt.Errorf("%w: %s %s: %w", ErrUnreachable, req.Method, req.URL.Path, err)
 	}
 	return resp, err
+}
+
+// Reachable reports whether Graph answers HTTP at all: an unauthenticated
+// GET of its base URL, where any status (401 included) means the network
+// path and TLS are fine. No token is asked for or sent.
+func (c *Client) Reachable(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.transport.Do(req)
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	return nil
 }
 
 // retryPolicy retries GETs (idempotent) on transport errors, 429 and 5xx,

@@ -88,10 +88,15 @@ type Config struct {
 	Jitter         func() float64     // uniform in [0,1); default math/rand
 	Logger         *slog.Logger       // default discards
 	Transport      policy.Transporter // replaces the HTTP client built from CAFile (tests, proxies)
+	// Observe, if set, is told the status of each Graph HTTP answer (each
+	// retry too), or 0 for a request that got none: for metrics. It must
+	// not block.
+	Observe func(status int)
 }
 
 // Client talks to Graph PIM for one credential. It is safe for concurrent use.
 type Client struct {
+	transport   markUnreachable
 	base        *url.URL
 	pl          runtime.Pipeline
 	cred        azcore.TokenCredential
@@ -149,6 +154,7 @@ func New(cfg Config) (*Client, error) {
 		transport = hc
 	}
 	c := &Client{
+		transport:   markUnreachable{next: transport, observe: cfg.Observe},
 		base:        base,
 		cred:        cfg.Credential,
 		kind:        cfg.CredentialKind,
@@ -170,7 +176,7 @@ func New(cfg Config) (*Client, error) {
 	}, &policy.ClientOptions{
 		// Retries are ours (retryPolicy): they run on Clock and never replay the create POST.
 		Retry:     policy.RetryOptions{MaxRetries: -1},
-		Transport: markUnreachable{transport},
+		Transport: c.transport,
 		Telemetry: policy.TelemetryOptions{ApplicationID: "mcp-gate"},
 	})
 	return c, nil

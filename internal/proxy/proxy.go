@@ -88,6 +88,7 @@ type Proxy struct {
 
 	routes        atomic.Pointer[routeTable]
 	sessions      sync.Map        // session id -> *liveSession, of every registered client session
+	sessionCount  atomic.Int64    // entries in sessions (sync.Map has no length)
 	httpCalls     inflight        // direct HTTP calls in flight, by session and id
 	tasks         *taskStore      // task-augmented calls, by session
 	httpSessions  *sessionTable   // Streamable HTTP sessions issued, and their bounds
@@ -249,14 +250,32 @@ func (p *Proxy) Close() error {
 // tells every client (notifications/tools/list_changed).
 func (p *Proxy) NotifyToolsChanged() { p.rebuild() }
 
+// Sessions is the number of client sessions registered now.
+func (p *Proxy) Sessions() int64 { return p.sessionCount.Load() }
+
+// Disconnected names the upstreams not connected now, in configuration
+// order: empty when every upstream is up.
+func (p *Proxy) Disconnected() []string {
+	var down []string
+	for _, u := range p.ups {
+		if u.live.Load() == nil {
+			down = append(down, u.cfg.Name)
+		}
+	}
+	return down
+}
+
 func (p *Proxy) newServer() *server.MCPServer {
 	hooks := &server.Hooks{}
 	hooks.AddOnRegisterSession(func(_ context.Context, s server.ClientSession) {
 		ended, end := context.WithCancelCause(context.Background())
-		p.sessions.LoadOrStore(s.SessionID(), &liveSession{ClientSession: s, ended: ended, end: end})
+		if _, loaded := p.sessions.LoadOrStore(s.SessionID(), &liveSession{ClientSession: s, ended: ended, end: end}); !loaded {
+			p.sessionCount.Add(1)
+		}
 	})
 	hooks.AddOnUnregisterSession(func(_ context.Context, s server.ClientSession) {
 		if v, ok := p.sessions.LoadAndDelete(s.SessionID()); ok {
+			p.sessionCount.Add(-1)
 			v.(*liveSession).end(errSessionEnded)
 		}
 		p.tasks.drop(s.SessionID())
