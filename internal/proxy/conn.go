@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -71,6 +72,9 @@ func isSSEURL(url string) bool {
 	return strings.HasSuffix(path, "/sse")
 }
 
+// errClosed is why a connection the gate closed itself ended.
+var errClosed = errors.New("closed")
+
 func (h *httpConn) lost(err error) {
 	h.once.Do(func() {
 		h.err = err
@@ -119,6 +123,16 @@ func (h *httpConn) Err() error {
 }
 
 func (h *httpConn) Close() error {
-	h.lost(errors.New("closed"))
+	h.lost(errClosed)
 	return h.tr.Close()
+}
+
+// explainHTTP names the HTTP status behind mcp-go's "authorization
+// required", which says neither the status nor what to check.
+func explainHTTP(err error) error {
+	var are *transport.AuthorizationRequiredError
+	if errors.As(err, &are) || errors.Is(err, transport.ErrAuthorizationRequired) || errors.Is(err, transport.ErrUnauthorized) {
+		return fmt.Errorf("HTTP 401 Unauthorized (check the upstream's headers in the policy, e.g. Authorization): %w", err)
+	}
+	return err
 }

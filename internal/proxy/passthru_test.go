@@ -286,3 +286,37 @@ func TestInitializeCombinesInstructions(t *testing.T) {
 		})
 	}
 }
+
+// An upstream that refuses the gate (401) or cannot be reached makes the
+// lists an error naming it and why, not an empty list.
+func TestListsNameTheUpstreamThatIsDown(t *testing.T) {
+	unauthorized := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="up"`)
+		http.Error(w, "no token", http.StatusUnauthorized)
+	}))
+	t.Cleanup(unauthorized.Close)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	tests := []struct {
+		name, url string
+		want      []string
+	}{
+		{"401", unauthorized.URL + "/mcp", []string{"upstream db", "401"}},
+		{"unreachable", gone.URL + "/mcp", []string{"upstream db", "connection refused"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "db", URL: tt.url}}, MaxBackoff: time.Hour, MinBackoff: time.Hour})
+			c := stdioClient(t, p)
+			_, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+			if err == nil {
+				t.Fatal("tools/list succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -293,6 +293,23 @@ func (p *Proxy) newServer() *server.MCPServer {
 		res.Capabilities, res.Instructions = p.capabilities(ctx)
 	})
 	wait := func(ctx context.Context, _ any, _ any) { p.waitStarted(ctx, p.opts.ListWait) }
+	hooks.AddOnRequestInitialization(func(ctx context.Context, _ any, message any) error {
+		raw, ok := message.(json.RawMessage)
+		if !ok {
+			return nil
+		}
+		var m struct {
+			Method mcp.MCPMethod `json:"method"`
+		}
+		if json.Unmarshal(raw, &m) != nil {
+			return nil
+		}
+		switch m.Method {
+		case mcp.MethodToolsList, mcp.MethodResourcesList, mcp.MethodResourcesTemplatesList, mcp.MethodPromptsList:
+			return p.noneListed(ctx)
+		}
+		return nil
+	})
 	hooks.AddBeforeListTools(func(ctx context.Context, id any, m *mcp.ListToolsRequest) { wait(ctx, id, m) })
 	hooks.AddAfterListTools(func(ctx context.Context, _ any, _ *mcp.ListToolsRequest, res *mcp.ListToolsResult) {
 		rt := p.routes.Load()
@@ -370,6 +387,29 @@ func (p *Proxy) waitStarted(ctx context.Context, d time.Duration) bool {
 		}
 	}
 	return true
+}
+
+// noneListed says why when no upstream has listed what it offers, once
+// every upstream has finished starting: an empty list would hide that the
+// upstreams are down (a 401, a refused connection).
+func (p *Proxy) noneListed(ctx context.Context) error {
+	if !p.waitStarted(ctx, p.opts.ListWait) {
+		return nil
+	}
+	var why []string
+	for _, u := range p.ups {
+		if u.listed.Load() != nil {
+			return nil
+		}
+		u.mu.Lock()
+		err := u.lastErr
+		u.mu.Unlock()
+		if err == nil {
+			return nil // listed meanwhile
+		}
+		why = append(why, err.Error())
+	}
+	return fmt.Errorf("%w: %s", errUnavailable, strings.Join(why, "; "))
 }
 
 // lookup reports whether found finds what a request names, waiting first,

@@ -227,10 +227,10 @@ func (u *upstream) connect(ctx context.Context) (*link, error) {
 	res, err := cl.Initialize(ctx, init)
 	if err != nil {
 		_ = c.Close()
-		if cerr := c.Err(); cerr != nil {
+		if cerr := c.Err(); cerr != nil && !errors.Is(cerr, errClosed) {
 			err = cerr // the process exit says more than the broken pipe
 		}
-		return nil, fmt.Errorf("upstream %s: initialize: %w", u.cfg.Name, err)
+		return nil, fmt.Errorf("upstream %s: initialize: %w", u.cfg.Name, explainHTTP(err))
 	}
 	l := &link{conn: c, client: cl, caps: res.Capabilities, instructions: res.Instructions}
 	if err := u.list(ctx, l); err != nil {
