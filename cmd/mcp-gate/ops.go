@@ -50,7 +50,7 @@ func (g *gateway) readiness() []health.Check {
 	if c := g.gating.graph; c != nil {
 		checks = append(checks, health.Check{Name: "graph", Probe: health.Cached(func(ctx context.Context) error {
 			if err := c.Reachable(ctx); err != nil {
-				return fmt.Errorf("Microsoft Graph did not answer: %w", err)
+				return fmt.Errorf("no answer from Microsoft Graph: %w", err)
 			}
 			return nil
 		}, graphProbeTTL, clock.Real{})})
