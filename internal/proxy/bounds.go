@@ -32,6 +32,8 @@ type sessionTable struct {
 	idle  time.Duration
 	max   int
 	gen   server.StatelessGeneratingSessionIdManager
+	// forgotten is told of each session deleted or expired, outside mu.
+	forgotten func(id string)
 
 	mu        sync.Mutex
 	last      map[string]time.Time
@@ -39,8 +41,8 @@ type sessionTable struct {
 	lastSweep time.Time
 }
 
-func newSessionTable(c Clock, idle time.Duration, max int) *sessionTable {
-	return &sessionTable{clock: c, idle: idle, max: max, last: make(map[string]time.Time), lastSweep: c.Now()}
+func newSessionTable(c Clock, idle time.Duration, max int, forgotten func(id string)) *sessionTable {
+	return &sessionTable{clock: c, idle: idle, max: max, forgotten: forgotten, last: make(map[string]time.Time), lastSweep: c.Now()}
 }
 
 // Generate issues a new session id, registered as used now.
@@ -66,6 +68,7 @@ func (t *sessionTable) Terminate(id string) (bool, error) {
 	t.mu.Lock()
 	delete(t.last, id)
 	t.mu.Unlock()
+	t.forgotten(id)
 	return false, nil
 }
 
@@ -74,17 +77,19 @@ func (t *sessionTable) Terminate(id string) (bool, error) {
 func (t *sessionTable) touch(id string) bool {
 	now := t.clock.Now()
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	last, ok := t.last[id]
-	if !ok {
-		return false
-	}
-	if now.Sub(last) > t.idle {
+	expired := ok && now.Sub(last) > t.idle
+	switch {
+	case expired:
 		delete(t.last, id)
-		return false
+	case ok:
+		t.last[id] = now
 	}
-	t.last[id] = now
-	return true
+	t.mu.Unlock()
+	if expired {
+		t.forgotten(id)
+	}
+	return ok && !expired
 }
 
 // admit reserves room for one more session (an initialize, an SSE stream)
@@ -93,14 +98,21 @@ func (t *sessionTable) touch(id string) bool {
 func (t *sessionTable) admit() (func(), bool) {
 	now := t.clock.Now()
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	var swept []string
 	if len(t.last)+t.reserved >= t.max || now.Sub(t.lastSweep) > t.idle/2 {
-		t.sweep(now)
+		swept = t.sweep(now)
 	}
-	if len(t.last)+t.reserved >= t.max {
+	full := len(t.last)+t.reserved >= t.max
+	if !full {
+		t.reserved++
+	}
+	t.mu.Unlock()
+	for _, id := range swept {
+		t.forgotten(id)
+	}
+	if full {
 		return nil, false
 	}
-	t.reserved++
 	return sync.OnceFunc(func() {
 		t.mu.Lock()
 		t.reserved--
@@ -108,14 +120,17 @@ func (t *sessionTable) admit() (func(), bool) {
 	}), true
 }
 
-// sweep forgets expired sessions; t.mu is held.
-func (t *sessionTable) sweep(now time.Time) {
+// sweep forgets expired sessions and returns them; t.mu is held.
+func (t *sessionTable) sweep(now time.Time) []string {
 	t.lastSweep = now
+	var swept []string
 	for id, last := range t.last {
 		if now.Sub(last) > t.idle {
 			delete(t.last, id)
+			swept = append(swept, id)
 		}
 	}
+	return swept
 }
 
 // callLimiter bounds each principal's calls in flight.

@@ -22,7 +22,7 @@ func TestSessionTableExpiresIdleSessions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := clock.NewFake(time.Unix(0, 0))
-			tab := newSessionTable(c, time.Minute, 10)
+			tab := newSessionTable(c, time.Minute, 10, func(string) {})
 			id := tab.Generate()
 			c.Advance(tc.after)
 			if got := tab.touch(id); got != tc.live {
@@ -38,7 +38,7 @@ func TestSessionTableExpiresIdleSessions(t *testing.T) {
 
 func TestSessionTableUseKeepsSessionAlive(t *testing.T) {
 	c := clock.NewFake(time.Unix(0, 0))
-	tab := newSessionTable(c, time.Minute, 10)
+	tab := newSessionTable(c, time.Minute, 10, func(string) {})
 	id := tab.Generate()
 	for range 5 {
 		c.Advance(50 * time.Second)
@@ -59,7 +59,7 @@ func TestSessionTableUseKeepsSessionAlive(t *testing.T) {
 
 func TestSessionTableMaxSessions(t *testing.T) {
 	c := clock.NewFake(time.Unix(0, 0))
-	tab := newSessionTable(c, time.Minute, 2)
+	tab := newSessionTable(c, time.Minute, 2, func(string) {})
 	var ids []string
 	for range 2 {
 		release, ok := tab.admit()

@@ -92,6 +92,7 @@ type Proxy struct {
 	httpCalls     inflight        // direct HTTP calls in flight, by session and id
 	tasks         *taskStore      // task-augmented calls, by session
 	httpSessions  *sessionTable   // Streamable HTTP sessions issued, and their bounds
+	subs          subscriptions   // resource subscriptions of the sessions that keep none
 	stdioSessions atomic.Int64    // numbers stdio sessions
 	serverInfo    json.RawMessage // our Implementation, stamped on 2026-07-28 results
 	rebuildMu     sync.Mutex
@@ -207,7 +208,7 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 		p.call = opts.Middleware(p.forward)
 	}
 	p.call = limitCalls(opts.MaxCallsInFlight, p.call)
-	p.httpSessions = newSessionTable(opts.Clock, opts.SessionIdle, opts.MaxSessions)
+	p.httpSessions = newSessionTable(opts.Clock, opts.SessionIdle, opts.MaxSessions, p.subs.forget)
 	p.srv = p.newServer()
 	p.serverInfo, _ = json.Marshal(mcp.Implementation{Name: "mcp-gate", Version: opts.Version})
 
@@ -278,6 +279,7 @@ func (p *Proxy) newServer() *server.MCPServer {
 			p.sessionCount.Add(-1)
 			v.(*liveSession).end(errSessionEnded)
 		}
+		p.subs.forget(s.SessionID())
 		p.tasks.drop(s.SessionID())
 	})
 	hooks.AddAfterInitialize(func(ctx context.Context, _ any, _ *mcp.InitializeRequest, res *mcp.InitializeResult) {
@@ -349,13 +351,15 @@ func (p *Proxy) newServer() *server.MCPServer {
 		p.lookup(ctx, func() bool { return p.listedOwner(m.Params.URI) != nil })
 	})
 	hooks.AddAfterSubscribe(func(ctx context.Context, _ any, m *mcp.SubscribeRequest, _ *mcp.EmptyResult) {
+		p.record(ctx, m.Params.URI, true)
 		p.subscribe(ctx, m.Params.URI, true)
 	})
 	hooks.AddAfterUnsubscribe(func(ctx context.Context, _ any, m *mcp.UnsubscribeRequest, _ *mcp.EmptyResult) {
+		p.record(ctx, m.Params.URI, false)
 		p.subscribe(ctx, m.Params.URI, false)
 	})
 	hooks.AddAfterSetLevel(func(ctx context.Context, _ any, m *mcp.SetLevelRequest, _ *mcp.EmptyResult) {
-		p.setLevel(ctx, m.Params.Level)
+		p.setLevel(ctx, p.upstreamLevel(ctx, m.Params.Level))
 	})
 
 	// Every capability the gate can proxy is declared; initialize and
@@ -576,16 +580,6 @@ func fingerprint[T any](items []T, view func(T) any) []byte {
 	return b
 }
 
-// relay sends an upstream notification (log message, resource update) to
-// every client.
-func (p *Proxy) relay(method string, params json.RawMessage) {
-	var fields map[string]any
-	if len(params) > 0 && json.Unmarshal(params, &fields) != nil {
-		return
-	}
-	p.srv.SendNotificationToAllClients(method, fields)
-}
-
 // liveSession is a registered client session and the end of its life: an
 // SSE stream that closed, a Streamable HTTP session deleted, a stdio client
 // gone. Calls of the session end with it, even those whose request context
@@ -793,7 +787,7 @@ func (p *Proxy) subscribe(ctx context.Context, uri string, on bool) {
 	}
 }
 
-// setLevel passes the client's log level on to every upstream that logs.
+// setLevel sets the level of every upstream that logs.
 func (p *Proxy) setLevel(ctx context.Context, level mcp.LoggingLevel) {
 	for _, u := range p.ups {
 		l := u.live.Load()
