@@ -123,6 +123,7 @@ type callMeta struct {
 	ProgressToken   json.RawMessage     `json:"progressToken"`
 	ProtocolVersion string              `json:"io.modelcontextprotocol/protocolVersion"`
 	ClientInfo      *mcp.Implementation `json:"io.modelcontextprotocol/clientInfo"`
+	LogLevel        mcp.LoggingLevel    `json:"io.modelcontextprotocol/logLevel"`
 }
 
 // directParams decodes tools/call params for the direct path, which serves
@@ -282,6 +283,14 @@ func (p *Proxy) directCall(ctx context.Context, sess *stdioSession, w *lineWrite
 	c.Client = sess.clientInfo()
 	if ci := cp.m.ClientInfo; ci != nil {
 		c.Client = ClientInfo{Name: ci.Name, Version: ci.Version}
+	}
+	if lvl := cp.m.LogLevel; lvl.ShouldSendTo(lvl) && lvl != sess.GetLogLevel() {
+		// A 2026-07-28 client sends its log level with each request
+		// rather than logging/setLevel; mcp-go applies it to the requests
+		// it serves, and this path must too, or the session keeps the
+		// default and its logs are filtered by it.
+		sess.SetLogLevel(lvl)
+		p.setLevel(ctx, p.subs.setLevel(sess.SessionID(), lvl))
 	}
 	if token := cp.m.ProgressToken; token != nil {
 		c.relay = func(progress float64, total *float64, message string) {

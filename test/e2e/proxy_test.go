@@ -708,3 +708,35 @@ func childPIDs(t *testing.T, pid int) []int {
 	}
 	return pids
 }
+
+// TestLogRelayOnStdio: an upstream's log message reaches a stdio client
+// whose logging/setLevel admits it, and not one whose level does not.
+func TestLogRelayOnStdio(t *testing.T) {
+	for _, pv := range Protocols {
+		t.Run(pv.Name, func(t *testing.T) {
+			c, _ := stdioUpstreamGate(t, pv.Opts...)
+			logs := make(chan string, 16)
+			c.OnNotification(func(n mcp.JSONRPCNotification) {
+				if n.Method == string(mcp.MethodNotificationMessage) {
+					logs <- fmt.Sprint(n.Params.AdditionalFields["data"])
+				}
+			})
+			ctx := context.Background()
+			if err := c.SetLevel(ctx, mcp.SetLevelRequest{Params: mcp.SetLevelParams{Level: mcp.LoggingLevelWarning}}); err != nil {
+				t.Fatalf("logging/setLevel: %v", err)
+			}
+			Call(t, c, "log", map[string]any{"message": "quiet", "level": "info"})
+			Call(t, c, "log", map[string]any{"message": "loud", "level": "error"})
+			if got := Receive(t, "the error log", logs); !strings.Contains(got, "loud") {
+				t.Fatalf("first log relayed = %q, want the error one: the info one is below the session's warning level", got)
+			}
+			if err := c.SetLevel(ctx, mcp.SetLevelRequest{Params: mcp.SetLevelParams{Level: mcp.LoggingLevelInfo}}); err != nil {
+				t.Fatalf("logging/setLevel: %v", err)
+			}
+			Call(t, c, "log", map[string]any{"message": "now heard", "level": "info"})
+			if got := Receive(t, "the info log", logs); !strings.Contains(got, "now heard") {
+				t.Fatalf("log relayed = %q, want the info one", got)
+			}
+		})
+	}
+}
