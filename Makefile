@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # fuzzing can fail with "context deadline exceeded" and no input
 # (golang/go#75804). Time-based fuzzing is `make fuzz`.
 FUZZEXECS ?= 50000x
-FUZZTIME  ?= 60s
+FUZZTIME  ?= 1m
 
 .PHONY: help build test vet race fuzz fuzz-short bench lint demo clean
 
@@ -42,7 +42,7 @@ endef
 fuzz-short:
 	$(call run-fuzz,$(FUZZEXECS))
 
-fuzz: ## fuzz each target for FUZZTIME (default 60s)
+fuzz: ## fuzz each target for FUZZTIME (default 1m)
 	$(call run-fuzz,$(FUZZTIME))
 
 bench: build node_modules ## benchmarks: Decide, the grant cache, and the proxy harness (gate vs direct)

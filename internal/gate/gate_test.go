@@ -703,8 +703,16 @@ func TestReceiptAfterWaitThenBackgroundGrant(t *testing.T) {
 	}
 	a.result <- activationResult{grant: pim.Grant{RequestID: "req-7", End: t0.Add(time.Hour)}}
 	// Once granted in the background, the next call goes straight through.
+	h.callUntilForwarded(t, "drop_table")
+}
+
+// callUntilForwarded calls tool until the upstream answers it, once an
+// activation in the background has been granted, and fails the test if
+// that started a second activation.
+func (h *harness) callUntilForwarded(t *testing.T, tool string) {
+	t.Helper()
 	for {
-		res, err := h.next(t.Context(), &proxy.Call{Tool: "drop_table"})
+		res, err := h.next(t.Context(), &proxy.Call{Tool: tool})
 		if err != nil {
 			t.Fatal(err)
 		}
