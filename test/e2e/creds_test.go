@@ -28,19 +28,7 @@ func credsEnv(t *testing.T) *pimEnv {
 		pimtest.Role{DisplayName: mfaRole, RequiresMFA: true, MaxDuration: time.Hour},
 		pimtest.Role{DisplayName: ctxRole, AuthContext: "c1", MaxDuration: time.Hour})
 	sc.Eligibilities = append(sc.Eligibilities, pimtest.Eligibility{Principal: alice, Role: mfaRole}, pimtest.Eligibility{Principal: alice, Role: ctxRole})
-	srv, err := pimtest.NewServer(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, srv.CACertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &pimEnv{srv: srv, caFile: caFile}
+	return startPIMWith(t, sc)
 }
 
 // credsPolicy gates one tool per role and signs in with token.

@@ -51,7 +51,13 @@ type pimEnv struct {
 
 func startPIM(t *testing.T) *pimEnv {
 	t.Helper()
-	srv, err := pimtest.NewServer(gateScenario())
+	return startPIMWith(t, gateScenario())
+}
+
+// startPIMWith starts the emulator on scenario sc.
+func startPIMWith(t *testing.T, sc pimtest.Scenario) *pimEnv {
+	t.Helper()
+	srv, err := pimtest.NewServer(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
