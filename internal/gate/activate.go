@@ -124,6 +124,11 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role
 				return g.refuse(ctx, rec, refusal(role, p.RequestID, err))
 			}
 			rec.RequestID = gr.RequestID
+			if err := g.settle(ctx); err != nil {
+				rec.Outcome, rec.Message = audit.OutcomeCancelled, "the client cancelled the call while the activated role settled"
+				g.write(context.WithoutCancel(ctx), rec)
+				return nil, err
+			}
 			if !g.cfg.Clock.Now().Before(gr.End) {
 				return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' ended at %s, before the call could be forwarded: call again", role, gr.End.Format(time.RFC3339)))
 			}
@@ -151,6 +156,22 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role
 			tick = g.cfg.Clock.After(g.cfg.ProgressEvery)
 			progress(p, started)
 		}
+	}
+}
+
+// settle pauses for approvals.settle after an activation granted while
+// the call waited: PIM reports Provisioned before every service honours
+// the role, and an upstream that checks it at once would refuse the call.
+// A grant from the cache has had that time already.
+func (g *Gate) settle(ctx context.Context) error {
+	if g.approvals.Settle <= 0 {
+		return nil
+	}
+	select {
+	case <-g.cfg.Clock.After(g.approvals.Settle):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

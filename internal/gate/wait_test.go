@@ -3,6 +3,8 @@ package gate
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +91,45 @@ func TestCancelByClientClockKeepsTheActivation(t *testing.T) {
 			}
 			a.result <- activationResult{grant: pim.Grant{RequestID: "req-9", End: t0.Add(time.Hour)}}
 			h.callUntilForwarded(t, "drop_table")
+		})
+	}
+}
+
+// approvals.settle holds a call granted while it waited for that long
+// before forwarding it, and a cancel meanwhile forwards nothing.
+func TestSettleAfterActivation(t *testing.T) {
+	settled := strings.Replace(testPolicy, "wait: 1m", "wait: 1m\n  settle: 10s", 1)
+	for _, cancelled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cancelled=%v", cancelled), func(t *testing.T) {
+			h := newHarness(t, settled)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			done := h.callAsync(ctx, &proxy.Call{Tool: "drop_table"})
+			a := <-h.act.started
+			a.onStatus(pim.Status{RequestID: "req-s", Status: "PendingApproval"})
+			h.clk.BlockUntil(2, nil) // the wait and the progress tick
+			a.result <- activationResult{grant: pim.Grant{RequestID: "req-s", End: t0.Add(time.Hour)}}
+			h.clk.BlockUntil(3, nil) // and the settle
+			if n := h.up.calls.Load(); n != 0 {
+				t.Fatalf("forwarded %d calls before the role settled", n)
+			}
+			if cancelled {
+				cancel()
+				if ans := <-done; !errors.Is(ans.err, context.Canceled) {
+					t.Fatalf("cancelled call answered %s, %v", ans.res, ans.err)
+				}
+				if n := h.up.calls.Load(); n != 0 {
+					t.Fatal("a call cancelled while the role settled was forwarded")
+				}
+				return
+			}
+			h.clk.Advance(10 * time.Second)
+			if text, isErr := toolError(t, (<-done).res); isErr || text != "done" {
+				t.Fatalf("answer after settling = %q", text)
+			}
+			if n := h.up.calls.Load(); n != 1 {
+				t.Fatalf("upstream calls = %d, want 1", n)
+			}
 		})
 	}
 }

@@ -53,6 +53,8 @@ func (ps *parser) approvals(n *yaml.Node) {
 			a.Deadline, _ = ps.duration(v, at, false)
 		case "grantMargin":
 			a.GrantMargin, _ = ps.duration(v, at, true)
+		case "settle":
+			a.Settle, _ = ps.duration(v, at, true)
 		case "recheck":
 			if d, ok := ps.duration(v, at, false); ok && d < MinRecheck {
 				ps.errorf(v, "%s: %s is below the minimum of %s", at, v.Value, MinRecheck)

@@ -52,7 +52,7 @@ var errorCases = []problemCase{
 		`p.yaml:2:1: top level: "version" appears twice (first at line 1)`,
 	}},
 	{"unknown approvals key", "version: 1\napprovals:\n  tenantID: x\ntools: {a: allow}\n", []string{
-		`p.yaml:3:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, clientId, tokenFile, graphURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, recheck, maxBackground, justification, ticketSystem`,
+		`p.yaml:3:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, clientId, tokenFile, graphURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, recheck, settle, maxBackground, justification, ticketSystem`,
 	}},
 	{"approvals not a mapping", "version: 1\napprovals: [entra-pim]\ntools: {a: allow}\n", []string{
 		"p.yaml:2:12: approvals: want a mapping, got a list",

@@ -55,6 +55,7 @@ type Approvals struct {
 	Deadline       time.Duration // lifetime of a background activation
 	GrantMargin    time.Duration // a grant counts as expired this long before its end
 	Recheck        time.Duration // a cached grant admits calls this long after Entra last showed it live
+	Settle         time.Duration // pause after a fresh activation before forwarding; 0: none
 	MaxBackground  int           // activations polled in the background at most
 	Justification  string        // default justification template, or "required"
 	TicketSystem   string
