@@ -218,19 +218,7 @@ func TestOpenRefusesBrokenLastLine(t *testing.T) {
 			}
 			f.WriteString(tt.tail)
 			f.Close()
-			before, _ := os.ReadFile(path)
-
-			l2, err := Open(path)
-			if err == nil {
-				l2.Close()
-				t.Fatal("Open accepted a log whose last line is broken")
-			}
-			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("error %q should name the file and contain %q", err, tt.want)
-			}
-			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
-				t.Error("Open changed the file it refused")
-			}
+			openRefuses(t, path, tt.want)
 		})
 	}
 }
@@ -553,18 +541,7 @@ func TestOpenRefusesALogItsCheckpointContradicts(t *testing.T) {
 			writeN(t, l, 0, 3)
 			l.Close()
 			tt.change(t, path)
-			before, _ := os.ReadFile(path)
-			l2, err := Open(path)
-			if err == nil {
-				l2.Close()
-				t.Fatal("Open accepted it")
-			}
-			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("Open error %q should name the file and say %q", err, tt.want)
-			}
-			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
-				t.Error("Open changed the file it refused")
-			}
+			openRefuses(t, path, tt.want)
 		})
 	}
 }
@@ -618,5 +595,23 @@ func TestLastLine(t *testing.T) {
 				t.Errorf("span = %d lines, %.20q (%v)", n, last, err)
 			}
 		})
+	}
+}
+
+// openRefuses checks that Open refuses the log at path with an error that
+// names the file and says want, and leaves the file as it was.
+func openRefuses(t *testing.T, path, want string) {
+	t.Helper()
+	before, _ := os.ReadFile(path)
+	l, err := Open(path)
+	if err == nil {
+		l.Close()
+		t.Fatal("Open accepted it")
+	}
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+		t.Errorf("Open error %q should name the file and say %q", err, want)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("Open changed the file it refused")
 	}
 }
