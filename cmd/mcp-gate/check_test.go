@@ -98,8 +98,8 @@ decision: activate (role_required)
 rule:     policies.yaml:54  "db__send_payment"
 role:     Treasury
 grant:    5m0s
-justification: required (the call's "justification" argument)
-ticket:   required (the call's "ticket" argument) (system mcp-gate)
+justification: required (asked of the user, or the call's "justification" argument when its client cannot ask)
+ticket:   required (asked of the user, or the call's "ticket" argument when its client cannot ask) (system mcp-gate)
 `},
 		{"gated by an argument", []string{"github__merge_pull_request", `{"repo": "prod-api", "pullNumber": 12}`}, `tool:     github__merge_pull_request
 decision: activate (role_required)

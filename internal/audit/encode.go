@@ -49,16 +49,7 @@ func appendRecord(b []byte, r *Record) ([]byte, error) {
 	b = strconv.AppendInt(b, r.WaitMS, 10)
 	b = append(b, `,"upstreamMs":`...)
 	b = strconv.AppendInt(b, r.UpstreamMS, 10)
-	if len(r.ArgKeys) > 0 {
-		b = append(b, `,"argKeys":[`...)
-		for i, k := range r.ArgKeys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-		}
-		b = append(b, ']')
-	}
+	b = appendStrings(b, "argKeys", r.ArgKeys)
 	b = appendField(b, "argsSha256", r.ArgsSHA256, true)
 	if len(r.Args) > 0 {
 		// Compacted and HTML-escaped, as encoding/json does: a newline in
@@ -72,8 +63,26 @@ func appendRecord(b []byte, r *Record) ([]byte, error) {
 		b = append(b, `,"args":`...)
 		b = append(b, e.Bytes()...)
 	}
+	b = appendStrings(b, "elicited", r.Elicited)
 	b = appendField(b, "prev", r.Prev, false)
 	return append(b, '}'), nil
+}
+
+// appendStrings appends ,"name":["a","b"], or nothing for an empty list.
+func appendStrings(b []byte, name string, values []string) []byte {
+	if len(values) == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':', '[')
+	for i, v := range values {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, v)
+	}
+	return append(b, ']')
 }
 
 // appendField appends ,"name":"value", or nothing for an empty value that

@@ -67,7 +67,12 @@ type Record struct {
 	// Args holds the argument values in clear, only when the rule says
 	// `audit.arguments: clear`.
 	Args json.RawMessage `json:"args,omitempty"`
-	Prev string          `json:"prev"` // hex SHA-256 of the previous line; set by Log.Write
+	// Elicited names the values the user gave through the client
+	// (elicitation) rather than the model: "justification", "ticket",
+	// "confirm" (the user confirmed this call). Absent in records of
+	// calls that asked the user nothing, as in logs written before it.
+	Elicited []string `json:"elicited,omitempty"`
+	Prev     string   `json:"prev"` // hex SHA-256 of the previous line; set by Log.Write
 }
 
 // Client is the MCP client as it named itself in initialize.

@@ -290,3 +290,71 @@ func foldRune(r rune) rune {
 		r = r2
 	}
 }
+
+// Without returns the arguments less the top-level members whose names
+// equal one of names under case folding (as the policy reads names), and
+// the names removed as the client wrote them. Every other member keeps its
+// bytes, so what remains is still exactly what the client sent of it.
+func (a *Args) Without(names ...string) (*Args, []string) {
+	drop := func(key string) bool {
+		for _, n := range names {
+			if Fold(n) == Fold(key) {
+				return true
+			}
+		}
+		return false
+	}
+	var removed []string
+	for k := range a.obj {
+		if drop(k) {
+			removed = append(removed, k)
+		}
+	}
+	if len(removed) == 0 {
+		return a, nil
+	}
+	// a.raw parsed already: the decoder cannot fail on it.
+	dec := json.NewDecoder(bytes.NewReader(a.raw))
+	_, _ = dec.Token() // {
+	out := []byte{'{'}
+	obj := make(map[string]any, len(a.obj)-len(removed))
+	for dec.More() {
+		tok, _ := dec.Token()
+		key := tok.(string)
+		keyEnd := dec.InputOffset()
+		var v json.RawMessage
+		_ = dec.Decode(&v)
+		if drop(key) {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		// The key as the client spelt it (its escapes included), then the
+		// value's own bytes.
+		out = append(out, a.raw[lastKeyStart(a.raw[:keyEnd]):keyEnd]...)
+		out = append(out, ':')
+		out = append(out, v...)
+		obj[key] = a.obj[key]
+	}
+	return &Args{raw: append(out, '}'), obj: obj}, removed
+}
+
+// lastKeyStart is where the JSON string that ends b begins: the quote
+// that opens it.
+func lastKeyStart(b []byte) int {
+	for i := len(b) - 2; i >= 0; i-- {
+		if b[i] != '"' {
+			continue
+		}
+		// A quote escaped by an odd run of backslashes is inside the string.
+		n := 0
+		for j := i - 1; j >= 0 && b[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 0 {
+			return i
+		}
+	}
+	return 0
+}

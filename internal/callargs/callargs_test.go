@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -141,5 +142,48 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse(raw); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestWithout(t *testing.T) {
+	tests := []struct {
+		name, raw string
+		drop      []string
+		want      string
+		removed   []string
+	}{
+		{"none there", `{"a": 1}`, []string{"justification"}, `{"a": 1}`, nil},
+		{"middle", `{"a": 1.50, "justification": "x", "b": [1, {"c": "\u00e9"}]}`, []string{"justification", "ticket"}, `{"a":1.50,"b":[1, {"c": "\u00e9"}]}`, []string{"justification"}},
+		{"both, any case", `{"Justification":"x","TICKET":"7","q":"a\"b"}`, []string{"justification", "ticket"}, `{"q":"a\"b"}`, []string{"Justification", "TICKET"}},
+		{"escaped key", `{"k\"ey\\": 12345678901234567890, "ticket": null}`, []string{"ticket"}, `{"k\"ey\\":12345678901234567890}`, []string{"ticket"}},
+		{"only member", ` { "ticket" : "7" } `, []string{"ticket"}, `{}`, []string{"ticket"}},
+		{"nested stays", `{"o":{"ticket":"7"}}`, []string{"ticket"}, `{"o":{"ticket":"7"}}`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Parse(json.RawMessage(tc.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, removed := a.Without(tc.drop...)
+			slices.Sort(removed)
+			slices.Sort(tc.removed)
+			if string(got.Raw()) != tc.want || !slices.Equal(removed, tc.removed) {
+				t.Fatalf("Without = %s, %q; want %s, %q", got.Raw(), removed, tc.want, tc.removed)
+			}
+			// What remains reads as the same arguments less those removed.
+			again, err := Parse(got.Raw())
+			if err != nil {
+				t.Fatalf("result does not parse: %v", err)
+			}
+			if !reflect.DeepEqual(again.Object(), got.Object()) {
+				t.Fatalf("Object = %v, parsed %v", got.Object(), again.Object())
+			}
+			for _, k := range tc.removed {
+				if _, ok := got.Object()[k]; ok {
+					t.Fatalf("%s still in Object", k)
+				}
+			}
+		})
 	}
 }

@@ -66,6 +66,9 @@ type Decision struct {
 	Ticket                string        // template text, empty when none or TicketRequired
 	TicketRequired        bool          // the call must carry a "ticket" argument
 	TicketSystem          string
+	// Confirm: the user confirms this very call (through elicitation)
+	// before anything is requested or forwarded, grant cached or not.
+	Confirm bool
 
 	justification, ticket *template.Template
 }
@@ -89,7 +92,7 @@ func (d Decision) Why() string {
 }
 
 // Arguments the caller passes to satisfy `justification: required` and
-// `ticket: required`.
+// `ticket: required` when its client cannot ask the user for them.
 const (
 	ArgJustification = "justification"
 	ArgTicket        = "ticket"
@@ -109,6 +112,34 @@ type Call struct {
 	Client   string // the client's name and version, as it introduced itself
 	TraceID  string // the gate's id for the call, also in its audit record
 	Args     map[string]any
+	// Given holds what the user answered (elicitation) for a required
+	// justification or ticket, by ArgJustification and ArgTicket: it
+	// stands in for the argument of that name, which is then not read.
+	Given map[string]string
+}
+
+// Asks reports whether some alternative of the rule for tool requires a
+// justification or a ticket, which tools/list offers as arguments to a
+// client that cannot ask its user.
+func (p *Policy) Asks(tool string) (justification, ticket bool) {
+	if p == nil {
+		return false, false
+	}
+	i := p.lookup(tool)
+	if i < 0 {
+		return false, false
+	}
+	for _, a := range p.entries[i].alts {
+		justification = justification || a.decision.JustificationRequired
+		ticket = ticket || a.decision.TicketRequired
+	}
+	return justification, ticket
+}
+
+// ArgsSummary is the arguments as {{.ArgsSummary}} shows them to
+// approvers: safe to show a person (see templateData.ArgsSummary).
+func ArgsSummary(args map[string]any) string {
+	return templateData{Call: Call{Args: args}}.ArgsSummary()
 }
 
 // Justify returns the justification and ticket number to send with the
@@ -135,8 +166,11 @@ func (d Decision) Justify(c Call) (justification, ticket string, err error) {
 
 func render(required bool, t *template.Template, arg string, missing error, data templateData) (string, error) {
 	if required {
-		v, _ := lookupKey(data.Args, arg)
-		s, _ := v.(string)
+		s, given := data.Given[arg]
+		if !given {
+			v, _ := lookupKey(data.Args, arg)
+			s, _ = v.(string)
+		}
 		if s = strings.TrimSpace(s); s == "" {
 			return "", missing
 		}

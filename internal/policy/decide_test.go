@@ -188,6 +188,45 @@ func TestJustify(t *testing.T) {
 	if _, ticket, err := d.Justify(Call{Tool: "pay", Args: map[string]any{ArgTicket: "INC-7"}}); err != nil || ticket != "INC-7" {
 		t.Fatalf("ticket = %q, %v", ticket, err)
 	}
+	// What the user gave stands in for the argument, which is not read.
+	given := Call{Tool: "pay", Args: map[string]any{ArgTicket: "MODEL-1"}, Given: map[string]string{ArgTicket: " USER-2 "}}
+	if _, ticket, err := d.Justify(given); err != nil || ticket != "USER-2" {
+		t.Fatalf("given ticket = %q, %v", ticket, err)
+	}
+	given.Given[ArgTicket] = "  "
+	if _, _, err := d.Justify(given); !errors.Is(err, ErrTicketRequired) {
+		t.Fatalf("blank given ticket: err = %v, want ErrTicketRequired", err)
+	}
+}
+
+func TestConfirmAndAsks(t *testing.T) {
+	p, _ := mustParse(t, withApprovals+
+		"  pay: {role: Treasury, confirm: true, ticket: required}\n"+
+		"  merge:\n    - {when: {repo: \"prod-*\"}, role: R, justification: required}\n    - allow\n"+
+		"  plain: {role: R, confirm: false}\n"+
+		"  \"*\": deny\n")
+	tests := []struct {
+		tool         string
+		confirm      bool
+		just, ticket bool
+	}{
+		{"pay", true, false, true},
+		{"merge", false, true, false},
+		{"plain", false, false, false},
+		{"other", false, false, false},
+	}
+	for _, tc := range tests {
+		d := p.Decide(tc.tool, map[string]any{"repo": "prod-1"})
+		if d.Confirm != tc.confirm {
+			t.Errorf("%s: Confirm = %v, want %v", tc.tool, d.Confirm, tc.confirm)
+		}
+		if j, tk := p.Asks(tc.tool); j != tc.just || tk != tc.ticket {
+			t.Errorf("%s: Asks = %v, %v, want %v, %v", tc.tool, j, tk, tc.just, tc.ticket)
+		}
+	}
+	if got := ArgsSummary(map[string]any{"b": "x", "password": "hunter2"}); got != `"b"="x", "password"=***` {
+		t.Errorf("ArgsSummary = %s", got)
+	}
 }
 
 func TestVisibility(t *testing.T) {

@@ -118,6 +118,9 @@ func (ex Explanation) String() string {
 		if d.TicketRequired || d.Ticket != "" {
 			fmt.Fprintf(&b, "ticket:   %s (system %s)\n", textOrRequired(d.TicketRequired, d.Ticket, ArgTicket), d.TicketSystem)
 		}
+		if d.Confirm {
+			b.WriteString("confirm:  the user confirms each call before anything is requested or forwarded\n")
+		}
 	}
 	if len(ex.Tried) == 0 {
 		b.WriteString("tried before: none\n")
@@ -132,7 +135,7 @@ func (ex Explanation) String() string {
 
 func textOrRequired(required bool, text, arg string) string {
 	if required {
-		return fmt.Sprintf("required (the call's %q argument)", arg)
+		return fmt.Sprintf("required (asked of the user, or the call's %q argument when its client cannot ask)", arg)
 	}
 	return fmt.Sprintf("%q", text)
 }

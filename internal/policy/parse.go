@@ -77,7 +77,7 @@ var (
 	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "clientId", "tokenFile", "graphURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "recheck", "settle", "maxBackground", "justification", "ticketSystem"}
 	auditKeys     = []string{"path", "arguments"}
 	upstreamKeys  = []string{"command", "env", "url", "headers", "timeout"}
-	ruleKeys      = []string{"role", "group", "azureRole", "access", "scope", "grant", "when", "justification", "ticket", "action"}
+	ruleKeys      = []string{"role", "group", "azureRole", "access", "scope", "grant", "when", "justification", "ticket", "confirm", "action"}
 
 	guidRE         = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	upstreamNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
@@ -259,6 +259,20 @@ func (ps *parser) str(n *yaml.Node, where string, nullOK bool) (string, bool) {
 	}
 	ps.errorf(n, "%s: want a string, got %s", where, describe(n))
 	return "", false
+}
+
+// boolean reads true or false (YAML 1.2: no yes/no, on/off).
+func (ps *parser) boolean(n *yaml.Node, where string) (bool, bool) {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool" {
+		switch n.Value {
+		case "true":
+			return true, true
+		case "false":
+			return false, true
+		}
+	}
+	ps.errorf(n, "%s: want true or false, got %s", where, describe(n))
+	return false, false
 }
 
 // scalar reads any non-null scalar as its text: globs and command

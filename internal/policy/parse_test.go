@@ -119,19 +119,24 @@ var errorCases = []problemCase{
 		`p.yaml:4:3: tools["db query"]: the pattern contains white space, which tool names never do`,
 	}},
 	{"unknown rule keyword", head + "  a: alow\n  b: true\n", []string{
-		`p.yaml:3:6: tools["a"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got the string "alow"`,
-		`p.yaml:4:6: tools["b"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got the boolean true`,
+		`p.yaml:3:6: tools["a"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket, confirm}, {when, action: allow|deny} or a list of them, got the string "alow"`,
+		`p.yaml:4:6: tools["b"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket, confirm}, {when, action: allow|deny} or a list of them, got the boolean true`,
 	}},
 	{"rule mapping without role", withApprovals + "  a: {grant: 5m}\n", []string{
 		`p.yaml:4:6: tools["a"]: missing role; a rule mapping names what PIM activates for a call (role, group or azureRole), or is {when: {...}, action: allow|deny} (write allow or deny for a rule without conditions)`,
 	}},
 	{"unknown rule key", withApprovals + "  a: {role: R, approver: bob}\n", []string{
-		`p.yaml:4:16: tools["a"]: unknown key "approver"; allowed: role, group, azureRole, access, scope, grant, when, justification, ticket, action`,
+		`p.yaml:4:16: tools["a"]: unknown key "approver"; allowed: role, group, azureRole, access, scope, grant, when, justification, ticket, confirm, action`,
 	}},
 	{"action mistakes", withApprovals + "  a: {when: {x: y}, action: alow}\n  b: {action: allow, role: R}\n  c: {when: {x: y}, action: deny, grant: 5m, ticket: required}\n", []string{
 		`p.yaml:4:29: tools["a"].action: unknown value "alow" (did you mean "allow"?); allowed: allow, deny`,
 		`p.yaml:5:15: tools["b"]: action and role exclude each other: a mapping with role activates it; action: allow or deny takes none`,
 		`p.yaml:6:29: tools["c"]: grant, ticket only go with role, group or azureRole; action: deny takes just when`,
+	}},
+	{"confirm mistakes", withApprovals + "  a: {role: R, confirm: yes}\n  b: {role: R, confirm: \"true\"}\n  c: {when: {x: y}, action: allow, confirm: true}\n", []string{
+		`p.yaml:4:25: tools["a"].confirm: want true or false, got the string "yes"`,
+		`p.yaml:5:25: tools["b"].confirm: want true or false, got the string "true"`,
+		`p.yaml:6:29: tools["c"]: confirm only go with role, group or azureRole; action: allow takes just when`,
 	}},
 	{"empty roles", withApprovals + "  a: {role: \"\"}\n  b: {role: \"  \"}\n  c: {role: }\n", []string{
 		`p.yaml:4:13: tools["a"].role: must not be empty; give a PIM role display name or role definition id`,
@@ -159,7 +164,7 @@ var errorCases = []problemCase{
 	{"alternatives", withApprovals + "  a: []\n  b:\n    - [allow]\n    - maybe\n", []string{
 		`p.yaml:4:6: tools["a"]: empty list; give at least one alternative`,
 		`p.yaml:6:7: tools["b"][0]: an alternative is allow, deny or a mapping; lists do not nest`,
-		`p.yaml:7:7: tools["b"][1]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got the string "maybe"`,
+		`p.yaml:7:7: tools["b"][1]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket, confirm}, {when, action: allow|deny} or a list of them, got the string "maybe"`,
 	}},
 	{"templates", withApprovals + "  a: {role: R, justification: \"{{.Tool\"}\n  b: {role: R, ticket: \"{{.Ticket}}\"}\n  c: {role: R, justification: \"\"}\n", []string{
 		`p.yaml:4:31: tools["a"].justification: template error: 1: unclosed action`,
@@ -173,7 +178,7 @@ var errorCases = []problemCase{
 		"p.yaml:3:6: rules name PIM roles, groups or Azure roles, so the file needs an approvals: section (backend, tenantId, credential, ...)",
 	}},
 	{"alias", "version: 1\ntools:\n  a: &r allow\n  b: *r\n", []string{
-		`p.yaml:4:6: tools["b"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got an alias (*r); aliases are not supported, write the value out`,
+		`p.yaml:4:6: tools["b"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket, confirm}, {when, action: allow|deny} or a list of them, got an alias (*r); aliases are not supported, write the value out`,
 	}},
 }
 

@@ -18,14 +18,15 @@ import (
 // altSrc is one alternative as written; finish turns it into an alt once
 // approvals: (which may come later in the file) is known.
 type altSrc struct {
-	loc    string
-	node   *yaml.Node
-	action Action
-	target Target
-	grant  time.Duration
-	when   []cond
-	just   textSpec
-	ticket textSpec
+	loc     string
+	node    *yaml.Node
+	action  Action
+	target  Target
+	grant   time.Duration
+	when    []cond
+	just    textSpec
+	ticket  textSpec
+	confirm bool
 }
 
 // textSpec is a justification or ticket setting: the keyword required, or
@@ -110,7 +111,7 @@ func (ps *parser) alternative(n *yaml.Node, where, loc string) (altSrc, bool) {
 		a.action = Deny
 		return a, true
 	case n.Kind != yaml.MappingNode:
-		ps.errorf(n, "%s: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got %s", where, describe(n))
+		ps.errorf(n, "%s: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket, confirm}, {when, action: allow|deny} or a list of them, got %s", where, describe(n))
 		return a, false
 	}
 	a.action = Activate
@@ -162,6 +163,9 @@ func (ps *parser) alternative(n *yaml.Node, where, loc string) (altSrc, bool) {
 		case "ticket":
 			targetOnly = append(targetOnly, key)
 			a.ticket, good = ps.text(v, at)
+		case "confirm":
+			targetOnly = append(targetOnly, key)
+			a.confirm, good = ps.boolean(v, at)
 		}
 		ok = ok && good
 	})
@@ -359,6 +363,7 @@ func (ps *parser) decision(a altSrc, pattern string) Decision {
 			d.Ticket = a.ticket.text
 		}
 		d.TicketSystem = appr.TicketSystem
+		d.Confirm = a.confirm
 	}
 	return d
 }
