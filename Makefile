@@ -45,7 +45,7 @@ fuzz-short:
 fuzz: ## fuzz each target for FUZZTIME (default 1m)
 	$(call run-fuzz,$(FUZZTIME))
 
-bench: build node_modules ## benchmarks: Decide, the grant cache, and the proxy harness (gate vs direct)
+bench: build node_modules ## benchmarks: Decide, the grant cache, and the proxy harness (gate and a plain mcp-go pass-through vs direct, against the targets)
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
 	$(BIN)/mcp-gate-bench -bin $(BIN)
 

@@ -36,7 +36,7 @@ tools:
   "*": allow
 `
 
-var gateStdioCachedGrant = setup{"gate stdio→stdio, echo on a cached grant", func(ctx context.Context, e *env, protocol string) (*system, error) {
+var gateStdioCachedGrant = setup{"gate stdio→stdio, echo on a cached grant", func(ctx context.Context, e *env, protocol, profile string) (*system, error) {
 	srv, err := pimtest.NewServer(pimtest.Scenario{
 		Users:         []pimtest.User{{ID: benchUser, Name: "bench"}},
 		Roles:         []pimtest.Role{{DisplayName: benchRole, MaxDuration: 8 * time.Hour}},
@@ -62,7 +62,7 @@ var gateStdioCachedGrant = setup{"gate stdio→stdio, echo on a cached grant", f
 			return nil, err
 		}
 	}
-	sys, err := startStdio(ctx, e, protocol, true, e.gate(), "--policy", policyFile, "--", e.upstream())
+	sys, err := startStdio(ctx, e, protocol, profileEnv(profile), e.gate(), "--policy", policyFile, "--", e.upstream())
 	if err != nil {
 		srv.Close()
 		return nil, err
@@ -78,16 +78,16 @@ var gateStdioCachedGrant = setup{"gate stdio→stdio, echo on a cached grant", f
 func cachedGrantTargets(protocol string) []target {
 	key := caseKey(cachedGrantCase, 1, protocol)
 	return []target{
-		{"gated on a cached grant c=1 " + protocol + " p50, gated/ungated", "≤ 1.05×", ratioTarget(key, func(r result) float64 {
-			return ratio(float64(r.subject.P50), float64(r.baseline.P50))
+		{"gated on a cached grant c=1 " + protocol + " p50, gated/ungated", "≤ 1.05×", ratioTarget(key, func(r result, s side) float64 {
+			return ratio(float64(s.P50), float64(r.baseline.P50))
 		}, func(v float64) bool { return v <= 1.05 }, "%.2f×")},
-		{"gated on a cached grant c=1 " + protocol + ": Graph requests during the measured calls", "0 besides re-confirmations (1 per recheck/2)", func(results map[string]result) (string, bool, bool) {
+		{"gated on a cached grant c=1 " + protocol + ": Graph requests during the measured calls", "0 besides re-confirmations (1 per recheck/2)", func(results map[string]result) (string, string, bool, bool) {
 			r, ok := results[key]
 			if !ok || r.err != nil || r.graphHits < 0 {
-				return "", false, false
+				return "", "", false, false
 			}
 			due := confirmationsDue(r.measured)
-			return fmt.Sprintf("%d (re-confirmations due in %s: ≤ %d)", r.graphHits, r.measured.Round(time.Second), due), r.graphHits <= due, true
+			return fmt.Sprintf("%d (re-confirmations due in %s: ≤ %d)", r.graphHits, r.measured.Round(time.Second), due), "—", r.graphHits <= due, true
 		}},
 	}
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"io"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
@@ -72,7 +74,7 @@ func TestStartAnnounced(t *testing.T) {
 		{"exits silently", `exit 0`, "", "exited without saying where it listens"},
 	}
 	for _, tt := range tests {
-		cmd, url, err := startAnnounced(t.Context(), e, upstreamAnnounce, "/bin/sh", "-c", tt.script)
+		cmd, url, err := startAnnounced(t.Context(), e, upstreamAnnounce, nil, "/bin/sh", "-c", tt.script)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("%s: err = %v, want %q", tt.name, err, tt.wantErr)
@@ -89,5 +91,39 @@ func TestStartAnnounced(t *testing.T) {
 		if cmd.ProcessState == nil || cmd.ProcessState.Success() {
 			t.Errorf("%s: process not stopped by signal: %v", tt.name, cmd.ProcessState)
 		}
+	}
+}
+
+// TestPassthroughRelaysCalls: the peer serves the upstream's tools and
+// relays their calls, here over stdio in front of an HTTP upstream.
+func TestPassthroughRelaysCalls(t *testing.T) {
+	up := testupstream.New(testupstream.Options{Clock: clock.Real{}})
+	ts := httptest.NewServer(server.NewStreamableHTTPServer(up.MCP()))
+	t.Cleanup(ts.Close)
+
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() {
+		served <- run(ctx, []string{passthroughCommand, "--upstream", ts.URL + "/mcp"}, inR, outW, io.Discard)
+		outW.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		inW.Close()
+		if err := <-served; err != nil {
+			t.Errorf("passthrough: %v", err)
+		}
+	})
+	cli := client.NewClient(transport.NewIO(outR, inW, io.NopCloser(strings.NewReader(""))))
+	if err := cli.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := initialize(t.Context(), cli, legacy); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := calls(t.Context(), []*client.Client{cli}, 5); err != nil {
+		t.Fatalf("calls through the pass-through: %v", err)
 	}
 }

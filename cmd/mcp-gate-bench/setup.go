@@ -17,11 +17,14 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-gate/mcp-gate/internal/cmdline"
 )
 
 // env is what every setup needs to start its processes.
 type env struct {
 	bin    string    // directory holding test-upstream and mcp-gate
+	self   string    // this binary, which runs the pass-through peer
 	dir    string    // the run's scratch directory
 	policy string    // an allow-everything policy file for the gate
 	logs   io.Writer // child processes' stderr
@@ -36,64 +39,98 @@ type system struct {
 	// more as needed. A stdio system has a single connection, which its
 	// workers share.
 	sessions func(ctx context.Context, n int) ([]*client.Client, error)
-	gatePID  int // the gate process, sampled for RSS; 0 when no gate runs
+	// pid is the process in the middle (the gate or the pass-through),
+	// sampled for memory and CPU; 0 when there is none.
+	pid int
 	// graphHits counts the requests its PIM emulator served; nil when the
 	// system has none.
 	graphHits func() int
 	stop      func()
 }
 
-// setup starts a system under test.
+// setup starts a system under test. profile, when not empty, is the file
+// the process in the middle writes its CPU profile to as it exits.
 type setup struct {
 	name  string
-	start func(ctx context.Context, e *env, protocol string) (*system, error)
+	start func(ctx context.Context, e *env, protocol, profile string) (*system, error)
+}
+
+// profileEnv is the environment that asks a process for a CPU profile.
+func profileEnv(profile string) []string {
+	if profile == "" {
+		return nil
+	}
+	return []string{cmdline.CPUProfileEnv + "=" + profile}
 }
 
 var (
-	directStdio = setup{"direct stdio", func(ctx context.Context, e *env, protocol string) (*system, error) {
-		return startStdio(ctx, e, protocol, false, e.upstream())
+	directStdio = setup{"direct stdio", func(ctx context.Context, e *env, protocol, _ string) (*system, error) {
+		return startStdio(ctx, e, protocol, nil, e.upstream())
 	}}
-	gateStdio = setup{"gate stdio→stdio", func(ctx context.Context, e *env, protocol string) (*system, error) {
-		return startStdio(ctx, e, protocol, true, e.gate(), "--policy", e.policy, "--", e.upstream())
+	gateStdio = setup{"gate stdio→stdio", func(ctx context.Context, e *env, protocol, profile string) (*system, error) {
+		return startStdio(ctx, e, protocol, profileEnv(profile), e.gate(), "--policy", e.policy, "--", e.upstream())
 	}}
-	directHTTP = setup{"direct http", func(ctx context.Context, e *env, protocol string) (*system, error) {
-		up, url, err := startAnnounced(ctx, e, upstreamAnnounce, e.upstream(), "--transport", "http", "--listen", "127.0.0.1:0")
+	peerStdio = setup{"pass-through stdio→stdio", func(ctx context.Context, e *env, protocol, profile string) (*system, error) {
+		return startStdio(ctx, e, protocol, profileEnv(profile), e.self, passthroughCommand, "--", e.upstream())
+	}}
+	directHTTP = setup{"direct http", func(ctx context.Context, e *env, protocol, _ string) (*system, error) {
+		up, url, err := startAnnounced(ctx, e, upstreamAnnounce, nil, e.upstream(), "--transport", "http", "--listen", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
 		return httpSystem(url, protocol, 0, up), nil
 	}}
-	gateHTTPStdio = setup{"gate http→stdio", func(ctx context.Context, e *env, protocol string) (*system, error) {
-		gate, url, err := startAnnounced(ctx, e, gateAnnounce, e.gate(), "serve", "--listen", "127.0.0.1:0", "--policy", e.policy, "--", e.upstream())
-		if err != nil {
-			return nil, err
-		}
-		return httpSystem(url, protocol, gate.Process.Pid, gate), nil
+	gateHTTPStdio = setup{"gate http→stdio", func(ctx context.Context, e *env, protocol, profile string) (*system, error) {
+		return startHTTPStdio(ctx, e, protocol, profile, gateAnnounce, e.gate(), "serve", "--listen", "127.0.0.1:0", "--policy", e.policy, "--", e.upstream())
 	}}
-	gateHTTPHTTP = setup{"gate http→http", func(ctx context.Context, e *env, protocol string) (*system, error) {
-		up, upURL, err := startAnnounced(ctx, e, upstreamAnnounce, e.upstream(), "--transport", "http", "--listen", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		gate, url, err := startAnnounced(ctx, e, gateAnnounce, e.gate(), "serve", "--listen", "127.0.0.1:0", "--policy", e.policy, "--upstream", "test="+upURL)
-		if err != nil {
-			stopProcess(up)
-			return nil, err
-		}
-		return httpSystem(url, protocol, gate.Process.Pid, gate, up), nil
+	peerHTTPStdio = setup{"pass-through http→stdio", func(ctx context.Context, e *env, protocol, profile string) (*system, error) {
+		return startHTTPStdio(ctx, e, protocol, profile, peerAnnounce, e.self, passthroughCommand, "--listen", "127.0.0.1:0", "--", e.upstream())
+	}}
+	gateHTTPHTTP = setup{"gate http→http", func(ctx context.Context, e *env, protocol, profile string) (*system, error) {
+		return startHTTPHTTP(ctx, e, protocol, profile, gateAnnounce, e.gate(), "serve", "--listen", "127.0.0.1:0", "--policy", e.policy, "--upstream", "test=")
+	}}
+	peerHTTPHTTP = setup{"pass-through http→http", func(ctx context.Context, e *env, protocol, profile string) (*system, error) {
+		return startHTTPHTTP(ctx, e, protocol, profile, peerAnnounce, e.self, passthroughCommand, "--listen", "127.0.0.1:0", "--upstream", "")
 	}}
 )
+
+// startHTTPStdio starts command, which serves HTTP in front of a stdio
+// upstream it starts itself.
+func startHTTPStdio(ctx context.Context, e *env, protocol, profile string, announce *regexp.Regexp, command string, args ...string) (*system, error) {
+	mid, url, err := startAnnounced(ctx, e, announce, profileEnv(profile), command, args...)
+	if err != nil {
+		return nil, err
+	}
+	return httpSystem(url, protocol, mid.Process.Pid, mid), nil
+}
+
+// startHTTPHTTP starts the test upstream over HTTP, then command in front
+// of it: its last argument is completed with the upstream's URL.
+func startHTTPHTTP(ctx context.Context, e *env, protocol, profile string, announce *regexp.Regexp, command string, args ...string) (*system, error) {
+	up, upURL, err := startAnnounced(ctx, e, upstreamAnnounce, nil, e.upstream(), "--transport", "http", "--listen", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	args[len(args)-1] += upURL
+	mid, url, err := startAnnounced(ctx, e, announce, profileEnv(profile), command, args...)
+	if err != nil {
+		stopProcess(up)
+		return nil, err
+	}
+	return httpSystem(url, protocol, mid.Process.Pid, mid, up), nil
+}
 
 // allowAllPolicy lets every call through, so the gate's cost is measured
 // without an approval step (but with its audit record). %q is the audit
 // file, kept in the run's scratch directory.
 const allowAllPolicy = "version: 1\naudit:\n  path: %q\ntools:\n  \"*\": allow\n"
 
-// startStdio spawns command as an MCP server on the client's stdio; isGate
-// says whether command is the gate, whose memory is sampled.
-func startStdio(ctx context.Context, e *env, protocol string, isGate bool, command string, args ...string) (*system, error) {
+// startStdio spawns command as an MCP server on the client's stdio, with
+// procEnv added to its environment. Unless it is the test upstream itself,
+// command is the process in the middle, whose memory and CPU are sampled.
+func startStdio(ctx context.Context, e *env, protocol string, procEnv []string, command string, args ...string) (*system, error) {
 	var cmd *exec.Cmd
-	t := transport.NewStdioWithOptions(command, nil, args,
+	t := transport.NewStdioWithOptions(command, procEnv, args,
 		transport.WithCommandStderrWriter(e.logs),
 		transport.WithCommandFunc(func(_ context.Context, command string, env, args []string) (*exec.Cmd, error) {
 			cmd = exec.Command(command, args...)
@@ -118,15 +155,15 @@ func startStdio(ctx context.Context, e *env, protocol string, isGate bool, comma
 		},
 		stop: func() { cli.Close() },
 	}
-	if isGate {
-		sys.gatePID = cmd.Process.Pid
+	if command != e.upstream() {
+		sys.pid = cmd.Process.Pid
 	}
 	return sys, nil
 }
 
 // httpSystem serves sessions from the Streamable HTTP endpoint url; procs
 // are stopped in order when the system stops.
-func httpSystem(url, protocol string, gatePID int, procs ...*exec.Cmd) *system {
+func httpSystem(url, protocol string, pid int, procs ...*exec.Cmd) *system {
 	var clients []*client.Client
 	return &system{
 		sessions: func(ctx context.Context, n int) ([]*client.Client, error) {
@@ -149,7 +186,7 @@ func httpSystem(url, protocol string, gatePID int, procs ...*exec.Cmd) *system {
 			}
 			return clients[:n], nil
 		},
-		gatePID: gatePID,
+		pid: pid,
 		stop: func() {
 			for _, c := range clients {
 				c.Close()
@@ -178,10 +215,11 @@ func initialize(ctx context.Context, cli *client.Client, protocol string) error 
 }
 
 // How the processes say where they listen: test-upstream prints a line, the
-// gate logs its Streamable HTTP URL.
+// gate logs its Streamable HTTP URL, and so does the pass-through.
 var (
 	upstreamAnnounce = regexp.MustCompile(`listening on (http://\S+)`)
 	gateAnnounce     = regexp.MustCompile(`streamable=(http://\S+)`)
+	peerAnnounce     = regexp.MustCompile(`passthrough streamable=(http://\S+)`)
 )
 
 // announceTimeout bounds how long a process may take to say where it listens.
@@ -189,9 +227,10 @@ const announceTimeout = 10 * time.Second
 
 // startAnnounced starts command and waits for its stderr to match announce,
 // returning the first submatch (the URL). Its stderr then keeps flowing to
-// e.logs.
-func startAnnounced(ctx context.Context, e *env, announce *regexp.Regexp, command string, args ...string) (*exec.Cmd, string, error) {
+// e.logs. procEnv is added to its environment.
+func startAnnounced(ctx context.Context, e *env, announce *regexp.Regexp, procEnv []string, command string, args ...string) (*exec.Cmd, string, error) {
 	cmd := exec.Command(command, args...)
+	cmd.Env = append(os.Environ(), procEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, "", err

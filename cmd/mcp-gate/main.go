@@ -19,9 +19,11 @@ import (
 )
 
 func main() {
+	stopProfile := cmdline.StartCPUProfile(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
+	stopProfile()
 	os.Exit(exitCode(os.Stderr, err))
 }
 
