@@ -39,6 +39,26 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		// would grant the wrong thing: refuse until the kind is served.
 		return g.refuse(ctx, rec, fmt.Sprintf("refused: %s (%s): this mcp-gate does not activate Azure resource roles yet; nothing was requested", d.Target, d.Rule))
 	}
+	// A confirmation comes first, for every call, cached grant or not: it
+	// is about this call, and nothing is looked up or requested before
+	// the user has said yes. The values the rule requires are asked in
+	// the same form.
+	var given map[string]string
+	asked := false
+	if d.Confirm {
+		var elicited []string
+		var refusal string
+		var err error
+		given, elicited, refusal, err = g.ask(ctx, c, d, args, true, g.askable(c, d))
+		markElicited(rec, elicited)
+		if err != nil {
+			return g.cancelled(ctx, rec, "the client cancelled the call while the user was asked to confirm it", err)
+		}
+		if refusal != "" {
+			return g.refuse(ctx, rec, refusal)
+		}
+		asked = true
+	}
 	wait := waitFor(ap, c)
 	principal, roleID, refusal := g.identify(ctx, c, d, wait)
 	rec.Principal, rec.RoleDefinitionID = principal, roleID
@@ -51,8 +71,23 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		return g.forward(ctx, rec, c, next, start)
 	}
 
+	if names := g.askable(c, d); len(names) > 0 && !asked {
+		// Only now that PIM must be asked is the user asked for what the
+		// request needs.
+		var elicited []string
+		var refusal string
+		var err error
+		given, elicited, refusal, err = g.ask(ctx, c, d, args, false, names)
+		markElicited(rec, elicited)
+		if err != nil {
+			return g.cancelled(ctx, rec, "the client cancelled the call while the user was asked for what the PIM request needs", err)
+		}
+		if refusal != "" {
+			return g.refuse(ctx, rec, refusal)
+		}
+	}
 	client := strings.TrimSpace(c.Client.Name + " " + c.Client.Version)
-	justification, ticket, err := d.Justify(policy.Call{Tool: c.Tool, Upstream: c.Upstream, Client: client, TraceID: rec.TraceID, Args: args})
+	justification, ticket, err := d.Justify(policy.Call{Tool: c.Tool, Upstream: c.Upstream, Client: client, TraceID: rec.TraceID, Args: args, Given: given})
 	if err != nil {
 		return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' (%s): %s", d.Role, d.Rule, err))
 	}
@@ -71,6 +106,23 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		return grants.Grant{RequestID: pg.RequestID, Start: pg.Start, End: pg.End, Seen: pg.Seen}, err
 	})
 	return g.await(ctx, rec, c, d.Role, w, wait, next, start)
+}
+
+// askable is the values d requires that the user is asked for: all of
+// them when the client can ask, else none (they come from the arguments).
+func (g *Gate) askable(c *proxy.Call, d policy.Decision) []string {
+	if c.Elicit == nil {
+		return nil
+	}
+	return needed(d)
+}
+
+// cancelled records a call the client gave up on before anything was
+// requested, and answers with the cancellation.
+func (g *Gate) cancelled(ctx context.Context, rec *audit.Record, msg string, err error) (proxy.Result, error) {
+	rec.Outcome, rec.Message = audit.OutcomeCancelled, msg
+	g.write(context.WithoutCancel(ctx), rec)
+	return nil, err
 }
 
 // confirmGrant reads a cached grant back from Entra, for the grant cache's

@@ -163,10 +163,10 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 	// the justification all use it, and c.Arguments, forwarded as they are
 	// (see callargs.Args.Raw), are the bytes it was read from.
 	args, argErr := callargs.Parse(c.Arguments)
-	if argErr == nil {
-		g.redact(&rec, args)
-	}
 	if err := g.cfg.Audit.Err(); err != nil {
+		if argErr == nil {
+			g.redact(&rec, args)
+		}
 		rec.Decision, rec.Rule = audit.DecisionDeny, pol.File()
 		return g.refuse(ctx, &rec, "refused: mcp-gate cannot write its audit log, so it lets no call through until that is fixed and it is restarted: "+err.Error())
 	}
@@ -179,6 +179,21 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 
 	d := pol.Decide(c.Tool, args.Object())
 	rec.Rule, rec.Reason = d.Rule, string(d.Reason)
+	// The values the rule takes from the arguments for the PIM request
+	// (a client that cannot ask its user) are the gate's, not the tool's:
+	// the record and the upstream see the arguments without them.
+	sent, refusal := gateArgs(pol, c, d, args)
+	if refusal != "" {
+		g.redact(&rec, args)
+		rec.Decision = audit.DecisionDeny
+		return g.refuse(ctx, &rec, refusal)
+	}
+	g.redact(&rec, sent)
+	if sent != args {
+		fwd := *c
+		fwd.Arguments = sent.Raw()
+		c = &fwd
+	}
 
 	switch d.Action {
 	case policy.Allow:

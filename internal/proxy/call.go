@@ -36,6 +36,16 @@ type Call struct {
 	// knows it (a call under a task, see tasks.go); zero when only the
 	// client's kind says how long it waits.
 	Wait time.Duration
+	// Elicit asks the client's user (elicitation/create in form mode) on
+	// this call's session; nil when the client cannot: it declared no
+	// form elicitation, or speaks 2026-07-28, which has no requests to the
+	// client.
+	Elicit func(ctx context.Context, params mcp.ElicitationParams) (*mcp.ElicitationResult, error)
+	// Declared is the tool's own top-level inputSchema property names,
+	// filled in for the tools whose rules may need arguments of the
+	// gate's (see Options.Asks): an argument the tool declares is the
+	// tool's, and reaches it.
+	Declared []string
 
 	// meta is the client's params._meta, forwarded to the upstream.
 	meta json.RawMessage
@@ -71,6 +81,14 @@ type CallFunc func(ctx context.Context, c *Call) (Result, error)
 
 // Middleware wraps the forwarder; the gate is one.
 type Middleware func(next CallFunc) CallFunc
+
+// AskArg is an argument the Middleware takes from the caller for itself,
+// never forwarded, when the client cannot ask its user for the value:
+// tools/list adds it to the tool's inputSchema for such clients.
+type AskArg struct {
+	Name        string
+	Description string
+}
 
 // ToolFilter rewrites tools/list: it returns false to hide a tool and may
 // change the tool (its description, say) in place.
