@@ -40,7 +40,7 @@ func Run(ctx context.Context, w io.Writer, c Client, roles []Role) int {
 		return 1
 	}
 	fmt.Fprintf(w, "sign-in:  %s, object id %s, tenant %s\n", orNone(info.User), orNone(info.ObjectID), orNone(info.TenantID))
-	if missing := pim.MissingPermissions(info.Scopes); len(missing) > 0 {
+	if missing := pim.MissingPermissions(info.Scopes, pim.DirectoryRolePermissions); len(missing) > 0 {
 		blockers++
 		var names []string
 		for _, p := range missing {

@@ -186,7 +186,7 @@ func (c *Client) send(ctx context.Context, method, rawURL string, body, out any)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		ge := newGraphError(resp, data, c.clock.Now())
 		if ge.StatusCode == http.StatusForbidden {
-			ge.Missing = c.missingPermissions(ctx)
+			ge.Missing = c.missingPermissions(ctx, req.Raw().URL.Path)
 		}
 		return resp.Header, ge
 	}

@@ -12,7 +12,7 @@ import (
 // token minting for the scenario's users and the approver's actions.
 //
 //	POST /_emulator/token                  {"oid": "...", "mfa": true}  (or "name")
-//	GET  /_emulator/requests[?status=S]    every request, Graph-shaped
+//	GET  /_emulator/requests[?status=S]    every request (directory roles' and groups'), Graph-shaped
 //	POST /_emulator/requests/{id}/approve  204
 //	POST /_emulator/requests/{id}/deny     204
 //	POST /_emulator/assignments/revoke     {"principal": "...", "role": "..."}  204
@@ -70,15 +70,19 @@ func (s *Server) adminRequests(ex *exchange) {
 	status := ex.r.URL.Query().Get("status")
 	s.mu.Lock()
 	s.st.settle(s.clock.Now())
-	out := []requestJSON{}
+	out := []any{}
 	for _, r := range s.st.requests {
-		if status == "" || strings.EqualFold(status, r.Status) {
+		switch {
+		case status != "" && !strings.EqualFold(status, r.Status):
+		case r.target().isGroup():
+			out = append(out, r.groupJSON())
+		default:
 			out = append(out, r.json())
 		}
 	}
 	s.mu.Unlock()
 	ex.writeJSON(http.StatusOK, struct {
-		Value []requestJSON `json:"value"`
+		Value []any `json:"value"`
 	}{out})
 }
 

@@ -37,19 +37,25 @@ func authorized(ex *exchange, c caller, path string) bool {
 	case strings.HasPrefix(path, policyAssignmentsPath):
 		need = scopesReadPolicies
 	case strings.HasPrefix(path, dirPrefix+"roleDefinitions"):
-		if !hasAny(c.scopes, scopesReadRoles) {
-			ex.fail(&graphError{http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."})
-			return false
-		}
-		return true
+		return requireScopes(ex, c, scopesReadRoles, "Authorization_RequestDenied")
 	default:
 		return true
 	}
+	return requireScopes(ex, c, need, "PermissionScopeNotGranted")
+}
+
+// requireScopes reports whether the token's scp has one of need, else
+// answers 403 with code: PermissionScopeNotGranted naming the scopes
+// that would do, or the directory's Authorization_RequestDenied.
+func requireScopes(ex *exchange, c caller, need []string, code string) bool {
 	if hasAny(c.scopes, need) {
 		return true
 	}
-	ex.fail(&graphError{http.StatusForbidden, "PermissionScopeNotGranted",
-		fmt.Sprintf("Authorization failed due to missing permission scope %s.", strings.Join(need, ","))})
+	msg := "Insufficient privileges to complete the operation."
+	if code == "PermissionScopeNotGranted" {
+		msg = fmt.Sprintf("Authorization failed due to missing permission scope %s.", strings.Join(need, ","))
+	}
+	ex.fail(&graphError{http.StatusForbidden, code, msg})
 	return false
 }
 

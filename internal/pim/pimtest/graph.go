@@ -81,7 +81,7 @@ func (s *Server) serveGraph(ex *exchange) {
 		return
 	}
 	path := strings.TrimPrefix(ex.r.URL.Path, apiVersion)
-	if !authorized(ex, c, path) || s.servePolicies(ex, path) {
+	if !authorized(ex, c, path) || s.servePolicies(ex, path) || s.serveGroups(ex, c, path) {
 		return
 	}
 	rest, ok := strings.CutPrefix(path, dirPrefix)
@@ -111,7 +111,7 @@ func (s *Server) serveGraph(ex *exchange) {
 		}
 	case segs[0] == "roleAssignmentScheduleRequests" && len(segs) == 3 && segs[2] == "cancel":
 		if checkMethod(ex, http.MethodPost) {
-			s.cancelRequest(ex, c, segs[1])
+			s.cancelRequest(ex, c, segs[1], false)
 		}
 	case segs[0] == "roleAssignmentScheduleInstances" && (len(segs) == 1 || len(segs) == 2 && isCurrentUser(segs[1])):
 		if checkMethod(ex, http.MethodGet) && (len(segs) == 1 || checkCurrentUser(ex, segs[1])) {
@@ -191,7 +191,7 @@ func (s *Server) createRequest(ex *exchange, c caller) {
 
 func (s *Server) getRequest(ex *exchange, id string) {
 	s.mu.Lock()
-	r, gerr := s.st.get(id, s.clock.Now())
+	r, gerr := s.st.get(id, false, s.clock.Now())
 	var out requestJSON
 	if gerr == nil {
 		out = r.json()
@@ -205,9 +205,9 @@ func (s *Server) getRequest(ex *exchange, id string) {
 	ex.writeJSON(http.StatusOK, out)
 }
 
-func (s *Server) cancelRequest(ex *exchange, c caller, id string) {
+func (s *Server) cancelRequest(ex *exchange, c caller, id string, groups bool) {
 	s.mu.Lock()
-	gerr := s.st.cancel(c, id, s.clock.Now())
+	gerr := s.st.cancel(c, id, groups, s.clock.Now())
 	s.mu.Unlock()
 	if gerr != nil {
 		ex.fail(gerr)
@@ -231,7 +231,7 @@ func (s *Server) listRequests(ex *exchange, c caller, mine bool) {
 	}
 	var out []requestJSON
 	for _, r := range all {
-		if matches(cs, r.field) {
+		if !r.target().isGroup() && matches(cs, r.field) {
 			out = append(out, r.json())
 		}
 	}
@@ -239,12 +239,22 @@ func (s *Server) listRequests(ex *exchange, c caller, mine bool) {
 	writePage(ex, ex.metadata("Collection(unifiedRoleAssignmentScheduleRequest)"), out)
 }
 
-func (s *Server) listAssignments(ex *exchange, c caller, mine bool) {
-	if status := s.faultPlan().AssignmentReadStatus; status == http.StatusForbidden {
+// assignmentReadFault answers a read of assignment instances as the fault
+// plan's AssignmentReadStatus says, reporting whether it did.
+func assignmentReadFault(ex *exchange, f Faults) bool {
+	switch status := f.AssignmentReadStatus; {
+	case status == http.StatusForbidden:
 		ex.fail(&graphError{status, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."})
-		return
-	} else if status != 0 {
+	case status != 0:
 		ex.fail(&graphError{status, "ServiceUnavailable", "The service is temporarily unavailable. Please retry."})
+	default:
+		return false
+	}
+	return true
+}
+
+func (s *Server) listAssignments(ex *exchange, c caller, mine bool) {
+	if assignmentReadFault(ex, s.faultPlan()) {
 		return
 	}
 	cs, ok := filterOf(ex, "roleDefinitionId", "principalId", "directoryScopeId", "assignmentType", "memberType")
@@ -260,7 +270,7 @@ func (s *Server) listAssignments(ex *exchange, c caller, mine bool) {
 	}
 	var out []assignmentInstanceJSON
 	for _, a := range all {
-		if !a.liveAt(now) {
+		if a.isGroup() || !a.liveAt(now) {
 			continue
 		}
 		v := a.json()

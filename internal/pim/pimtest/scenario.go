@@ -14,11 +14,13 @@ import (
 )
 
 // Scenario is the directory the emulator serves: who exists, which roles
-// they may activate, how approvers behave and which faults to inject.
+// and groups they may activate, how approvers behave and which faults to
+// inject.
 type Scenario struct {
 	TenantID      string        `yaml:"tenantId"` // tid of minted tokens; a fixed GUID when empty
 	Users         []User        `yaml:"users"`
 	Roles         []Role        `yaml:"roles"`
+	Groups        []Group       `yaml:"groups"` // PIM for Groups
 	Eligibilities []Eligibility `yaml:"eligibilities"`
 	Active        []Assignment  `yaml:"active"`
 	Approver      Approver      `yaml:"approver"`
@@ -45,18 +47,37 @@ type Role struct {
 	Approver              *Approver     `yaml:"approver"`    // overrides Scenario.Approver for this role
 }
 
-// Eligibility makes Principal eligible to activate Role (an id or display name).
+// Group is a group whose membership and ownership PIM for Groups
+// governs. Its fields are a Role's: ID (the group's object id, derived
+// from DisplayName when empty), DisplayName, and the activation settings,
+// which the emulator applies to both member and owner access (Entra keeps
+// a policy per access).
+type Group Role
+
+// Access values of PIM for Groups (accessId).
+const (
+	AccessMember = "member"
+	AccessOwner  = "owner"
+)
+
+// Eligibility makes Principal eligible to activate Role (an id or display
+// name) or, with Group (likewise) instead, the group's Access: member
+// (the default) or owner.
 type Eligibility struct {
 	Principal string `yaml:"principal"`
 	Role      string `yaml:"role"`
+	Group     string `yaml:"group"`
+	Access    string `yaml:"access"`
 }
 
-// Assignment is an assignment that is already active when the emulator
-// starts. It ends at End, else Duration after start; with neither it is
-// permanent.
+// Assignment is an assignment of Role, or of Group's Access, that is
+// already active when the emulator starts. It ends at End, else Duration
+// after start; with neither it is permanent.
 type Assignment struct {
 	Principal string        `yaml:"principal"`
 	Role      string        `yaml:"role"`
+	Group     string        `yaml:"group"`
+	Access    string        `yaml:"access"`
 	End       time.Time     `yaml:"end"`
 	Duration  time.Duration `yaml:"duration"`
 }
@@ -88,6 +109,7 @@ type Faults struct {
 	// roleAssignmentScheduleInstances with this status: 403
 	// Authorization_RequestDenied (as for a token without read permission on
 	// assignments) or a 5xx ServiceUnavailable. Other requests are served.
+	// The same holds for PIM for Groups' assignmentScheduleInstances.
 	AssignmentReadStatus int `yaml:"assignmentReadStatus"`
 }
 
@@ -128,11 +150,18 @@ type directory struct {
 	// scenario order; eligibleOf holds each principal's share of it.
 	eligibility []roleKey
 	eligibleOf  map[string][]roleKey
-	active      []Assignment // Role resolved to an id
+	groups      groupDirectory
+	active      []activeAt
 	pageSize    int
 }
 
 type roleKey struct{ principal, role string }
+
+// activeAt is a scenario assignment with its principal and target resolved.
+type activeAt struct {
+	Assignment
+	target
+}
 
 // normalize validates the scenario, reporting every problem at once, and
 // indexes it.
@@ -143,8 +172,8 @@ func (sc Scenario) normalize() (*directory, error) {
 		tenantID: sc.TenantID,
 		users:    map[string]User{},
 		byName:   map[string]string{},
-		roleByID: map[string]*Role{},
 		eligible: map[roleKey]bool{},
+		groups:   groupDirectory{eligible: map[groupKey]bool{}},
 		pageSize: sc.PageSize,
 	}
 	if d.tenantID == "" {
@@ -172,56 +201,50 @@ func (sc Scenario) normalize() (*directory, error) {
 			}
 		}
 	}
-	byName := map[string]*Role{}
-	for i := range sc.Roles {
-		r := sc.Roles[i]
-		if r.DisplayName == "" {
-			bad("roles[%d]: displayName is empty", i)
-			continue
-		}
-		if r.ID == "" {
-			r.ID = derivedGUID(r.DisplayName)
-		}
-		r.ID = strings.ToLower(r.ID)
-		if r.MaxDuration == 0 {
-			r.MaxDuration = defaultMaxDuration
-		}
-		switch {
-		case !isGUID(r.ID):
-			bad("roles[%d] %q: id %q is not a GUID", i, r.DisplayName, r.ID)
-			continue
-		case d.roleByID[r.ID] != nil:
-			bad("roles[%d] %q: duplicate id %s", i, r.DisplayName, r.ID)
-			continue
-		case byName[strings.ToLower(r.DisplayName)] != nil:
-			bad("roles[%d]: duplicate displayName %q", i, r.DisplayName)
-			continue
-		case r.MaxDuration < 0:
-			bad("roles[%d] %q: maxDuration %v is negative", i, r.DisplayName, r.MaxDuration)
-		}
-		if r.Approver != nil {
-			if err := r.Approver.validate(); err != nil {
-				bad("roles[%d] %q: approver: %w", i, r.DisplayName, err)
-			}
-		} else {
-			a := sc.Approver
-			r.Approver = &a
-		}
-		if r.Approver.Mode == "" {
-			r.Approver.Mode = ApproveManual
-		}
-		d.roles = append(d.roles, &r)
-		d.roleByID[r.ID] = &r
-		byName[strings.ToLower(r.DisplayName)] = &r
+	var byName map[string]*Role
+	d.roles, d.roleByID, byName = normalizeRoles("roles", sc.Roles, sc.Approver, "pimtest role ", bad)
+	groups := make([]Role, len(sc.Groups))
+	for i, g := range sc.Groups {
+		groups[i] = Role(g)
 	}
+	d.groups.list, d.groups.byID, d.groups.byName = normalizeRoles("groups", groups, sc.Approver, "pimtest group ", bad)
 	if err := sc.Approver.validate(); err != nil {
 		bad("approver: %w", err)
 	}
-	resolve := func(what string, i int, principal, role string) (roleKey, bool) {
+	// resolve finds the principal and the role or group access an
+	// eligibility or assignment names.
+	resolve := func(what string, i int, principal, role, group, access string) (string, target, bool) {
 		p := strings.ToLower(principal)
 		if _, ok := d.users[p]; !ok {
 			bad("%s[%d]: principal %q is not a user", what, i, principal)
-			return roleKey{}, false
+			return "", target{}, false
+		}
+		if (role == "") == (group == "") {
+			bad("%s[%d]: name exactly one of role and group", what, i)
+			return "", target{}, false
+		}
+		if group != "" {
+			g := d.groups.byID[strings.ToLower(group)]
+			if g == nil {
+				g = d.groups.byName[strings.ToLower(group)]
+			}
+			switch access {
+			case "":
+				access = AccessMember
+			case AccessMember, AccessOwner:
+			default:
+				bad("%s[%d]: access %q is not member or owner", what, i, access)
+				return "", target{}, false
+			}
+			if g == nil {
+				bad("%s[%d]: group %q is not a group", what, i, group)
+				return "", target{}, false
+			}
+			return p, target{groupID: g.ID, accessID: access}, true
+		}
+		if access != "" {
+			bad("%s[%d]: access is for a group, not role %q", what, i, role)
+			return "", target{}, false
 		}
 		r := d.roleByID[strings.ToLower(role)]
 		if r == nil {
@@ -229,26 +252,32 @@ func (sc Scenario) normalize() (*directory, error) {
 		}
 		if r == nil {
 			bad("%s[%d]: role %q is not a role", what, i, role)
-			return roleKey{}, false
+			return "", target{}, false
 		}
-		return roleKey{p, r.ID}, true
+		return p, target{roleID: r.ID}, true
 	}
 	for i, e := range sc.Eligibilities {
-		if k, ok := resolve("eligibilities", i, e.Principal, e.Role); ok {
-			d.eligible[k] = true
+		p, t, ok := resolve("eligibilities", i, e.Principal, e.Role, e.Group, e.Access)
+		switch {
+		case !ok:
+		case t.isGroup():
+			d.groups.eligible[groupKey{p, t.groupID, t.accessID}] = true
+		default:
+			d.eligible[roleKey{p, t.roleID}] = true
 		}
 	}
 	for i, a := range sc.Active {
-		k, ok := resolve("active", i, a.Principal, a.Role)
+		p, t, ok := resolve("active", i, a.Principal, a.Role, a.Group, a.Access)
 		if a.Duration < 0 {
 			bad("active[%d]: duration %v is negative", i, a.Duration)
 			ok = false
 		}
 		if ok {
-			a.Principal, a.Role = k.principal, k.role
-			d.active = append(d.active, a)
+			a.Principal = p
+			d.active = append(d.active, activeAt{a, t})
 		}
 	}
+	d.groups.index(d.userOrder)
 	d.eligibleOf = map[string][]roleKey{}
 	for _, r := range d.roles {
 		for _, u := range d.userOrder {
@@ -265,6 +294,54 @@ func (sc Scenario) normalize() (*directory, error) {
 		return nil, errors.Join(errs...)
 	}
 	return d, nil
+}
+
+// normalizeRoles validates and indexes the roles (or groups) listed under
+// what, giving one without an id the id derived from seed and its name.
+func normalizeRoles(what string, in []Role, approver Approver, seed string, bad func(string, ...any)) (list []*Role, byID, byName map[string]*Role) {
+	byID, byName = map[string]*Role{}, map[string]*Role{}
+	for i := range in {
+		r := in[i]
+		if r.DisplayName == "" {
+			bad("%s[%d]: displayName is empty", what, i)
+			continue
+		}
+		if r.ID == "" {
+			r.ID = derivedGUIDOf(seed + r.DisplayName)
+		}
+		r.ID = strings.ToLower(r.ID)
+		if r.MaxDuration == 0 {
+			r.MaxDuration = defaultMaxDuration
+		}
+		switch {
+		case !isGUID(r.ID):
+			bad("%s[%d] %q: id %q is not a GUID", what, i, r.DisplayName, r.ID)
+			continue
+		case byID[r.ID] != nil:
+			bad("%s[%d] %q: duplicate id %s", what, i, r.DisplayName, r.ID)
+			continue
+		case byName[strings.ToLower(r.DisplayName)] != nil:
+			bad("%s[%d]: duplicate displayName %q", what, i, r.DisplayName)
+			continue
+		case r.MaxDuration < 0:
+			bad("%s[%d] %q: maxDuration %v is negative", what, i, r.DisplayName, r.MaxDuration)
+		}
+		if r.Approver != nil {
+			if err := r.Approver.validate(); err != nil {
+				bad("%s[%d] %q: approver: %w", what, i, r.DisplayName, err)
+			}
+		} else {
+			a := approver
+			r.Approver = &a
+		}
+		if r.Approver.Mode == "" {
+			r.Approver.Mode = ApproveManual
+		}
+		list = append(list, &r)
+		byID[r.ID] = &r
+		byName[strings.ToLower(r.DisplayName)] = &r
+	}
+	return list, byID, byName
 }
 
 func (a Approver) validate() error {
@@ -326,8 +403,10 @@ func isGUID(s string) bool {
 
 // derivedGUID gives a role without an id a stable one, so a scenario can
 // name roles only and still be referred to by id across runs.
-func derivedGUID(name string) string {
-	h := sha1.Sum([]byte("pimtest role " + name))
+func derivedGUID(name string) string { return derivedGUIDOf("pimtest role " + name) }
+
+func derivedGUIDOf(seed string) string {
+	h := sha1.Sum([]byte(seed))
 	h[6] = h[6]&0x0f | 0x50 // version 5
 	h[8] = h[8]&0x3f | 0x80 // RFC 4122 variant
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])

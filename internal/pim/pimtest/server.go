@@ -1,6 +1,7 @@
 // Package pimtest is a local stand-in for the Microsoft Graph v1.0
-// Privileged Identity Management endpoints for directory roles, so that the
-// PIM client, the gate and the demo can run without an Entra tenant.
+// Privileged Identity Management endpoints for directory roles and PIM for
+// Groups, so that the PIM client, the gate and the demo can run without an
+// Entra tenant.
 //
 // It serves the documented request, instance, eligibility and role
 // definition resources with Graph's JSON shapes and OData errors, validates

@@ -33,12 +33,16 @@ var (
 	ErrNotActive  = errors.New("pimtest: no live assignment")
 )
 
-// Request is a schedule request as the emulator recorded it.
+// Request is a schedule request as the emulator recorded it: for a
+// directory role (RoleDefinitionID set) or, through PIM for Groups, for a
+// group's membership or ownership (GroupID and AccessID set).
 type Request struct {
 	ID               string
 	Action           string
 	Principal        string
 	RoleDefinitionID string
+	GroupID          string
+	AccessID         string // member or owner
 	Status           string
 	Justification    string
 	TicketNumber     string
@@ -67,12 +71,24 @@ const (
 	kindAssigned  = "Assigned"
 )
 
-// assignment is an active role assignment (an assignment schedule instance).
+// assignment is an active role assignment, or group membership or
+// ownership (an assignment schedule instance).
 type assignment struct {
-	id, principal, roleID, scheduleID, originID, kind string
-	start                                             time.Time
-	end                                               *time.Time // nil: permanent
+	id, principal, scheduleID, originID, kind string
+	target
+	start time.Time
+	end   *time.Time // nil: permanent
 }
+
+// target is what a request or an assignment is for: a directory role, or
+// (PIM for Groups) a group's member or owner access.
+type target struct{ roleID, groupID, accessID string }
+
+func (r *request) target() target { return target{r.RoleDefinitionID, r.GroupID, r.AccessID} }
+
+// isGroup reports whether t is PIM for Groups', which Graph serves under
+// its own paths: a request or assignment is listed and found under one API only.
+func (t target) isGroup() bool { return t.groupID != "" }
 
 func (a *assignment) liveAt(t time.Time) bool {
 	return !t.Before(a.start) && (a.end == nil || t.Before(*a.end))
@@ -101,7 +117,7 @@ type state struct {
 func newState(dir *directory, now time.Time) *state {
 	st := &state{dir: dir, started: now, byID: map[string]*request{}, requestsOf: map[string][]*request{}, assignmentsOf: map[string][]*assignment{}}
 	for _, a := range dir.active {
-		as := &assignment{id: newID(), principal: a.Principal, roleID: a.Role, scheduleID: newID(), originID: newID(), kind: kindAssigned, start: now}
+		as := &assignment{id: newID(), principal: a.Principal, target: a.target, scheduleID: newID(), originID: newID(), kind: kindAssigned, start: now}
 		switch {
 		case !a.End.IsZero():
 			end := a.End
@@ -150,7 +166,7 @@ func (st *state) provision(r *request, at time.Time) {
 	}
 	end := start.Add(r.Duration)
 	st.addAssignment(&assignment{
-		id: newID(), principal: r.Principal, roleID: r.RoleDefinitionID, scheduleID: r.scheduleID,
+		id: newID(), principal: r.Principal, target: r.target(), scheduleID: r.scheduleID,
 		originID: newID(), kind: kindActivated, start: start, end: &end,
 	})
 	st.finish(r, StatusProvisioned, at)
@@ -183,7 +199,7 @@ func (st *state) revoke(principal, role string, now time.Time) error {
 	}
 	var ended *assignment
 	for _, a := range st.assignmentsOf[principal] {
-		if a.roleID == r.ID && a.notOver(now) {
+		if a.target == (target{roleID: r.ID}) && a.notOver(now) {
 			end := now
 			a.end = &end
 			ended = a
@@ -205,12 +221,12 @@ func (st *state) revoke(principal, role string, now time.Time) error {
 	return nil
 }
 
-// cancel is the requester withdrawing a pending request.
-func (st *state) cancel(c caller, id string, now time.Time) *graphError {
-	st.settle(now)
-	r := st.byID[strings.ToLower(id)]
-	if r == nil {
-		return errRequestNotFound(id)
+// cancel is the requester withdrawing a pending request, through the
+// API (directory roles' or PIM for Groups') that holds it.
+func (st *state) cancel(c caller, id string, groups bool, now time.Time) *graphError {
+	r, gerr := st.get(id, groups, now)
+	if gerr != nil {
+		return gerr
 	}
 	if r.Principal != c.oid {
 		return &graphError{http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."}
@@ -226,19 +242,22 @@ func errRequestNotFound(id string) *graphError {
 	return &graphError{http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The role assignment schedule request %s was not found.", id)}
 }
 
-func (st *state) get(id string, now time.Time) (*request, *graphError) {
+// get finds a request in the API that holds it: a group request is not
+// found under roleManagement/directory, nor a role request under
+// privilegedAccess/group.
+func (st *state) get(id string, groups bool, now time.Time) (*request, *graphError) {
 	st.settle(now)
 	r := st.byID[strings.ToLower(id)]
-	if r == nil {
+	if r == nil || r.target().isGroup() != groups {
 		return nil, errRequestNotFound(id)
 	}
 	return r, nil
 }
 
-// activeFor is the principal's assignment of role that has not ended.
-func (st *state) activeFor(principal, role string, now time.Time) *assignment {
+// activeFor is the principal's assignment of t that has not ended.
+func (st *state) activeFor(principal string, t target, now time.Time) *assignment {
 	for _, a := range st.assignmentsOf[principal] {
-		if a.roleID == role && a.notOver(now) {
+		if a.target == t && a.notOver(now) {
 			return a
 		}
 	}
@@ -254,14 +273,12 @@ const (
 	ruleMFA           = "MfaRule"
 )
 
-// create validates a schedule request body as Graph does and records it.
+// create validates a directory role schedule request body as Graph does
+// and records it.
 func (st *state) create(c caller, b requestBody, now time.Time) (*request, *graphError) {
 	st.settle(now)
-	badRequest := func(format string, args ...any) *graphError {
-		return &graphError{http.StatusBadRequest, "BadRequest", fmt.Sprintf(format, args...)}
-	}
-	if b.Action != ActionSelfActivate && b.Action != ActionSelfDeactivate {
-		return nil, badRequest("The action %q is not supported; this endpoint serves selfActivate and selfDeactivate.", b.Action)
+	if gerr := checkAction(b.Action); gerr != nil {
+		return nil, gerr
 	}
 	if b.PrincipalID == "" || b.RoleDefinitionID == "" {
 		return nil, badRequest("principalId and roleDefinitionId are required.")
@@ -269,34 +286,61 @@ func (st *state) create(c caller, b requestBody, now time.Time) (*request, *grap
 	if b.DirectoryScopeID == "" && (b.AppScopeID == nil || *b.AppScopeID == "") {
 		return nil, badRequest("Either directoryScopeId or appScopeId must be set.")
 	}
-	principal := strings.ToLower(b.PrincipalID)
-	if principal != c.oid {
-		return nil, &graphError{http.StatusForbidden, "Authorization_RequestDenied",
-			"Insufficient privileges to complete the operation. A self action can only be requested for the signed-in user."}
-	}
-	if _, ok := st.dir.users[principal]; !ok {
-		return nil, &graphError{http.StatusBadRequest, "SubjectNotFound", "The subject is not found."}
+	principal, gerr := st.self(c, b.PrincipalID)
+	if gerr != nil {
+		return nil, gerr
 	}
 	role := st.dir.roleByID[strings.ToLower(b.RoleDefinitionID)]
 	if role == nil {
 		return nil, &graphError{http.StatusNotFound, "RoleNotFound", "The role is not found."}
 	}
 	r := &request{
-		Request: Request{
-			ID: newID(), Action: b.Action, Principal: principal, RoleDefinitionID: role.ID,
-			Justification: b.Justification, Created: now,
-		},
-		scope:      b.DirectoryScopeID,
-		scheduleID: newID(),
-		approver:   *role.Approver,
+		Request: Request{ID: newID(), Action: b.Action, Principal: principal, RoleDefinitionID: role.ID, Justification: b.Justification, Created: now},
+		scope:   b.DirectoryScopeID,
 	}
-	if b.TicketInfo != nil {
-		r.ticket = *b.TicketInfo
-		r.TicketNumber = deref(b.TicketInfo.TicketNumber)
-		r.TicketSystem = deref(b.TicketInfo.TicketSystem)
+	return st.submit(c, r, role, b.ScheduleInfo, b.TicketInfo, st.dir.eligible[roleKey{principal, role.ID}], now)
+}
+
+func badRequest(format string, args ...any) *graphError {
+	return &graphError{http.StatusBadRequest, "BadRequest", fmt.Sprintf(format, args...)}
+}
+
+func checkAction(action string) *graphError {
+	if action != ActionSelfActivate && action != ActionSelfDeactivate {
+		return badRequest("The action %q is not supported; this endpoint serves selfActivate and selfDeactivate.", action)
 	}
-	if b.Action == ActionSelfDeactivate {
-		a := st.activeFor(principal, role.ID, now)
+	return nil
+}
+
+// self checks that a self action's principalId is the caller, a user of
+// the directory, and returns it lower-cased.
+func (st *state) self(c caller, principalID string) (string, *graphError) {
+	principal := strings.ToLower(principalID)
+	if principal != c.oid {
+		return "", &graphError{http.StatusForbidden, "Authorization_RequestDenied",
+			"Insufficient privileges to complete the operation. A self action can only be requested for the signed-in user."}
+	}
+	if _, ok := st.dir.users[principal]; !ok {
+		return "", &graphError{http.StatusBadRequest, "SubjectNotFound", "The subject is not found."}
+	}
+	return principal, nil
+}
+
+// submit applies a self action r (its target, principal and action set)
+// under pol, the PIM settings of r's role or group, and records it:
+// selfDeactivate ends the live activation; selfActivate is checked against
+// pending requests, live assignments, eligible and pol's rules.
+func (st *state) submit(c caller, r *request, pol *Role, si *scheduleInfo, ti *ticketInfo, eligible bool, now time.Time) (*request, *graphError) {
+	r.scheduleID = newID()
+	r.approver = *pol.Approver
+	if ti != nil {
+		r.ticket = *ti
+		r.TicketNumber = deref(ti.TicketNumber)
+		r.TicketSystem = deref(ti.TicketSystem)
+	}
+	t := r.target()
+	if r.Action == ActionSelfDeactivate {
+		a := st.activeFor(r.Principal, t, now)
 		if a == nil || a.kind != kindActivated {
 			return nil, &graphError{http.StatusBadRequest, "RoleAssignmentDoesNotExist", "The Role assignment does not exist."}
 		}
@@ -311,34 +355,34 @@ func (st *state) create(c caller, b requestBody, now time.Time) (*request, *grap
 		return r, nil
 	}
 	for _, p := range st.pending {
-		if p.Principal == principal && p.RoleDefinitionID == role.ID && p.Status == StatusPendingApproval {
+		if p.Principal == r.Principal && p.target() == t && p.Status == StatusPendingApproval {
 			return nil, &graphError{http.StatusBadRequest, "PendingRoleAssignmentRequest", "There is already an existing pending Role assignment request."}
 		}
 	}
-	if st.activeFor(principal, role.ID, now) != nil {
+	if st.activeFor(r.Principal, t, now) != nil {
 		return nil, &graphError{http.StatusBadRequest, "RoleAssignmentExists", "The Role assignment already exists."}
 	}
-	if gerr := checkAuthContext(role, c); gerr != nil {
+	if gerr := checkAuthContext(pol, c); gerr != nil {
 		return nil, gerr
 	}
 	var failed []string
-	if !st.dir.eligible[roleKey{principal, role.ID}] {
+	if !eligible {
 		failed = append(failed, ruleEligibility)
 	}
-	start, duration, ok, gerr := schedule(b.ScheduleInfo, role.MaxDuration, now)
+	start, duration, ok, gerr := schedule(si, pol.MaxDuration, now)
 	if gerr != nil {
 		return nil, gerr
 	}
 	if !ok {
 		failed = append(failed, ruleExpiration)
 	}
-	if role.RequiresJustification && strings.TrimSpace(b.Justification) == "" {
+	if pol.RequiresJustification && strings.TrimSpace(r.Justification) == "" {
 		failed = append(failed, ruleJustification)
 	}
-	if role.RequiresTicket && strings.TrimSpace(r.TicketNumber) == "" {
+	if pol.RequiresTicket && strings.TrimSpace(r.TicketNumber) == "" {
 		failed = append(failed, ruleTicketing)
 	}
-	if role.RequiresMFA && !c.mfa {
+	if pol.RequiresMFA && !c.mfa {
 		failed = append(failed, ruleMFA)
 	}
 	if len(failed) > 0 {
@@ -346,8 +390,8 @@ func (st *state) create(c caller, b requestBody, now time.Time) (*request, *grap
 			fmt.Sprintf("The following policy rules failed: [\"%s\"]", strings.Join(failed, `","`))}
 	}
 	r.start, r.Duration = start, duration
-	if b.ScheduleInfo != nil {
-		r.given = *b.ScheduleInfo
+	if si != nil {
+		r.given = *si
 	}
 	if r.given.StartDateTime == nil {
 		r.given.StartDateTime = &r.start
@@ -356,7 +400,7 @@ func (st *state) create(c caller, b requestBody, now time.Time) (*request, *grap
 		d := formatISODuration(duration)
 		r.given.Expiration = &expiration{Type: "afterDuration", Duration: &d}
 	}
-	if role.RequiresApproval {
+	if pol.RequiresApproval {
 		r.approvalID = newID()
 		r.Status = StatusPendingApproval
 		r.createStatus = StatusPendingApproval

@@ -46,8 +46,10 @@ const (
 )
 
 // graphScopes are the delegated permissions a real Graph token for PIM
-// self-activation carries.
-const graphScopes = "RoleAssignmentSchedule.ReadWrite.Directory RoleEligibilitySchedule.Read.Directory RoleManagement.Read.Directory"
+// self-activation carries: of directory roles, then of PIM for Groups
+// (with a group read permission to resolve group names).
+const graphScopes = "RoleAssignmentSchedule.ReadWrite.Directory RoleEligibilitySchedule.Read.Directory RoleManagement.Read.Directory " +
+	"PrivilegedAssignmentSchedule.ReadWrite.AzureADGroup PrivilegedEligibilitySchedule.Read.AzureADGroup GroupMember.Read.All"
 
 type tokenClaims struct {
 	Aud  string   `json:"aud"`
