@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
+)
+
+// PIM for Groups through the real binary and the emulator: a tool gated
+// by a group membership is approved, forwarded and cached; a tool gated by
+// an access the user is not eligible for is refused with nothing
+// requested; a cancelled call withdraws its request on the groups API.
+
+const (
+	prodDeployers = "Prod Deployers"
+	prodGroupID   = "2b5ed229-4072-478d-9504-a047ebd4b07d"
+)
+
+func groupsGateScenario() pimtest.Scenario {
+	sc := gateScenario()
+	sc.Groups = []pimtest.Group{{ID: prodGroupID, DisplayName: prodDeployers, RequiresApproval: true, MaxDuration: time.Hour}}
+	sc.Eligibilities = append(sc.Eligibilities, pimtest.Eligibility{Principal: alice, Group: prodDeployers, Access: pimtest.AccessMember})
+	return sc
+}
+
+// groupPolicy gates delete_database behind membership of Prod Deployers
+// (by name) and send_payment behind its ownership (by id), which alice is
+// not eligible for.
+func (e *pimEnv) groupPolicy(t *testing.T, principal string) (policyFile, auditFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(e.srv.Token(principal)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auditFile = filepath.Join(dir, "audit.jsonl")
+	policyFile = WritePolicy(t, fmt.Sprintf(`version: 1
+approvals:
+  credential: token
+  tokenFile: %q
+  graphURL: %s
+  graphCAFile: %q
+  pollInterval: 50ms
+  pollMaxBackoff: 200ms
+audit:
+  path: %q
+tools:
+  calls: allow
+  delete_database: {group: %s}
+  send_payment: {group: %s, access: owner}
+  "*": deny
+`, tokenFile, e.srv.URL(), e.caFile, auditFile, prodDeployers, prodGroupID))
+	return policyFile, auditFile
+}
+
+// groupRequests are the emulator's requests on the groups API.
+func (e *pimEnv) groupRequests() []pimtest.Request {
+	var out []pimtest.Request
+	for _, r := range e.srv.Requests() {
+		if r.GroupID != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestGroupGatedCall(t *testing.T) {
+	e := startPIMWith(t, groupsGateScenario())
+	policyFile, auditFile := e.groupPolicy(t, alice)
+	c := demoGate(t, policyFile)
+
+	type answer struct {
+		text string
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := TryCall(context.Background(), c, "delete_database", map[string]any{"name": "staging"})
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		done <- answer{text: Text(t, res)}
+	}()
+	req := e.pendingRequest(t, alice)
+	if req.GroupID != prodGroupID || req.AccessID != pimtest.AccessMember || req.RoleDefinitionID != "" {
+		t.Fatalf("pending request %+v, want one for membership of %s", req, prodGroupID)
+	}
+	if got := upstreamRan(t, c, "delete_database"); got != "0" {
+		t.Fatalf("the gated call ran %s times before approval", got)
+	}
+	if err := e.srv.Approve(req.ID); err != nil {
+		t.Fatal(err)
+	}
+	if a := Receive(t, "the gated call's answer", done); a.err != nil || a.text != "database staging deleted" {
+		t.Fatalf("gated call after approval: %v %q", a.err, a.text)
+	}
+
+	// Cached: the next call needs no PIM request and no Graph traffic.
+	hits := e.srv.HitCount()
+	if res := Call(t, c, "delete_database", map[string]any{"name": "scratch"}); res.IsError {
+		t.Fatalf("call on the cached group grant refused: %s", Text(t, res))
+	}
+	if e.srv.CreateCount() != 1 || e.srv.HitCount() != hits {
+		t.Errorf("a call on a cached grant went to Graph: creates %d, hits %d -> %d", e.srv.CreateCount(), hits, e.srv.HitCount())
+	}
+
+	// Owner access: alice is eligible for membership only, so the call is
+	// refused with nothing requested and nothing forwarded.
+	res, err := TryCall(context.Background(), c, "send_payment", map[string]any{"to": "ACME", "amount": 5})
+	if err != nil || !res.IsError || !strings.Contains(Text(t, res), "not eligible") || !strings.Contains(Text(t, res), "(owner)") {
+		t.Fatalf("call needing a group ownership alice is not eligible for: %v %v", err, res)
+	}
+	if n := e.srv.CreateCount(); n != 1 || len(e.groupRequests()) != 1 {
+		t.Errorf("not eligible, yet %d creates (%+v)", n, e.groupRequests())
+	}
+	if got := upstreamRan(t, c, "send_payment"); got != "0" {
+		t.Fatalf("a refused call ran %s times", got)
+	}
+	if got := upstreamRan(t, c, "delete_database"); got != "2" {
+		t.Fatalf("delete_database ran %s times, want 2", got)
+	}
+
+	// The audit log says which kind each gated decision was for.
+	_ = c.Close()
+	Eventually(t, "the audit log records the group decisions", func() error {
+		b, err := os.ReadFile(auditFile)
+		if err != nil {
+			return err
+		}
+		groups := 0
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				return fmt.Errorf("audit line %q: %w", line, err)
+			}
+			if rec["kind"] == "group" {
+				groups++
+			}
+		}
+		if groups == 0 {
+			return errors.New("no audit record has kind group")
+		}
+		return nil
+	})
+}
+
+func TestGroupCancelWithdrawsRequest(t *testing.T) {
+	e := startPIMWith(t, groupsGateScenario())
+	policyFile, _ := e.groupPolicy(t, alice)
+	c := demoGate(t, policyFile)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := TryCall(ctx, c, "delete_database", map[string]any{"name": "x"})
+		done <- err
+	}()
+	req := e.pendingRequest(t, alice)
+	if req.GroupID != prodGroupID {
+		t.Fatalf("pending request %+v is not for the group", req)
+	}
+	cancel()
+	if err := Receive(t, "the cancelled call's error", done); err == nil {
+		t.Fatal("cancelled call returned no error")
+	}
+	Eventually(t, "the group request is cancelled on the groups API", func() error {
+		for _, r := range e.groupRequests() {
+			if r.ID == req.ID && r.Status == pimtest.StatusCanceled {
+				return nil
+			}
+		}
+		return fmt.Errorf("request %s not cancelled: %+v", req.ID, e.srv.Requests())
+	})
+	if got := upstreamRan(t, c, "delete_database"); got != "0" {
+		t.Fatalf("a cancelled call ran %s times", got)
+	}
+}
