@@ -1,6 +1,8 @@
 // Command test-upstream is a small MCP server for testing and benchmarking
 // mcp-gate: tools that echo, sleep, emit progress, fail, crash and change the
-// tool list, served on stdio or Streamable HTTP (and optionally SSE).
+// tool list, served on stdio or Streamable HTTP (and optionally SSE); with
+// --conformance, also the fixtures of the official MCP conformance suite's
+// server scenarios.
 package main
 
 import (
@@ -41,6 +43,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	name := fs.String("name", "test-upstream", "server name, reported by initialize and the whoami tool")
 	sse := fs.Bool("sse", false, "with --transport http, also serve SSE at /sse and /message")
 	demo := fs.Bool("demo", false, "also offer the demo tools read_table, delete_database, send_payment, deploy and calls")
+	conformance := fs.Bool("conformance", false, "also offer the tools, resources and prompts the official MCP conformance suite's server scenarios call")
 	auditLog := fs.String("audit-log", "", "also offer the audited tool, which reports whether this audit log already holds the record admitting the call")
 	if err := cmdline.Parse(fs, args, usage, stdout, stderr); err != nil {
 		return err
@@ -51,6 +54,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	srv := testupstream.New(testupstream.Options{Name: *name, Stderr: stderr, Exit: exit, Clock: clock.Real{}})
 	if *demo {
 		srv.AddDemoTools()
+	}
+	if *conformance {
+		srv.AddConformance()
 	}
 	if *auditLog != "" {
 		srv.AddAuditProbe(*auditLog)

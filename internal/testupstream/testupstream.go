@@ -1,7 +1,8 @@
 // Package testupstream is a small MCP server with tools that exercise a
 // proxy: echo, sleep (observing cancellation), progress, tool errors, a crash,
 // tool-list changes, plus a resource, a resource template, a prompt and
-// logging, and optionally demo tools and an audit probe. End-to-end tests
+// logging, and optionally demo tools, an audit probe and the fixtures of the
+// official MCP conformance suite's server scenarios. End-to-end tests
 // and the benchmark run it as cmd/test-upstream.
 package testupstream
 

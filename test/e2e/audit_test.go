@@ -145,13 +145,13 @@ func TestAuditRecordPrecedesGrantedCall(t *testing.T) {
 	}
 }
 
-// httpUpstream starts the test upstream with its demo tools over
-// Streamable HTTP and returns its URL, so that a test can ask it directly
-// what ran, whatever the gate in front of it does.
-func httpUpstream(t *testing.T) string {
+// httpUpstream starts the test upstream with flags over Streamable HTTP
+// and returns its URL, so that a test can also talk to it directly, whatever
+// the gate in front of it does.
+func httpUpstream(t *testing.T, flags ...string) string {
 	t.Helper()
 	addrFile := filepath.Join(t.TempDir(), "addr")
-	cmd := exec.Command(UpstreamBin, "--name", "db", "--demo", "--transport", "http", "--addr-file", addrFile)
+	cmd := exec.Command(UpstreamBin, append(flags, "--transport", "http", "--addr-file", addrFile)...)
 	stderr := &SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
@@ -190,7 +190,7 @@ func TestAuditLogChangedUnderTheGate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			upstreamURL := httpUpstream(t)
+			upstreamURL := httpUpstream(t, "--name", "db", "--demo")
 			policyFile, auditFile := auditPolicy(t)
 			args := []string{"--policy", policyFile, "--upstream", "db=" + upstreamURL}
 			c, _ := StdioGate(t, nil, args)
