@@ -130,10 +130,12 @@ type gateway struct {
 	gating  *gating
 	log     *slog.Logger
 	metrics *prometheus.Registry // what /metrics serves
+	stopUI  func()               // stops the approvals page
 }
 
-// Close stops the upstreams, then closes the audit log.
+// Close stops the approvals page and the upstreams, then closes the audit log.
 func (g *gateway) Close() error {
+	g.stopUI()
 	return errors.Join(g.Proxy.Close(), g.gating.Close())
 }
 
@@ -189,8 +191,13 @@ func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writ
 		_ = errors.Join(p.Close(), gt.Close())
 		return nil, err
 	}
+	g := &gateway{Proxy: p, gating: gt, log: log, metrics: reg}
+	if g.stopUI, err = serveUI(g); err != nil {
+		_ = errors.Join(p.Close(), gt.Close())
+		return nil, err
+	}
 	go gt.watch(ctx, p.NotifyToolsChanged)
-	return &gateway{Proxy: p, gating: gt, log: log, metrics: reg}, nil
+	return g, nil
 }
 
 // chooseUpstreams picks the upstreams from exactly one of: the command after

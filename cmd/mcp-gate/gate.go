@@ -20,6 +20,7 @@ import (
 	"github.com/mcp-gate/mcp-gate/internal/pim"
 	"github.com/mcp-gate/mcp-gate/internal/policy"
 	"github.com/mcp-gate/mcp-gate/internal/proxy"
+	"github.com/mcp-gate/mcp-gate/internal/ui"
 )
 
 // defaultPolicyPath is where the gate looks for its policy without --policy.
@@ -41,6 +42,7 @@ type gating struct {
 	// with any other credential.
 	obo   *pim.OnBehalfOf
 	graph *pim.Client // nil when no rule names a role
+	board *ui.Board   // what the approvals page shows; nil without ui:
 }
 
 // loadGating reads the policy (a gate without one refuses to start) and
@@ -95,6 +97,11 @@ func loadGating(path string, log *slog.Logger, stderr io.Writer, m *metrics.Metr
 		return nil, err
 	}
 	cfg := gate.Config{Policy: g.policy.Load, Grants: cache, Audit: metrics.Auditor{Next: g.audit, M: m}, Clock: clock.Real{}, Logger: log}
+	if pol.UI().Enabled() {
+		g.board = ui.NewBoard(ui.BoardConfig{Clock: clock.Real{}, Held: cache.Held})
+		cfg.Audit = ui.Auditor{Next: cfg.Audit, Board: g.board}
+		cfg.Watch = func(k grants.Key, rec audit.Record, w *grants.Waiter) func() { return g.board.Waiting(k, rec, w) }
+	}
 	if act != nil {
 		cfg.Activator = metrics.NewActivator(act, m)
 	}

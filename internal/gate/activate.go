@@ -105,6 +105,9 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 		})
 		return grants.Grant{RequestID: pg.RequestID, Start: pg.Start, End: pg.End, Seen: pg.Seen}, err
 	})
+	if g.cfg.Watch != nil {
+		defer g.cfg.Watch(key, *rec, w)()
+	}
 	return g.await(ctx, rec, c, d.Role, w, wait, next, start)
 }
 

@@ -77,6 +77,11 @@ type Config struct {
 	// ProgressEvery is how often a waiting call sends a progress notification;
 	// default DefaultProgressEvery.
 	ProgressEvery time.Duration
+	// Watch, when set, hears of each call that waits for an activation
+	// (the approvals page, package ui): the grant's key, the call's audit
+	// record so far and the activation. What it returns is called once the
+	// call is over.
+	Watch func(k grants.Key, rec audit.Record, w *grants.Waiter) (over func())
 }
 
 // Gate decides tool calls. It is safe for concurrent use.

@@ -136,7 +136,7 @@ func (c *Cache) Live(k Key, confirm ConfirmFunc) (Grant, bool) {
 		return Grant{}, false
 	}
 	now := c.cfg.Clock.Now()
-	if !c.live(e.grant, now) || !now.Before(e.seen.Add(c.cfg.Recheck)) {
+	if !c.admits(e, now) {
 		c.misses.Add(1)
 		return Grant{}, false
 	}
@@ -145,6 +145,23 @@ func (c *Cache) Live(k Key, confirm ConfirmFunc) (Grant, bool) {
 		go c.confirm(k, e, confirm)
 	}
 	return e.grant, true
+}
+
+// Held returns the grant for k if Live would admit a call on it now,
+// without counting a lookup or starting a confirmation: for views of the
+// cache that must not change what it does.
+func (c *Cache) Held(k Key) (Grant, bool) {
+	e, ok := c.lru.Peek(k)
+	if !ok || !c.admits(e, c.cfg.Clock.Now()) {
+		return Grant{}, false
+	}
+	return e.grant, true
+}
+
+// admits reports whether e may admit a call at now: its grant is live and
+// Entra showed it live less than Recheck ago.
+func (c *Cache) admits(e *entry, now time.Time) bool {
+	return c.live(e.grant, now) && now.Before(e.seen.Add(c.cfg.Recheck))
 }
 
 // Stats returns the grants held now and how many lookups Live answered

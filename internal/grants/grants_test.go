@@ -542,3 +542,36 @@ func TestJoinDoesNotReuseAGrantPastRecheck(t *testing.T) {
 		t.Fatalf("%d activations, want 1", n)
 	}
 }
+
+// TestHeldIsLiveWithoutSideEffects: Held answers as Live does, but counts
+// no lookup and asks for no confirmation.
+func TestHeldIsLiveWithoutSideEffects(t *testing.T) {
+	clk := clock.NewFake(t0)
+	c := newCache(t, clk, func(cfg *Config) { cfg.Recheck = 10 * time.Minute })
+	k := Key{Principal: "p1", RoleID: "r1", Scope: "/"}
+	if _, ok := c.Held(k); ok {
+		t.Fatal("Held found a grant in an empty cache")
+	}
+	g := newGate()
+	g.release <- Grant{RequestID: "req-1", Start: t0, End: t0.Add(time.Hour)}
+	w := c.Join(k, g.activate)
+	<-w.Done()
+	w.Leave()
+	_, hits0, misses0 := c.Stats() // Join looked once
+	for _, tt := range []struct {
+		at   time.Duration
+		held bool
+	}{
+		{0, true},
+		{9 * time.Minute, true},   // past half of Recheck: Live would confirm
+		{10 * time.Minute, false}, // Recheck since Entra showed it: Live admits nothing
+	} {
+		clk.Advance(t0.Add(tt.at).Sub(clk.Now()))
+		if gr, held := c.Held(k); held != tt.held || held && gr.RequestID != "req-1" {
+			t.Errorf("at +%v: Held = %+v, %v, want held %v", tt.at, gr, held, tt.held)
+		}
+	}
+	if _, hits, misses := c.Stats(); hits != hits0 || misses != misses0 {
+		t.Fatalf("Held counted lookups: hits %d, misses %d, want %d, %d", hits, misses, hits0, misses0)
+	}
+}

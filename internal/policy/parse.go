@@ -69,11 +69,12 @@ type parser struct {
 	srcs         [][]altSrc // alternatives of p.entries[i], before defaults apply
 	approvalsSet bool
 	credNode     *yaml.Node // approvals.credential, else approvals:, for problems about the credential
+	uiNode       *yaml.Node // ui:, when present
 	defaultJust  textSpec
 }
 
 var (
-	topKeys       = []string{"version", "approvals", "audit", "serve", "upstreams", "tools"}
+	topKeys       = []string{"version", "approvals", "audit", "serve", "ui", "upstreams", "tools"}
 	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "clientId", "tokenFile", "graphURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "recheck", "settle", "maxBackground", "justification", "ticketSystem"}
 	auditKeys     = []string{"path", "arguments"}
 	upstreamKeys  = []string{"command", "env", "url", "headers", "timeout"}
@@ -141,6 +142,8 @@ func (ps *parser) top(root *yaml.Node) {
 			ps.audit(v)
 		case "serve":
 			ps.serve(v)
+		case "ui":
+			ps.uiSection(v)
 		case "upstreams":
 			ps.upstreams(v)
 		case "tools":
@@ -152,6 +155,7 @@ func (ps *parser) top(root *yaml.Node) {
 		return
 	}
 	ps.onBehalfOfNeedsAuth()
+	ps.uiNeedsAuthOffLoopback()
 	if !version {
 		ps.errorf(root, "version: missing; start the file with version: 1")
 	}

@@ -46,7 +46,7 @@ var errorCases = []problemCase{
 		"p.yaml:1:10: version: want 1 (the only version this mcp-gate reads), got the number 2",
 	}},
 	{"unknown top-level key", "version: 1\ntool: {a: allow}\ntools: {a: allow}\n", []string{
-		`p.yaml:2:1: top level: unknown key "tool" (did you mean "tools"?); allowed: version, approvals, audit, serve, upstreams, tools`,
+		`p.yaml:2:1: top level: unknown key "tool" (did you mean "tools"?); allowed: version, approvals, audit, serve, ui, upstreams, tools`,
 	}},
 	{"duplicate top-level key", "version: 1\nversion: 1\ntools: {a: allow}\n", []string{
 		`p.yaml:2:1: top level: "version" appears twice (first at line 1)`,

@@ -25,6 +25,7 @@ type Policy struct {
 	approvals Approvals
 	audit     Audit
 	serveAuth ServeAuth
+	ui        UI
 	upstreams []Upstream
 	entries   []entry
 	targets   []Target

@@ -15,13 +15,14 @@ var reloadedApprovals = []string{"defaultGrant", "justification", "ticketSystem"
 // and take effect only when mcp-gate starts again, as keys in file order
 // (approvals.wait, audit.arguments, upstreams.db): every key of approvals:
 // but the rule defaults defaultGrant, justification and ticketSystem, every
-// key of audit: and serve.auth:, and each entry of upstreams:. The rest (tools: and those
+// key of audit:, serve.auth: and ui:, and each entry of upstreams:. The rest (tools: and those
 // defaults) takes effect on reload.
 func RestartOnly(running, reloaded *Policy) []string {
 	var out []string
 	out = appendChanged(out, "approvals", approvalsKeys, running.approvals, reloaded.approvals)
 	out = appendChanged(out, "audit", auditKeys, running.audit, reloaded.audit)
 	out = appendChanged(out, "serve.auth", serveAuthKeys, running.serveAuth, reloaded.serveAuth)
+	out = appendChanged(out, "ui", uiKeys, running.ui, reloaded.ui)
 	was := map[string]Upstream{}
 	for _, u := range running.upstreams {
 		was[u.Name] = u

@@ -35,6 +35,7 @@ func TestRestartOnly(t *testing.T) {
 			s = strings.Replace(s, "  gh: {url: \"https://h/mcp\"}\n", "  fs: {command: [./fs]}\n", 1)
 			return s
 		}, []string{"approvals.credential", "approvals.wait", "upstreams.db", "upstreams.fs", "upstreams.gh"}},
+		{"ui page", base, func(s string) string { return strings.Replace(s, "tools:", "ui: {listen: \":8765\"}\ntools:", 1) }, []string{"ui.listen"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,7 +55,7 @@ func TestRestartOnlyKnowsEveryKey(t *testing.T) {
 	for _, s := range []struct {
 		keys []string
 		typ  reflect.Type
-	}{{approvalsKeys, reflect.TypeFor[Approvals]()}, {auditKeys, reflect.TypeFor[Audit]()}} {
+	}{{approvalsKeys, reflect.TypeFor[Approvals]()}, {auditKeys, reflect.TypeFor[Audit]()}, {uiKeys, reflect.TypeFor[UI]()}} {
 		for _, key := range s.keys {
 			if _, ok := s.typ.FieldByNameFunc(func(n string) bool { return strings.EqualFold(n, key) }); !ok {
 				t.Errorf("%s has no field for the key %s", s.typ, key)
