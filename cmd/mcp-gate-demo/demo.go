@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +36,7 @@ const upstreamName = "demo-db"
 type demo struct {
 	bin, dir  string
 	keep      bool // leave dir in place after the run
+	hold      bool // keep the processes up after the timeline until ctx ends
 	out, logs io.Writer
 	start     time.Time
 
@@ -90,6 +92,11 @@ func (d *demo) run(ctx context.Context) error {
 	}()
 	if err := d.steps(ctx, cli); err != nil {
 		return err
+	}
+	if d.hold {
+		d.say("holding: the emulator, mcp-gate and its approvals page stay up; press Ctrl-C to end the demo")
+		<-ctx.Done()
+		ctx = context.WithoutCancel(ctx)
 	}
 	closed = true
 	if err := cli.Close(); err != nil {
@@ -285,7 +292,8 @@ func writePolicy(path string, data policyData) error {
 // initializes an MCP session with it.
 func (d *demo) startGate(ctx context.Context, policyFile string) (*client.Client, error) {
 	args := []string{"--policy", policyFile, "--", filepath.Join(d.bin, "test-upstream"), "--demo", "--name", upstreamName}
-	tr := transport.NewStdioWithOptions(filepath.Join(d.bin, "mcp-gate"), os.Environ(), args, transport.WithCommandStderrWriter(d.logs))
+	page := &pageWatch{url: make(chan string, 1)}
+	tr := transport.NewStdioWithOptions(filepath.Join(d.bin, "mcp-gate"), os.Environ(), args, transport.WithCommandStderrWriter(io.MultiWriter(d.logs, page)))
 	cli := client.NewClient(tr)
 	if err := cli.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start mcp-gate: %w", err)
@@ -310,7 +318,49 @@ func (d *demo) startGate(ctx context.Context, policyFile string) (*client.Client
 	}
 	d.say("mcp-gate started with policy %s in front of the upstream %s (test-upstream --demo); to the client it is %s %s, protocol %s",
 		filepath.Base(policyFile), upstreamName, res.ServerInfo.Name, res.ServerInfo.Version, res.ProtocolVersion)
+	// mcp-gate logs the page's address before it serves MCP; its stderr
+	// may reach us after its answer to initialize.
+	select {
+	case url := <-page.url:
+		d.say("approvals page (live while the demo runs; --hold keeps it up): %s", url)
+	case <-time.After(10 * time.Second):
+		cli.Close()
+		return nil, errors.New("mcp-gate did not log where it serves the approvals page")
+	}
 	return cli, nil
+}
+
+// pageLine is mcp-gate's log line that says where the approvals page is.
+var pageLine = regexp.MustCompile(`msg="serving the approvals page" url=(\S+)`)
+
+// pageWatch reads mcp-gate's log for the approvals page's address.
+type pageWatch struct {
+	mu   sync.Mutex
+	line []byte
+	url  chan string
+}
+
+func (p *pageWatch) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.line = append(p.line, b...)
+	for {
+		i := bytes.IndexByte(p.line, '\n')
+		if i < 0 {
+			break
+		}
+		if m := pageLine.FindSubmatch(p.line[:i]); m != nil {
+			select {
+			case p.url <- string(m[1]):
+			default:
+			}
+		}
+		p.line = p.line[i+1:]
+	}
+	if len(p.line) > 64<<10 {
+		p.line = p.line[:0] // no log line of interest is this long
+	}
+	return len(b), nil
 }
 
 // readable rounds d to what a reader of the timeline cares about.

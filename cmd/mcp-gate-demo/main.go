@@ -31,14 +31,17 @@ func main() {
 	os.Exit(cmdline.Code("mcp-gate-demo", os.Stderr, err))
 }
 
-const usage = `Usage: mcp-gate-demo [--bin DIR] [--keep] [-v]
+const usage = `Usage: mcp-gate-demo [--bin DIR] [--keep] [--hold] [-v]
 
 Runs mcp-gate's main job end to end with no Azure tenant: a local PIM
 emulator stands in for Microsoft Graph, mcp-gate runs with a demo policy in
 front of a demo database server, and a real MCP client drives it. Prints a
 timeline and exits 0 only if every step behaved as described. Its files
 (policy, audit log, the emulator's scenario, CA and token) go to a
-temporary directory, removed at the end unless --keep is given.
+temporary directory, removed at the end unless --keep is given. The
+approvals page is served on a loopback port during the run (its address is
+printed); --hold keeps the emulator, mcp-gate and the page up after the
+timeline until interrupted, so a person can look.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -46,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bin := fs.String("bin", "bin", "`directory` holding mcp-gate, pim-emulator and test-upstream")
 	keep := fs.Bool("keep", false, "keep the demo's files (policy, audit log, the emulator's scenario, CA and token) after the run")
 	verbose := fs.Bool("v", false, "show mcp-gate's and the emulator's logs")
+	hold := fs.Bool("hold", false, "keep the emulator, mcp-gate and its approvals page up after the timeline, until interrupted")
 	if err := cmdline.Parse(fs, args, usage, stdout, stderr); err != nil {
 		return err
 	}
@@ -63,6 +67,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		logs = stderr
 	}
-	d := &demo{bin: *bin, dir: dir, keep: *keep, out: stdout, logs: logs}
+	d := &demo{bin: *bin, dir: dir, keep: *keep, hold: *hold, out: stdout, logs: logs}
 	return d.run(ctx)
 }

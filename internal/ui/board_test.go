@@ -57,7 +57,7 @@ type fixture struct {
 type memLog struct{ err error }
 
 func (m *memLog) Write(context.Context, audit.Record) error { return m.err }
-func (m *memLog) Err() error                                 { return m.err }
+func (m *memLog) Err() error                                { return m.err }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
