@@ -43,7 +43,14 @@ func WithSyncEachWrite() Option { return func(l *Log) { l.syncEach = true } }
 // several processes may append to one file (on Unix, where an advisory lock
 // orders their writes and the chain follows the file's real last line).
 //
-// Before each record it checks that the file it has open is still the one
+// Records written at the same time are committed together (group commit):
+// one goroutine takes the records waiting at that moment and writes them
+// as one batch, in one write, under one lock, one check of the file and
+// one checkpoint, while the others wait for it; each Write still returns
+// only once its own record is in the file. The chain head is kept in
+// memory, so nothing is read back unless another process appended.
+//
+// Before each batch it checks that the file it has open is still the one
 // at its path and no shorter than it left it (one stat), so a
 // log deleted, renamed, replaced or truncated under it is noticed at the
 // next record. That failure is sticky: the Log takes no more records, and
@@ -53,14 +60,29 @@ type Log struct {
 	syncEach bool
 	path     string
 
+	// committing is held by the one goroutine writing a batch: it owns
+	// the fields below it until it lets go.
+	committing chan struct{}
+	f          *os.File    // nil once closed
+	head       *os.File    // the checkpoint, overwritten in place
+	id         os.FileInfo // f's identity, to tell it from another file at path
+	prev       string      // hex SHA-256 of the file's last line
+	end        int64       // file size after the line prev was computed from
+	records    int64       // lines in the file up to end
+
 	mu      sync.Mutex
-	f       *os.File    // nil once closed
-	head    *os.File    // the checkpoint, overwritten in place
-	id      os.FileInfo // f's identity, to tell it from another file at path
-	prev    string      // hex SHA-256 of the file's last line
-	end     int64       // file size after the line prev was computed from
-	records int64       // lines in the file up to end
-	err     error       // sticky: the file may end in a torn line, or is not the log any more
+	pending *batch // records waiting for the next commit; nil when none
+	closed  bool
+	err     error // sticky: the file may end in a torn line, or is not the log any more
+}
+
+// batch is records committed together. Each line has a placeholder prev
+// (the last field, of fixed length) that the commit patches.
+type batch struct {
+	lines []byte // the lines, each with its newline
+	ends  []int  // where each line ends in lines, after its newline
+	done  chan struct{}
+	err   error // why the batch is not in the log; set before done closes
 }
 
 // Open opens or creates the log at path (its directory 0700, the file and
@@ -71,7 +93,7 @@ type Log struct {
 // and costs a full read); it reads the whole file only when there is no
 // checkpoint yet, to count its records.
 func Open(path string, opts ...Option) (*Log, error) {
-	l := &Log{clock: realClock{}, path: path}
+	l := &Log{clock: realClock{}, path: path, committing: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(l)
 	}
@@ -174,17 +196,18 @@ func (l *Log) resume(f *os.File) error {
 }
 
 // Write stamps r with the clock's time if it has none, links it to the
-// previous line and appends it as one line in a single write, then updates
-// the checkpoint. The record is written even if ctx is cancelled: a
-// cancelled call is exactly one an auditor wants to see. An error means the
-// record is not in the log.
+// previous line and appends it as one line, then updates the checkpoint;
+// records written at the same time share the write (see Log). It returns
+// once r is in the file. The record is written even if ctx is cancelled:
+// a cancelled call is exactly one an auditor wants to see. An error means
+// the record is not in the log.
 func (l *Log) Write(_ context.Context, r Record) error {
 	if r.Time.IsZero() {
 		r.Time = l.clock.Now()
 	}
 	r.Time = r.Time.UTC()
-	// Marshal outside the lock with a placeholder Prev; Prev is the last
-	// field and fixed-length, so the real hash is patched in under the lock.
+	// Encoded outside any lock with a placeholder Prev; Prev is the last
+	// field and fixed-length, so the real hash is patched in at commit.
 	r.Prev = zeroHash
 	if err := r.check(); err != nil {
 		return fmt.Errorf("audit: record not written: %w", err)
@@ -196,46 +219,102 @@ func (l *Log) Write(_ context.Context, r Record) error {
 	if len(line) >= maxLine {
 		return fmt.Errorf("audit: record not written: %d bytes, more than a record may take", len(line))
 	}
-	prevAt := len(line) - len(zeroHash) - len(`"}`)
-	line = append(line, '\n')
 
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	switch {
+	case l.closed:
+		l.mu.Unlock()
 		return ErrClosed
-	}
-	if l.err != nil {
+	case l.err != nil:
+		l.mu.Unlock()
 		return l.err
+	}
+	b := l.pending
+	if b == nil {
+		b = &batch{done: make(chan struct{})}
+		l.pending = b
+	}
+	b.lines = append(append(b.lines, line...), '\n')
+	b.ends = append(b.ends, len(b.lines))
+	l.mu.Unlock()
+	return l.await(b)
+}
+
+// await returns once b is committed, committing it itself unless another
+// goroutine is already writing: then b waits for that write to end, and
+// one of b's writers commits b with whatever joined it meanwhile.
+func (l *Log) await(b *batch) error {
+	select {
+	case <-b.done:
+		return b.err
+	case l.committing <- struct{}{}:
+	}
+	defer func() { <-l.committing }()
+	select {
+	case <-b.done: // committed by the writer before us
+		return b.err
+	default:
+	}
+	// Only a committer takes a batch, and it is done before the next one
+	// starts: b, not yet done, is still the pending one.
+	l.mu.Lock()
+	l.pending = nil
+	l.mu.Unlock()
+	l.commit(b)
+	return b.err
+}
+
+// commit writes b and closes its done. The caller holds committing.
+func (l *Log) commit(b *batch) {
+	defer close(b.done)
+	l.mu.Lock()
+	b.err = l.err // Close commits what is pending after closing: not ErrClosed
+	l.mu.Unlock()
+	if b.err != nil {
+		return
 	}
 	unlock, err := lockFile(l.f)
 	if err != nil {
-		return fmt.Errorf("audit: lock: %w", err)
+		b.err = fmt.Errorf("audit: lock: %w", err)
+		return
 	}
 	defer unlock()
 	if err := l.stillTheLog(); err != nil {
-		l.err = fmt.Errorf("audit: %w", err)
-		return l.err
+		b.err = l.fail(fmt.Errorf("audit: %w", err))
+		return
 	}
-	copy(line[prevAt:], l.prev)
-	n, err := l.f.Write(line)
+	prev, start := l.prev, 0
+	for _, end := range b.ends {
+		line := b.lines[start : end-1]
+		copy(line[len(line)-len(zeroHash)-len(`"}`):], prev)
+		prev, start = hashLine(line), end
+	}
+	_, err = l.f.Write(b.lines)
 	if err == nil && l.syncEach {
 		err = l.f.Sync()
 	}
 	if err != nil {
-		// The line may be half-written or unsynced; nothing more may be
-		// chained onto it.
-		l.err = fmt.Errorf("audit: write failed, log unusable until reopened: %w", err)
-		return l.err
+		// The lines may be half-written or unsynced; nothing more may be
+		// chained onto them.
+		b.err = l.fail(fmt.Errorf("audit: write failed, log unusable until reopened: %w", err))
+		return
 	}
-	l.prev = hashLine(line[:n-1])
-	l.end += int64(n)
-	l.records++
+	l.prev = prev
+	l.end += int64(len(b.lines))
+	l.records += int64(len(b.ends))
 	if err := l.checkpoint(); err != nil {
-		// The record is in the log, but from here on a cut at the end
+		// The records are in the log, but from here on a cut at the end
 		// would not show: take no more.
-		l.err = fmt.Errorf("audit: checkpoint %s not written, log unusable until reopened: %w", CheckpointPath(l.path), err)
+		l.fail(fmt.Errorf("audit: checkpoint %s not written, log unusable until reopened: %w", CheckpointPath(l.path), err))
 	}
-	return nil
+}
+
+// fail makes err the reason the log takes no more records, and returns it.
+func (l *Log) fail(err error) error {
+	l.mu.Lock()
+	l.err = err
+	l.mu.Unlock()
+	return err
 }
 
 // stillTheLog checks that the open file is still the one at the log's path
@@ -272,20 +351,27 @@ func (l *Log) checkpoint() error {
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.closed {
 		return ErrClosed
 	}
 	return l.err
 }
 
-// Close syncs and closes the file and its checkpoint. Later Writes return
-// ErrClosed.
+// Close waits for the records being written, then syncs and closes the
+// file and its checkpoint. Later Writes return ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.closed {
+		l.mu.Unlock()
 		return nil
 	}
+	l.closed = true
+	b := l.pending
+	l.mu.Unlock()
+	if b != nil {
+		_ = l.await(b) // its writers learn how it went
+	}
+	l.committing <- struct{}{} // and no commit runs from here on
 	var errs []error
 	for _, f := range []*os.File{l.f, l.head} {
 		if err := f.Sync(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -296,6 +297,83 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 	}
 }
 
+// Records written while another is being written are committed together
+// (group commit), yet no Write returns before its own record is in the
+// file: the writers queued behind a commit all wait, then all find their
+// record there, in one chain.
+func TestWritesQueuedBehindACommitAreWrittenTogether(t *testing.T) {
+	const writers = 8
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := openLog(t, path)
+	l.committing <- struct{}{} // a commit in progress, as far as the writers can tell
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() { errs <- l.Write(context.Background(), record(i)) }()
+	}
+	// Wait on the queue itself: every writer's line is pending.
+	for queued := 0; queued < writers; {
+		l.mu.Lock()
+		if l.pending != nil {
+			queued = len(l.pending.ends)
+		}
+		l.mu.Unlock()
+		runtime.Gosched()
+	}
+	select {
+	case err := <-errs:
+		t.Fatalf("a Write returned (%v) before its record was written", err)
+	default:
+	}
+	if lines := readLines(t, path); len(lines) != 0 {
+		t.Fatalf("%d lines in the file while the commit is held, want 0", len(lines))
+	}
+
+	<-l.committing
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := verifyFile(t, path); n != writers {
+		t.Errorf("Verify = %d lines, want %d", n, writers)
+	}
+	if cp, err := ReadCheckpoint(CheckpointPath(path)); err != nil || cp.Records != writers {
+		t.Errorf("checkpoint %+v, %v; want %d records", cp, err, writers)
+	}
+}
+
+// Close writes what is queued: the writers waiting on it are answered, and
+// their records are in the log.
+func TestCloseWritesWhatIsQueued(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := openLog(t, path)
+	l.committing <- struct{}{}
+	errs := make(chan error, 1)
+	go func() { errs <- l.Write(context.Background(), record(0)) }()
+	for queued := false; !queued; runtime.Gosched() {
+		l.mu.Lock()
+		queued = l.pending != nil
+		l.mu.Unlock()
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	for closing := false; !closing; runtime.Gosched() {
+		l.mu.Lock()
+		closing = l.closed
+		l.mu.Unlock()
+	}
+	<-l.committing
+	if err := <-errs; err != nil {
+		t.Fatalf("the queued Write: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if n := verifyFile(t, path); n != 1 {
+		t.Errorf("Verify = %d lines, want 1", n)
+	}
+}
+
 // Two Logs on one file stand for two gate processes sharing an audit path.
 func TestLogsSharingAFileKeepOneChain(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
@@ -342,9 +420,12 @@ func BenchmarkWrite(b *testing.B) {
 			}
 		})
 	}
+	// Eight writers on two cores, as eight concurrent calls: their records
+	// share commits.
 	b.Run("parallel", func(b *testing.B) {
 		l := openLog(b, filepath.Join(b.TempDir(), "audit.jsonl"))
 		r := record(0)
+		b.SetParallelism(4)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if err := l.Write(context.Background(), r); err != nil {
