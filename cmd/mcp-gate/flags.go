@@ -32,6 +32,9 @@ type proxyFlags struct {
 	upstreams  upstreamList
 	maxMessage int64
 	bounds     httpBounds // serve only; zero (the defaults) in stdio mode
+	// single: one client is served (stdio), whose capabilities the
+	// upstreams are initialized with.
+	single bool
 }
 
 // httpBounds are serve's limits on its HTTP clients.
@@ -57,7 +60,7 @@ func (f *proxyFlags) register(fs *flag.FlagSet) {
 // stdioFlags is the flag set of stdio mode, which the top-level help shows.
 func stdioFlags() (*flag.FlagSet, *proxyFlags) {
 	fs := flag.NewFlagSet("mcp-gate", flag.ContinueOnError)
-	var f proxyFlags
+	f := proxyFlags{single: true}
 	f.register(fs)
 	return fs, &f
 }
@@ -182,6 +185,7 @@ func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writ
 		MaxSessions:      f.bounds.maxSessions,
 		MaxCallsInFlight: f.bounds.maxCalls,
 		BodyTimeout:      f.bounds.bodyTimeout,
+		SingleClient:     f.single,
 	})
 	if err != nil {
 		gt.Close()

@@ -44,6 +44,8 @@ type childConn struct {
 	stdin    io.WriteCloser
 	grace    time.Duration
 	onNotify func(method string, params json.RawMessage)
+	// onRequest answers a request of the child; it must not block.
+	onRequest func(c *childConn, id json.RawMessage, method string, params json.RawMessage)
 
 	wmu sync.Mutex // one frame at a time on stdin
 
@@ -57,7 +59,7 @@ type childConn struct {
 
 // startChild starts argv as a child process whose stderr lines go to stderr
 // prefixed with the upstream's name.
-func startChild(name string, argv []string, env []string, stderr io.Writer, grace time.Duration, onNotify func(string, json.RawMessage)) (*childConn, error) {
+func startChild(name string, argv []string, env []string, stderr io.Writer, grace time.Duration, onNotify func(string, json.RawMessage), onRequest func(*childConn, json.RawMessage, string, json.RawMessage)) (*childConn, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("empty command")
 	}
@@ -81,13 +83,14 @@ func startChild(name string, argv []string, env []string, stderr io.Writer, grac
 		return nil, err
 	}
 	c := &childConn{
-		name:     name,
-		cmd:      cmd,
-		stdin:    stdin,
-		grace:    grace,
-		onNotify: onNotify,
-		pending:  make(map[string]chan reply),
-		done:     make(chan struct{}),
+		name:      name,
+		cmd:       cmd,
+		stdin:     stdin,
+		grace:     grace,
+		onNotify:  onNotify,
+		onRequest: onRequest,
+		pending:   make(map[string]chan reply),
+		done:      make(chan struct{}),
 	}
 	go c.read(stdout)
 	return c, nil
@@ -127,7 +130,7 @@ func (c *childConn) dispatch(line []byte) {
 	case m.Method != "" && len(m.ID) == 0:
 		c.onNotify(m.Method, m.Params)
 	case m.Method != "":
-		c.answer(m.ID, m.Method)
+		c.onRequest(c, m.ID, m.Method, m.Params)
 	default:
 		c.mu.Lock()
 		ch, ok := c.pending[string(m.ID)]
@@ -142,18 +145,6 @@ func (c *childConn) dispatch(line []byte) {
 		}
 		ch <- reply{result: m.Result}
 	}
-}
-
-// answer replies to a request from the child. The gate offers no client
-// capabilities to upstreams, so only ping is served.
-func (c *childConn) answer(id json.RawMessage, method string) {
-	var b []byte
-	if method == string(mcp.MethodPing) {
-		b = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"result":{}}`+"\n", id)
-	} else {
-		b = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"error":{"code":%d,"message":"method not found"}}`+"\n", id, mcp.METHOD_NOT_FOUND)
-	}
-	_ = c.write(b)
 }
 
 func (c *childConn) write(b []byte) error {

@@ -74,6 +74,12 @@ type Options struct {
 	// BodyTimeout bounds how long an HTTP request body may take to arrive;
 	// a slower one is answered 408. Default DefaultBodyTimeout.
 	BodyTimeout time.Duration
+	// SingleClient says one client is served (the stdio front): upstreams
+	// are initialized with the capabilities that client declares, and
+	// their requests outside any call go to it (see relay.go). Otherwise
+	// upstreams, shared by every session, are declared every capability
+	// the gate relays.
+	SingleClient bool
 }
 
 // Proxy serves MCP to clients and forwards to its upstreams. One Proxy
@@ -95,6 +101,7 @@ type Proxy struct {
 	subs          subscriptions   // resource subscriptions of the sessions that keep none
 	stdioSessions atomic.Int64    // numbers stdio sessions
 	serverInfo    json.RawMessage // our Implementation, stamped on 2026-07-28 results
+	client        *clientCaps     // the single client's capabilities (Options.SingleClient)
 	rebuildMu     sync.Mutex
 	published     published // what the MCPServer was last given, to skip no-op updates
 
@@ -170,7 +177,7 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 		opts.MaxCallsInFlight = DefaultMaxCallsInFlight
 	}
 
-	p := &Proxy{opts: opts, log: opts.Logger, byName: make(map[string]*upstream), tasks: newTaskStore(opts.Clock)}
+	p := &Proxy{opts: opts, log: opts.Logger, byName: make(map[string]*upstream), tasks: newTaskStore(opts.Clock), client: newClientCaps()}
 	p.routes.Store(&routeTable{})
 	several := len(opts.Upstreams) > 1
 	for _, cfg := range opts.Upstreams {
@@ -192,6 +199,9 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 			clientInfo: mcp.Implementation{Name: "mcp-gate", Version: opts.Version},
 			changed:    p.rebuild,
 			relay:      p.relay,
+			ask:        p.serverRequest,
+			caps:       p.upstreamCaps,
+			relaying:   make(chan struct{}, maxRelayed),
 			refresh:    make(chan struct{}, 1),
 			ready:      make(chan struct{}),
 		}
@@ -364,7 +374,7 @@ func (p *Proxy) newServer() *server.MCPServer {
 
 	// Every capability the gate can proxy is declared; initialize and
 	// server/discover then narrow the answer to what the upstreams have.
-	return server.NewMCPServer("mcp-gate", p.opts.Version,
+	srv := server.NewMCPServer("mcp-gate", p.opts.Version,
 		server.WithToolCapabilities(true),
 		server.WithResourceCapabilities(true, true),
 		server.WithPromptCapabilities(true),
@@ -375,6 +385,8 @@ func (p *Proxy) newServer() *server.MCPServer {
 		server.WithHooks(hooks),
 		server.WithPaginationLimit(1000),
 	)
+	srv.AddNotificationHandler(string(mcp.MethodNotificationRootsListChanged), p.forwardRootsChanged)
+	return srv
 }
 
 // waitStarted waits, at most d, until every upstream finished its first

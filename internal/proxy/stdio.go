@@ -21,9 +21,11 @@ import (
 // protocol generation takes a direct path: raw arguments in, the upstream's
 // raw result out. Everything else goes through mcp-go's server.
 func (p *Proxy) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	w := &lineWriter{w: out}
 	sess := &stdioSession{
 		id:    "stdio-" + strconv.FormatInt(p.stdioSessions.Add(1), 10),
 		notes: make(chan mcp.JSONRPCNotification, 256),
+		w:     w,
 	}
 	if err := p.srv.RegisterSession(ctx, sess); err != nil {
 		return err
@@ -33,7 +35,6 @@ func (p *Proxy) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	w := &lineWriter{w: out}
 	var notesDone sync.WaitGroup
 	notesDone.Go(func() {
 		for {
@@ -206,9 +207,13 @@ func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWri
 		w.error(bad.id, bad.code, bad.message, nil)
 		return
 	}
+	if k == request && p.opts.SingleClient {
+		p.learnClient(h)
+	}
 	switch k {
 	case response:
-		return // the gate sends clients no requests
+		sess.answered(h)
+		return
 	case notification:
 		switch h.Method {
 		case string(mcp.MethodNotificationInitialized):
@@ -417,6 +422,8 @@ type stdioSession struct {
 	initialized atomic.Bool
 	handshake   atomic.Bool // an initialize request was seen: wait for notifications/initialized
 	inflight    inflight    // every request in flight, by id
+	w           *lineWriter
+	asks        asks // the gate's requests to the client, waiting for its answer
 
 	mu     sync.Mutex
 	info   mcp.Implementation
@@ -521,4 +528,71 @@ func (s *stdioSession) IsSubscribedToResource(uri string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.subs[uri]
+}
+
+// asks are the requests the gate sent a stdio client, by id.
+type asks struct {
+	mu   sync.Mutex
+	next int64
+	m    map[string]chan reply
+}
+
+// ask sends the client a request and waits for its answer, or for ctx;
+// a request given up on is cancelled at the client.
+func (s *stdioSession) ask(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	ch := make(chan reply, 1)
+	s.asks.mu.Lock()
+	s.asks.next++
+	id := strconv.AppendInt(nil, s.asks.next, 10)
+	key := "n" + string(id)
+	if s.asks.m == nil {
+		s.asks.m = make(map[string]chan reply)
+	}
+	s.asks.m[key] = ch
+	s.asks.mu.Unlock()
+
+	b := make([]byte, 0, len(params)+len(method)+64)
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	b = append(b, `,"method":`...)
+	b = strconv.AppendQuote(b, method)
+	if len(params) > 0 {
+		b = append(b, `,"params":`...)
+		b = append(b, params...)
+	}
+	s.w.write(append(b, "}\n"...))
+	select {
+	case r := <-ch:
+		return r.result, r.err
+	case <-ctx.Done():
+		s.asks.mu.Lock()
+		delete(s.asks.m, key)
+		s.asks.mu.Unlock()
+		cancel, _ := json.Marshal(map[string]any{"requestId": json.RawMessage(id), "reason": context.Cause(ctx).Error()})
+		s.w.write(append(append([]byte(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":`), cancel...), "}\n"...))
+		return nil, ctx.Err()
+	}
+}
+
+// answered delivers a client's response to the request it answers; one
+// that answers nothing the gate asked is dropped.
+func (s *stdioSession) answered(h head) {
+	key, _ := idKey(h.ID)
+	s.asks.mu.Lock()
+	ch, ok := s.asks.m[key]
+	delete(s.asks.m, key)
+	s.asks.mu.Unlock()
+	if !ok {
+		return
+	}
+	if len(h.Error) > 0 {
+		var d mcp.JSONRPCErrorDetails
+		if json.Unmarshal(h.Error, &d) != nil {
+			ch <- reply{err: &RPCError{Code: mcp.INTERNAL_ERROR, Message: "the client answered with an unreadable error"}}
+			return
+		}
+		ch <- reply{err: rpcErrorFrom(&d)}
+		return
+	}
+	ch <- reply{result: h.Result}
 }

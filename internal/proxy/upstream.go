@@ -96,6 +96,13 @@ type upstream struct {
 	clientInfo mcp.Implementation
 	changed    func()                                      // what it offers changed
 	relay      func(method string, params json.RawMessage) // notifications for clients
+	// ask answers the upstream's requests (relay.go); caps is what the
+	// gate declares to it as its client.
+	ask      func(ctx context.Context, u *upstream, method string, params json.RawMessage) (json.RawMessage, error)
+	caps     func(context.Context) mcp.ClientCapabilities
+	callers  callers       // calls in flight, by the client session behind them
+	asks     sync.Map      // the upstream's requests being relayed: id key -> context.CancelCauseFunc
+	relaying chan struct{} // one token per request being relayed, at most maxRelayed
 
 	live     atomic.Pointer[link] // nil while down
 	listed   atomic.Pointer[link] // the last successful listing, kept while down
@@ -193,7 +200,7 @@ func (u *upstream) connect(ctx context.Context) (*link, error) {
 			env = append(env, k+"="+os.ExpandEnv(v))
 		}
 		sort.Strings(env)
-		child, err := startChild(u.cfg.Name, u.cfg.Command, env, u.stderr, u.grace, u.onNotify)
+		child, err := startChild(u.cfg.Name, u.cfg.Command, env, u.stderr, u.grace, u.onNotify, u.childRequest)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: start %q: %w", u.cfg.Name, u.cfg.Command[0], err)
 		}
@@ -220,10 +227,14 @@ func (u *upstream) connect(ctx context.Context) (*link, error) {
 			u.onNotify(n.Method, params)
 		})
 		cl.OnConnectionLost(hc.lost)
+		if bt, ok := hc.tr.(transport.BidirectionalInterface); ok {
+			bt.SetRequestHandler(u.httpRequests) // after Start, which set mcp-go's
+		}
 	}
 	init := mcp.InitializeRequest{}
 	init.Params.ProtocolVersion = mcp.ProtocolVersion20251125
 	init.Params.ClientInfo = u.clientInfo
+	init.Params.Capabilities = u.caps(ctx)
 	res, err := cl.Initialize(ctx, init)
 	if err != nil {
 		_ = c.Close()
@@ -353,7 +364,7 @@ func (u *upstream) onNotify(method string, params json.RawMessage) {
 		default: // a relist is already due
 		}
 	case mcp.MethodNotificationCancelled:
-		// The gate forwards no upstream requests, so there is nothing to cancel.
+		u.cancelRequest(params)
 	case mcp.MethodNotificationTasksStatus:
 		// Upstream tasks are the gate's own (a task-only tool called for a
 		// plain call); no client knows their ids.
@@ -422,6 +433,10 @@ func (u *upstream) callTool(ctx context.Context, c *Call) (Result, error) {
 		// would still see it, so the token outlives the call briefly.
 		defer time.AfterFunc(progressGrace, func() { u.progress.Delete(id) })
 	}
+	// The upstream's requests during the call go to the call's session.
+	k := caller{session: c.SessionID, principal: c.Principal}
+	ctx = context.WithValue(ctx, callerKey{}, k)
+	defer u.callers.enter(k)()
 	ctx, stop := u.limit(ctx)
 	defer stop()
 	res, err := l.conn.call(ctx, id, string(mcp.MethodToolsCall), params)
