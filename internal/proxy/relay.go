@@ -398,3 +398,23 @@ func (p *Proxy) forwardRootsChanged(context.Context, mcp.JSONRPCNotification) {
 		}
 	}
 }
+
+var _ server.SessionWithElicitation = (*stdioSession)(nil)
+
+// RequestElicitation asks the stdio client's user, for mcp-go's server
+// and the gate's own questions (Call.Elicit).
+func (s *stdioSession) RequestElicitation(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	params, err := json.Marshal(req.Params)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := s.ask(ctx, string(mcp.MethodElicitationCreate), params)
+	if err != nil {
+		return nil, err
+	}
+	var res mcp.ElicitationResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, fmt.Errorf("the client's elicitation answer is unreadable: %w", err)
+	}
+	return &res, nil
+}

@@ -344,3 +344,44 @@ func TestRelayStdioCancel(t *testing.T) {
 	}
 	sess.answered(head{ID: json.RawMessage(`1`), Result: json.RawMessage(`{}`)}) // dropped, no panic
 }
+
+// lines hands each line written to it to a channel.
+type lines chan string
+
+func (l lines) Write(b []byte) (int, error) { l <- string(b); return len(b), nil }
+
+// TestStdioSessionElicits: the stdio session answers mcp-go's typed
+// elicitation with the client's answer to the request it writes.
+func TestStdioSessionElicits(t *testing.T) {
+	out := make(lines, 4)
+	sess := &stdioSession{id: "s", w: &lineWriter{w: out}}
+	type answer struct {
+		res *mcp.ElicitationResult
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		req := mcp.ElicitationRequest{}
+		req.Params.Message = "justification?"
+		res, err := sess.RequestElicitation(context.Background(), req)
+		got <- answer{res, err}
+	}()
+	var sent struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Params struct {
+			Message string `json:"message"`
+		} `json:"params"`
+	}
+	if err := json.Unmarshal([]byte(<-out), &sent); err != nil || sent.Method != "elicitation/create" || sent.Params.Message != "justification?" {
+		t.Fatalf("the client got %+v (%v)", sent, err)
+	}
+	sess.answered(head{ID: sent.ID, Result: json.RawMessage(`{"action":"accept","content":{"why":"incident 42"}}`)})
+	a := <-got
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if content, _ := a.res.Content.(map[string]any); a.res.Action != mcp.ElicitationResponseActionAccept || content["why"] != "incident 42" {
+		t.Fatalf("got %+v, %v", a.res, a.err)
+	}
+}
