@@ -65,7 +65,8 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	defer stopEmulator()
-	d.say("PIM emulator serving Graph at %s; alice is eligible for 'Database Administrator' (approver approves after 7s) and 'Treasury' (approver denies)", graphURL)
+	d.say("PIM emulator serving Graph at %s; alice is eligible for 'Database Administrator' (approver approves after 7s), 'Treasury' (approver denies) "+
+		"and membership of the PIM group 'Prod Deployers' (approver approves after 4s)", graphURL)
 
 	token, err := mintToken(ctx, graphURL, caFile, alice)
 	if err != nil {
@@ -109,10 +110,10 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit log does not verify: %s", out)
 	}
-	// Every decision is on record: five calls forwarded (three steps and two
-	// counts from the upstream), each recorded before it left the gate and
-	// again with its outcome, and two refusals, recorded once.
-	if want := "ok: 12 records, chain intact, checkpoint matches"; !strings.HasPrefix(string(out), want) {
+	// Every decision is on record: seven calls forwarded (four steps and
+	// three counts from the upstream), each recorded before it left the gate
+	// and again with its outcome, and two refusals, recorded once.
+	if want := "ok: 16 records, chain intact, checkpoint matches"; !strings.HasPrefix(string(out), want) {
 		return fmt.Errorf("audit log: %s, want %s", strings.TrimSpace(string(out)), want)
 	}
 	shown := filepath.Base(auditFile)
@@ -153,6 +154,7 @@ func (d *demo) steps(ctx context.Context, cli *client.Client) error {
 		{"an allowed call", "read_table", map[string]any{"table": "customers"}, false, "3 rows from customers", false},
 		{"a call that needs PIM role 'Database Administrator'", "delete_database", map[string]any{"name": "staging"}, false, "database staging deleted", true},
 		{"the same call again: the grant is cached", "delete_database", map[string]any{"name": "scratch"}, false, "database scratch deleted", false},
+		{"a call that needs membership of PIM group 'Prod Deployers' (PIM for Groups)", "deploy", map[string]any{"repo": "web"}, false, `deployed "web"`, true},
 		{"a call the policy denies", "crash", map[string]any{}, true, "denied by demo-policy.yaml:", false},
 		{"a call whose PIM request the approver denies", "send_payment", map[string]any{"to": "ACME Ltd", "amount": 1200}, true, "denied the activation of role Treasury", true},
 	} {
@@ -190,7 +192,7 @@ func (d *demo) steps(ctx context.Context, cli *client.Client) error {
 	}
 
 	// The upstream's own count proves what reached it.
-	for tool, want := range map[string]string{"delete_database": "2", "send_payment": "0"} {
+	for tool, want := range map[string]string{"delete_database": "2", "deploy": "1", "send_payment": "0"} {
 		res, err := cli.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "calls", Arguments: map[string]any{"tool": tool}}})
 		if err != nil {
 			return err
@@ -199,7 +201,7 @@ func (d *demo) steps(ctx context.Context, cli *client.Client) error {
 			return fmt.Errorf("the upstream ran %s %s times, want %s", tool, got, want)
 		}
 	}
-	d.say("the upstream ran delete_database twice and send_payment never: refused calls were not forwarded")
+	d.say("the upstream ran delete_database twice, deploy once and send_payment never: refused calls were not forwarded")
 	return nil
 }
 

@@ -89,7 +89,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 	client := strings.TrimSpace(c.Client.Name + " " + c.Client.Version)
 	justification, ticket, err := d.Justify(policy.Call{Tool: c.Tool, Upstream: c.Upstream, Client: client, TraceID: rec.TraceID, Args: args, Given: given})
 	if err != nil {
-		return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' (%s): %s", d.Role, d.Rule, err))
+		return g.refuse(ctx, rec, fmt.Sprintf("refused: %s (%s): %s", d.Target, d.Rule, err))
 	}
 	req := pim.Request{
 		Principal:     principal,
@@ -108,7 +108,7 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 	if g.cfg.Watch != nil {
 		defer g.cfg.Watch(key, *rec, w)()
 	}
-	return g.await(ctx, rec, c, d.Role, w, wait, next, start)
+	return g.await(ctx, rec, c, d.Target.String(), w, wait, next, start)
 }
 
 // askable is the values d requires that the user is asked for: all of
@@ -144,7 +144,10 @@ func (g *Gate) confirmGrant(ctx context.Context, k grants.Key) (grants.Grant, bo
 // reports progress meanwhile, answers with a receipt once the wait is over,
 // and leaves (cancelling the activation if nobody else wants it) when the
 // client gives up.
-func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role string, w *grants.Waiter,
+//
+// target names what is activated for people ("PIM role 'X'", "PIM group
+// 'X' (member)"), as policy.Target's String does.
+func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, target string, w *grants.Waiter,
 	wait time.Duration, next proxy.CallFunc, start time.Time) (proxy.Result, error) {
 	waitOver := g.cfg.Clock.After(wait)
 	tick := g.cfg.Clock.After(g.cfg.ProgressEvery)
@@ -158,14 +161,14 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role
 		// MCP wants progress to grow with every notification: the value is
 		// the unrounded wait, the sentence the rounded one.
 		elapsed := g.cfg.Clock.Now().Sub(started)
-		c.Progress(ctx, elapsed.Seconds(), waiting(role, p, elapsed.Round(time.Second)))
+		c.Progress(ctx, elapsed.Seconds(), waiting(target, p, elapsed.Round(time.Second)))
 		told = p
 	}
 	for {
 		p, started, changed := w.Progress()
 		rec.RequestID = p.RequestID
 		if receiptDue && p.RequestID != "" {
-			return g.receipt(ctx, rec, w, role, p)
+			return g.receipt(ctx, rec, w, target, p)
 		}
 		if p.RequestID != "" && p != told {
 			// The user hears of the request, and of each new status, at once.
@@ -176,7 +179,7 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role
 			w.Leave()
 			gr, err := w.Result()
 			if err != nil {
-				return g.refuse(ctx, rec, refusal(role, p.RequestID, err))
+				return g.refuse(ctx, rec, refusal(target, p.RequestID, err))
 			}
 			rec.RequestID = gr.RequestID
 			if err := g.settle(ctx); err != nil {
@@ -185,14 +188,14 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role
 				return nil, err
 			}
 			if !g.cfg.Clock.Now().Before(gr.End) {
-				return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' ended at %s, before the call could be forwarded: call again", role, gr.End.Format(time.RFC3339)))
+				return g.refuse(ctx, rec, fmt.Sprintf("refused: %s ended at %s, before the call could be forwarded: call again", target, gr.End.Format(time.RFC3339)))
 			}
 			return g.forward(ctx, rec, c, next, start)
 		case <-ctx.Done():
 			if proxy.ClientTimedOut(ctx) {
 				// The client's clock ran out, not its user's patience: the
 				// user will call again, so the request stays for approvers.
-				_, _ = g.receipt(context.WithoutCancel(ctx), rec, w, role, p)
+				_, _ = g.receipt(context.WithoutCancel(ctx), rec, w, target, p)
 				return nil, ctx.Err()
 			}
 			w.Leave()
@@ -205,7 +208,7 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, role
 			receiptDue, waitOver = true, nil
 			idGrace = g.cfg.Clock.After(requestIDGrace)
 		case <-idGrace:
-			return g.receipt(ctx, rec, w, role, p)
+			return g.receipt(ctx, rec, w, target, p)
 		case <-changed:
 		case <-tick:
 			tick = g.cfg.Clock.After(g.cfg.ProgressEvery)
@@ -232,15 +235,15 @@ func (g *Gate) settle(ctx context.Context) error {
 
 // receipt hands the activation to the background and answers with what the
 // user needs to get it approved and call again.
-func (g *Gate) receipt(ctx context.Context, rec *audit.Record, w *grants.Waiter, role string, p grants.Progress) (proxy.Result, error) {
+func (g *Gate) receipt(ctx context.Context, rec *audit.Record, w *grants.Waiter, target string, p grants.Progress) (proxy.Result, error) {
 	if err := w.Background(); err != nil {
 		w.Leave()
-		return g.refuse(ctx, rec, fmt.Sprintf("refused: PIM role '%s' is not active yet (request %s) and %s: call again later", role, p.RequestID, err))
+		return g.refuse(ctx, rec, fmt.Sprintf("refused: %s is not active yet (request %s) and %s: call again later", target, p.RequestID, err))
 	}
-	msg := fmt.Sprintf("Not run yet: PIM role '%s' is waiting for approval (request %s, status %s). %s Call this tool again once the request is approved.",
-		role, p.RequestID, p.Status, approverHint)
+	msg := fmt.Sprintf("Not run yet: %s is waiting for approval (request %s, status %s). %s Call this tool again once the request is approved.",
+		target, p.RequestID, p.Status, approverHint)
 	if p.RequestID == "" {
-		msg = fmt.Sprintf("Not run yet: PIM has not yet answered the activation request for role '%s'; it goes on in the background. Call this tool again in a minute.", role)
+		msg = fmt.Sprintf("Not run yet: PIM has not yet answered the activation request for %s; it goes on in the background. Call this tool again in a minute.", target)
 	}
 	rec.Outcome, rec.Message = audit.OutcomeReceipt, msg
 	g.write(ctx, rec)
@@ -248,18 +251,18 @@ func (g *Gate) receipt(ctx context.Context, rec *audit.Record, w *grants.Waiter,
 }
 
 // waiting is the progress sentence for a call that waits for approval.
-func waiting(role string, p grants.Progress, elapsed time.Duration) string {
+func waiting(target string, p grants.Progress, elapsed time.Duration) string {
 	switch {
 	case p.RequestID == "":
-		return fmt.Sprintf("Requesting PIM role '%s' (%s).", role, elapsed)
+		return fmt.Sprintf("Requesting %s (%s).", target, elapsed)
 	case strings.HasPrefix(p.Status, "Pending"):
-		return fmt.Sprintf("Waiting for approval of PIM role '%s' (request %s, %s, %s). %s", role, p.RequestID, p.Status, elapsed, approverHint)
+		return fmt.Sprintf("Waiting for approval of %s (request %s, %s, %s). %s", target, p.RequestID, p.Status, elapsed, approverHint)
 	}
-	return fmt.Sprintf("PIM role '%s': request %s is %s (%s).", role, p.RequestID, p.Status, elapsed)
+	return fmt.Sprintf("%s: request %s is %s (%s).", target, p.RequestID, p.Status, elapsed)
 }
 
 // refusal explains why an activation did not give a grant.
-func refusal(role, requestID string, err error) string {
+func refusal(target, requestID string, err error) string {
 	var re *pim.RefusedError
 	if errors.As(err, &re) {
 		return "refused: " + re.UserMessage() // names the role and the request
@@ -268,7 +271,7 @@ func refusal(role, requestID string, err error) string {
 	if errors.As(err, &nl) {
 		return "refused: " + nl.UserMessage() // likewise
 	}
-	msg := fmt.Sprintf("refused: PIM role '%s' was not activated: %s", role, pim.UserMessage(err))
+	msg := fmt.Sprintf("refused: %s was not activated: %s", target, pim.UserMessage(err))
 	if requestID != "" {
 		msg += fmt.Sprintf(" (PIM request %s)", requestID)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
 )
 
@@ -76,6 +78,13 @@ func TestGroupGatedCall(t *testing.T) {
 	e := startPIMWith(t, groupsGateScenario())
 	policyFile, auditFile := e.groupPolicy(t, alice)
 	c := demoGate(t, policyFile)
+	progress := make(chan string, 64)
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationProgress) {
+			msg, _ := n.Params.AdditionalFields["message"].(string)
+			progress <- msg
+		}
+	})
 
 	type answer struct {
 		text string
@@ -83,7 +92,7 @@ func TestGroupGatedCall(t *testing.T) {
 	}
 	done := make(chan answer, 1)
 	go func() {
-		res, err := TryCall(context.Background(), c, "delete_database", map[string]any{"name": "staging"})
+		res, err := callWithProgress(context.Background(), c, "delete_database", map[string]any{"name": "staging"})
 		if err != nil {
 			done <- answer{err: err}
 			return
@@ -93,6 +102,9 @@ func TestGroupGatedCall(t *testing.T) {
 	req := e.pendingRequest(t, alice)
 	if req.GroupID != prodGroupID || req.AccessID != pimtest.AccessMember || req.RoleDefinitionID != "" {
 		t.Fatalf("pending request %+v, want one for membership of %s", req, prodGroupID)
+	}
+	if msg := Receive(t, "progress", progress); !strings.Contains(msg, "PIM group 'Prod Deployers' (member)") || !strings.Contains(msg, req.ID) {
+		t.Errorf("progress %q does not name the group, its access and the request %s", msg, req.ID)
 	}
 	if got := upstreamRan(t, c, "delete_database"); got != "0" {
 		t.Fatalf("the gated call ran %s times before approval", got)
