@@ -176,6 +176,7 @@ func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writ
 		Upstreams:  ups,
 		Middleware: gt.gate.Middleware,
 		ToolFilter: gt.gate.FilterTool,
+		Asks:       gt.gate.Asks,
 		Logger:     log,
 		Stderr:     stderr,
 		Version:    version,

@@ -212,7 +212,9 @@ func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// and on to mcp-go's server, which cancels what it serves itself
 		// and answers 202
 	case m.kind == request && m.head.Method == string(mcp.MethodToolsCall):
-		if cp, ok := directParams(m.head.Params, false); ok && cp.m.ProgressToken == nil {
+		// A call whose user may be asked something takes mcp-go's path,
+		// which streams the question on the call's own response.
+		if cp, ok := directParams(m.head.Params, false); ok && cp.m.ProgressToken == nil && !sessionCanElicit(session.ClientSession) {
 			status, out := d.call(r.Context(), session, sid, m.head.ID, cp)
 			writeJSON(w, status, out)
 			return
@@ -269,6 +271,8 @@ func (d *directHTTP) call(ctx context.Context, session *liveSession, sid string,
 // task starts a task-augmented tools/call as a task of the session: it
 // outlives this request and ends with the session.
 func (d *directHTTP) task(ctx context.Context, session *liveSession, sid string, id json.RawMessage, cp *toolCallParams) []byte {
+	// The session's standalone stream carries what the task asks the user.
+	ctx = d.p.srv.WithContext(ctx, session.ClientSession)
 	c, err := d.p.newCall(ctx, cp.Name, cp.Arguments, cp.Meta)
 	if err != nil {
 		return errorLine(id, err)

@@ -39,10 +39,14 @@ type Options struct {
 	Upstreams  []UpstreamConfig
 	Middleware Middleware // wraps every tools/call; nil forwards every call
 	ToolFilter ToolFilter // rewrites tools/list; nil shows every tool
-	Logger     *slog.Logger
-	Stderr     io.Writer // receives upstream stderr, each line prefixed with "[name] "; default os.Stderr
-	Version    string    // reported in serverInfo and to upstreams
-	Clock      Clock     // default the real clock
+	// Asks names, by client-facing tool name, the arguments the
+	// Middleware takes from callers whose client cannot ask its user
+	// (never forwarded); tools/list adds them to such clients' schemas.
+	Asks    func(tool string) []AskArg
+	Logger  *slog.Logger
+	Stderr  io.Writer // receives upstream stderr, each line prefixed with "[name] "; default os.Stderr
+	Version string    // reported in serverInfo and to upstreams
+	Clock   Clock     // default the real clock
 
 	StopGrace  time.Duration // SIGTERM to SIGKILL for child upstreams; default 5s
 	MinBackoff time.Duration // first restart delay; default 250ms
@@ -120,6 +124,11 @@ type route struct {
 	// taskable tools are listed with execution.taskSupport "optional"
 	// (the ToolFilter asked for it) and run as tasks when a client asks.
 	taskable bool
+	// askSchema is the inputSchema with the Asks arguments, listed to
+	// clients that cannot ask their user; nil when there are none.
+	askSchema json.RawMessage
+	// declared is the tool's own property names, for tools with Asks.
+	declared []string
 }
 
 type routeTable struct {
@@ -327,6 +336,7 @@ func (p *Proxy) newServer() *server.MCPServer {
 		rt := p.routes.Load()
 		res.Tools = slices.DeleteFunc(res.Tools, func(t mcp.Tool) bool { return rt.tools[t.Name].hidden })
 		inOrder(rt, "t", res.Tools, func(t mcp.Tool) string { return t.Name })
+		p.showAsks(ctx, rt, res.Tools)
 		// Task support is listed, not registered with mcp-go's server, so
 		// that mcp-go never runs a call as a task of its own: the fronts
 		// run tasks (tasks.go); elsewhere a task-augmented call is served
@@ -527,7 +537,17 @@ func (p *Proxy) rebuild() {
 			if _, dup := rt.tools[t.Name]; dup {
 				continue
 			}
-			rt.tools[t.Name] = route{up: u, name: upstreamName, task: task, hidden: hidden, taskable: taskable}
+			r := route{up: u, name: upstreamName, task: task, hidden: hidden, taskable: taskable}
+			if asks := p.asks(t.Name); len(asks) > 0 {
+				schema, declared, err := withAsks(t.RawInputSchema, asks)
+				if err != nil {
+					p.log.Warn("tool schema cannot take the arguments its rule needs; clients that cannot ask their user must pass them anyway", "tool", t.Name, "err", err)
+				} else if !bytes.Equal(schema, t.RawInputSchema) {
+					r.askSchema = schema
+				}
+				r.declared = declared
+			}
+			rt.tools[t.Name] = r
 			rt.order["t"+t.Name] = len(tools)
 			tools = append(tools, server.ServerTool{Tool: t, Handler: p.handleTool})
 		}
@@ -555,7 +575,10 @@ func (p *Proxy) rebuild() {
 			prompts = append(prompts, server.ServerPrompt{Prompt: pr, Handler: u.getPrompt(upstreamName)})
 		}
 	}
-	if b := fingerprint(tools, func(t server.ServerTool) any { r := rt.tools[t.Tool.Name]; return []any{t.Tool, r.hidden, r.taskable} }); !bytes.Equal(b, p.published.tools) {
+	if b := fingerprint(tools, func(t server.ServerTool) any {
+		r := rt.tools[t.Tool.Name]
+		return []any{t.Tool, r.hidden, r.taskable, r.askSchema}
+	}); !bytes.Equal(b, p.published.tools) {
 		p.published.tools = b
 		p.srv.SetTools(tools...)
 	}
@@ -573,6 +596,14 @@ func (p *Proxy) rebuild() {
 	}
 	// After the server's tables, so a name found here is served there too.
 	p.routes.Store(rt)
+}
+
+// asks is what Options.Asks says of tool.
+func (p *Proxy) asks(tool string) []AskArg {
+	if p.opts.Asks == nil {
+		return nil
+	}
+	return p.opts.Asks(tool)
 }
 
 func templateKey(t mcp.ResourceTemplate) string {
@@ -634,13 +665,18 @@ func (p *Proxy) forward(ctx context.Context, c *Call) (Result, error) {
 }
 
 // newCall resolves a client-facing tool name into a Call. A name not yet
-// known waits for upstreams still starting.
+// known waits for upstreams still starting. ctx names the client session
+// when the front has one, so that the gate can ask its user.
 func (p *Proxy) newCall(ctx context.Context, name string, args, meta json.RawMessage) (*Call, error) {
 	var r route
 	if !p.lookup(ctx, func() bool { var ok bool; r, ok = p.routes.Load().tools[name]; return ok }) {
 		return nil, &RPCError{Code: mcp.INVALID_PARAMS, Message: fmt.Sprintf("tool '%s' not found", name)}
 	}
-	return &Call{Tool: name, Upstream: r.up.cfg.Name, UpstreamTool: r.name, Arguments: args, Principal: principalFrom(ctx), meta: meta, task: r.task}, nil
+	c := &Call{Tool: name, Upstream: r.up.cfg.Name, UpstreamTool: r.name, Arguments: args, Principal: principalFrom(ctx), Declared: r.declared, meta: meta, task: r.task}
+	if canElicit(ctx) {
+		c.Elicit = p.elicit
+	}
+	return c, nil
 }
 
 // handleTool serves tools/call for requests that go through mcp-go's
