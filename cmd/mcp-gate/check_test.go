@@ -28,7 +28,7 @@ func TestCheckFiveMistakes(t *testing.T) {
 		file + `:5:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, clientId, tokenFile, graphURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, recheck, settle, maxBackground, justification, ticketSystem`,
 		file + `:6:15: approvals.credential: unknown value "azure-cli" (did you mean "azurecli"?); allowed: default, azurecli, devicecode, browser, managedidentity, workloadidentity, environment, token, onbehalfof`,
 		file + `:7:17: approvals.defaultGrant: 48h is longer than the maximum of 24h`,
-		file + `:9:14: tools["db__query"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket}, {when, action: allow|deny} or a list of them, got the string "alow"`,
+		file + `:9:14: tools["db__query"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket, confirm}, {when, action: allow|deny} or a list of them, got the string "alow"`,
 		file + `:10:31: tools["db__delete_database"].role: must not be empty; give a PIM role display name or role definition id`,
 	}
 	if got := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {

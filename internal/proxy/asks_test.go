@@ -90,7 +90,9 @@ func TestToolsListShowsAsksToClientsThatCannotAsk(t *testing.T) {
 		want string
 	}{
 		{"stdio", func() *client.Client { return stdioClient(t, p) }, asked},
-		{"http", func() *client.Client { return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125)) }, asked},
+		{"http", func() *client.Client {
+			return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+		}, asked},
 		{"http eliciting", func() *client.Client {
 			return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125), client.WithElicitationHandler(elicitor{}))
 		}, input},
@@ -157,7 +159,9 @@ func TestCallElicitReachesTheCallersUser(t *testing.T) {
 		want  string
 		asked bool
 	}{
-		{"http", func(answering) *client.Client { return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125)) }, "cannot ask", false},
+		{"http", func(answering) *client.Client {
+			return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+		}, "cannot ask", false},
 		{"http eliciting", func(a answering) *client.Client {
 			return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125), client.WithElicitationHandler(a))
 		}, `accept {"justification":"from the user"}`, true},
