@@ -126,9 +126,9 @@ func TestToolsListShowsAsksToClientsThatCannotAsk(t *testing.T) {
 	}
 }
 
-type answering struct{ got chan mcp.ElicitationParams }
+type userAnswers struct{ got chan mcp.ElicitationParams }
 
-func (a answering) Elicit(_ context.Context, r mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+func (a userAnswers) Elicit(_ context.Context, r mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
 	a.got <- r.Params
 	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"justification": "from the user"}}}, nil
 }
@@ -155,20 +155,20 @@ func TestCallElicitReachesTheCallersUser(t *testing.T) {
 	})
 	for _, tc := range []struct {
 		name  string
-		c     func(answering) *client.Client
+		c     func(userAnswers) *client.Client
 		want  string
 		asked bool
 	}{
-		{"http", func(answering) *client.Client {
+		{"http", func(userAnswers) *client.Client {
 			return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
 		}, "cannot ask", false},
-		{"http eliciting", func(a answering) *client.Client {
+		{"http eliciting", func(a userAnswers) *client.Client {
 			return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125), client.WithElicitationHandler(a))
 		}, `accept {"justification":"from the user"}`, true},
-		{"stdio", func(answering) *client.Client { return stdioClient(t, p) }, "cannot ask", false},
+		{"stdio", func(userAnswers) *client.Client { return stdioClient(t, p) }, "cannot ask", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := answering{got: make(chan mcp.ElicitationParams, 1)}
+			a := userAnswers{got: make(chan mcp.ElicitationParams, 1)}
 			res, err := callTool(t.Context(), tc.c(a), "echo", map[string]any{"text": "x"})
 			if err != nil {
 				t.Fatal(err)
