@@ -25,7 +25,7 @@ func TestCheckFiveMistakes(t *testing.T) {
 	const file = "../../internal/policy/testdata/five-mistakes.yaml"
 	stdout, _, code := runPolicyCmd(t, "check", file)
 	want := []string{
-		file + `:5:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, clientId, tokenFile, graphURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, recheck, settle, maxBackground, justification, ticketSystem`,
+		file + `:5:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, clientId, tokenFile, armTokenFile, graphURL, armURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, recheck, settle, maxBackground, justification, ticketSystem`,
 		file + `:6:15: approvals.credential: unknown value "azure-cli" (did you mean "azurecli"?); allowed: default, azurecli, devicecode, browser, managedidentity, workloadidentity, environment, token, onbehalfof`,
 		file + `:7:17: approvals.defaultGrant: 48h is longer than the maximum of 24h`,
 		file + `:9:14: tools["db__query"]: want allow, deny, a mapping {role | group | azureRole, grant, when, justification, ticket, confirm}, {when, action: allow|deny} or a list of them, got the string "alow"`,

@@ -127,6 +127,7 @@ func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer, observ
 	}
 	c, err := pim.New(pim.Config{
 		GraphURL:       ap.GraphURL,
+		ARMURL:         ap.ARMURL,
 		CAFile:         ap.GraphCAFile,
 		Credential:     cred,
 		CredentialKind: ap.Credential,
@@ -156,7 +157,7 @@ func newOnBehalfOf(pol *policy.Policy, log *slog.Logger, observe func(int)) (*pi
 		TenantID: sa.TenantID, ClientID: ap.ClientID, Secret: os.Getenv(pim.ClientSecretEnv),
 		Authority: sa.Authority, AuthorityCAFile: sa.CAFile, MaxUsers: grantCacheSize,
 		Client: pim.Config{
-			GraphURL: ap.GraphURL, CAFile: ap.GraphCAFile, TenantID: sa.TenantID,
+			GraphURL: ap.GraphURL, ARMURL: ap.ARMURL, CAFile: ap.GraphCAFile, TenantID: sa.TenantID,
 			PollInterval: ap.PollInterval, PollMaxBackoff: ap.PollMaxBackoff, Logger: log, Observe: observe,
 		},
 	})
@@ -196,7 +197,7 @@ func newCredential(ap policy.Approvals, stderr io.Writer) (azcore.TokenCredentia
 		return nil, err
 	}
 	cred, err := pim.NewCredential(ap.Credential, pim.CredentialOptions{
-		TenantID: ap.TenantID, ClientID: ap.ClientID, TokenFile: ap.TokenFile, RecordFile: record, Prompt: stderr,
+		TenantID: ap.TenantID, ClientID: ap.ClientID, TokenFile: ap.TokenFile, ARMTokenFile: ap.ARMTokenFile, RecordFile: record, Prompt: stderr,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("approvals.credential %s: %w", ap.Credential, err)

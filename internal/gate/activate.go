@@ -34,11 +34,6 @@ func (g *Gate) activate(ctx context.Context, rec *audit.Record, c *proxy.Call, d
 	if act == nil {
 		return g.refuse(ctx, rec, fmt.Sprintf("%s, but no approvals backend is configured: add an approvals: section to the policy", d.Why()))
 	}
-	if d.Kind == policy.KindAzureRole {
-		// Activating an Azure role as a directory role of the same name
-		// would grant the wrong thing: refuse until the kind is served.
-		return g.refuse(ctx, rec, fmt.Sprintf("refused: %s (%s): this mcp-gate does not activate Azure resource roles yet; nothing was requested", d.Target, d.Rule))
-	}
 	// A confirmation comes first, for every call, cached grant or not: it
 	// is about this call, and nothing is looked up or requested before
 	// the user has said yes. The values the rule requires are asked in

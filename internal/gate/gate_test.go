@@ -606,19 +606,37 @@ func TestUpstreamFailureIsTheOutcome(t *testing.T) {
 	}
 }
 
-func TestAzureRolesRefusedWithoutActivation(t *testing.T) {
-	h := newHarness(t, strings.Replace(testPolicy, "  \"*\": deny\n", `  scale: {azureRole: Contributor, scope: /subscriptions/11111111-2222-3333-4444-555555555555}
+// An Azure role grant is keyed by its scope: the same role on another
+// resource group is another activation, and the audit says the kind and
+// the scope.
+func TestAzureRoleGrantsKeyedByScope(t *testing.T) {
+	const sub = "/subscriptions/11111111-2222-3333-4444-555555555555"
+	h := newHarness(t, strings.Replace(testPolicy, "  \"*\": deny\n", `  scale: {azureRole: Contributor, scope: `+sub+`/resourceGroups/rg-prod}
+  scale_dev: {azureRole: Contributor, scope: `+sub+`/resourceGroups/rg-dev}
   "*": deny
 `, 1))
-	res, err := h.next(t.Context(), &proxy.Call{Tool: "scale"})
-	if err != nil {
-		t.Fatal(err)
+	grant := func(tool string, want policy.Target) {
+		t.Helper()
+		done := h.callAsync(t.Context(), &proxy.Call{Tool: tool})
+		a := <-h.act.started
+		if a.req.Target != want {
+			t.Fatalf("%s: activation of %+v, want %+v", tool, a.req.Target, want)
+		}
+		a.result <- activationResult{grant: pim.Grant{RequestID: "req-" + tool, Start: t0, End: t0.Add(time.Hour)}}
+		if text, isErr := toolError(t, (<-done).res); isErr {
+			t.Fatalf("%s: answer = %q", tool, text)
+		}
 	}
-	if text, isErr := toolError(t, res); !isErr || !strings.Contains(text, "nothing was requested") {
-		t.Fatalf("answer = %q", text)
+	grant("scale", policy.Target{Kind: policy.KindAzureRole, Role: "Contributor", Scope: sub + "/resourceGroups/rg-prod"})
+	if rec := h.audit.call(t)[0]; rec.Kind != "azureRole" || rec.Scope != sub+"/resourceGroups/rg-prod" || rec.Role != "Contributor" || rec.RequestID != "req-scale" {
+		t.Fatalf("audit = %+v, want the Azure role, its scope and the request", rec)
 	}
-	if h.up.calls.Load() != 0 || h.act.activations.Load() != 0 || h.act.resolved.Load() != 0 {
-		t.Fatal("an Azure role call was forwarded, or activated as a directory role")
+	if _, err := h.next(t.Context(), &proxy.Call{Tool: "scale"}); err != nil || h.act.activations.Load() != 1 {
+		t.Fatalf("second call: err %v, activations %d", err, h.act.activations.Load())
+	}
+	grant("scale_dev", policy.Target{Kind: policy.KindAzureRole, Role: "Contributor", Scope: sub + "/resourceGroups/rg-dev"})
+	if h.act.activations.Load() != 2 || h.up.calls.Load() != 3 {
+		t.Fatalf("activations %d, forwarded %d; want 2 and 3", h.act.activations.Load(), h.up.calls.Load())
 	}
 }
 

@@ -40,10 +40,14 @@ const (
 	permanentHorizon = 24 * time.Hour
 )
 
+// Request statuses, Graph's and ARM's (which adds FailedAsResourceIsLocked,
+// PendingRevocation, AdminApproved and PendingExternalProvisioning).
 var (
-	refusedStatuses = []string{"Denied", "Failed", "Canceled", "Revoked", "TimedOut", "AdminDenied", "Invalid"}
+	refusedStatuses = []string{"Denied", "Failed", "Canceled", "Revoked", "TimedOut", "AdminDenied", "Invalid",
+		"FailedAsResourceIsLocked", "PendingRevocation"}
 	pendingStatuses = []string{"PendingApproval", "PendingAdminDecision", "PendingApprovalProvisioning", "PendingProvisioning",
-		"PendingScheduleCreation", "Granted", "ScheduleCreated", "Accepted", "PendingEvaluation", "ProvisioningStarted"}
+		"PendingScheduleCreation", "Granted", "ScheduleCreated", "Accepted", "PendingEvaluation", "ProvisioningStarted",
+		"AdminApproved", "PendingExternalProvisioning"}
 )
 
 // Wire shapes, as Graph documents them (see the package doc).
@@ -156,6 +160,9 @@ func (c *Client) Activate(ctx context.Context, req Request, onStatus func(Status
 	if req.Duration <= 0 {
 		return Grant{}, fmt.Errorf("pim: activation of %s: the grant duration must be positive", req.Role)
 	}
+	if req.Kind == policy.KindAzureRole {
+		return c.activateARM(ctx, req, onStatus, started)
+	}
 	api, err := graphAPIFor(req.Kind)
 	if err != nil {
 		return Grant{}, err
@@ -219,6 +226,9 @@ func targets(t policy.Target, roleID, directoryScope, groupID, accessID string) 
 // showed the assignment live at some time after it. A permanent assignment
 // (no end) is reported as ending permanentHorizon after the read.
 func (c *Client) Active(ctx context.Context, principal string, t policy.Target) (Grant, bool, error) {
+	if t.Kind == policy.KindAzureRole {
+		return c.armActive(ctx, principal, t)
+	}
 	api, err := graphAPIFor(t.Kind)
 	if err != nil {
 		return Grant{}, false, err
@@ -254,7 +264,8 @@ func (c *Client) Active(ctx context.Context, principal string, t policy.Target) 
 // activation is one Activate call past its checks.
 type activation struct {
 	c        *Client
-	api      graphAPI
+	api      graphAPI // the Graph API, unless arm
+	arm      bool     // an Azure role: the request is ARM's, named at t.Scope
 	req      Request
 	t        policy.Target // req.Target resolved: its Role is the id
 	started  time.Time
@@ -423,7 +434,7 @@ func (a *activation) cancelOrphan(ctx context.Context, since time.Time) {
 	if err != nil || !found || !slices.Contains(pendingStatuses, sr.Status) {
 		return
 	}
-	if err := a.c.cancel(cctx, a.api, sr.ID); err != nil {
+	if err := a.cancelRequest(cctx, sr.ID); err != nil {
 		a.c.log.Warn("pim: cancelling an abandoned request failed", "requestId", sr.ID, "error", err)
 	}
 }
@@ -448,7 +459,7 @@ func (a *activation) await(ctx context.Context, sr scheduleRequest) (Grant, erro
 			return Grant{}, a.abandon(ctx, sr.ID, lastErr)
 		}
 		delay = min(2*delay, a.c.max)
-		next, err := a.c.getRequest(ctx, a.api, sr.ID)
+		next, err := a.getRequest(ctx, sr.ID)
 		var ge *GraphError
 		switch {
 		case err == nil:
@@ -478,7 +489,7 @@ func (a *activation) abandon(ctx context.Context, requestID string, lastErr erro
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
 	defer cancel()
-	if cerr := a.c.cancel(cctx, a.api, requestID); cerr != nil {
+	if cerr := a.cancelRequest(cctx, requestID); cerr != nil {
 		a.c.log.Warn("pim: cancelling an abandoned request failed", "requestId", requestID, "error", cerr)
 		return fmt.Errorf("%w; cancelling it failed: %w", err, cerr)
 	}

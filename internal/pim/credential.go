@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,11 +23,14 @@ const TokenEnv = "MCP_GATE_GRAPH_TOKEN"
 // CredentialOptions tunes NewCredential. ClientID is required for
 // "browser" and "devicecode"; every other field is optional.
 type CredentialOptions struct {
-	TenantID   string
-	ClientID   string    // app registration (devicecode, browser, workloadidentity) or user-assigned managed identity
-	TokenFile  string    // "token": read the bearer token from this file (else TokenEnv)
-	RecordFile string    // "browser", "devicecode": the authentication record `mcp-gate login` keeps; empty: none
-	Prompt     io.Writer // "devicecode": where the sign-in instructions go; default os.Stderr
+	TenantID  string
+	ClientID  string // app registration (devicecode, browser, workloadidentity) or user-assigned managed identity
+	TokenFile string // "token": read the Graph bearer token from this file (else TokenEnv)
+	// ARMTokenFile is, for "token", the file of the bearer token for Azure
+	// Resource Manager (else ARMTokenEnv), which Azure roles need.
+	ARMTokenFile string
+	RecordFile   string    // "browser", "devicecode": the authentication record `mcp-gate login` keeps; empty: none
+	Prompt       io.Writer // "devicecode": where the sign-in instructions go; default os.Stderr
 }
 
 // CredentialKinds lists the names NewCredential accepts.
@@ -71,7 +75,7 @@ func NewCredential(kind string, opts CredentialOptions) (azcore.TokenCredential,
 	case "environment":
 		cred, err = azidentity.NewEnvironmentCredential(nil)
 	case "token":
-		cred, err = newStaticCredential(opts.TokenFile)
+		cred, err = newStaticCredential(opts.TokenFile, opts.ARMTokenFile)
 	default:
 		return nil, fmt.Errorf("pim: unknown credential %q (want one of %s)", kind, strings.Join(CredentialKinds, ", "))
 	}
@@ -105,30 +109,44 @@ func (c azureCLICredential) GetToken(ctx context.Context, o policy.TokenRequestO
 	return tok, fmt.Errorf("%w: %w", errAzureCLI, err)
 }
 
-// staticCredential hands out a bearer token minted elsewhere. The file is
+// staticCredential hands out bearer tokens minted elsewhere: one for Graph
+// and, for Azure roles, one for ARM (a token has one audience). A file is
 // read on every GetToken so a token refreshed on disk is picked up.
 type staticCredential struct {
-	file, env string
+	graph, arm tokenSource
 }
 
-func newStaticCredential(file string) (*staticCredential, error) {
-	if file != "" {
-		return &staticCredential{file: file}, nil
-	}
-	if tok := strings.TrimSpace(os.Getenv(TokenEnv)); tok != "" {
-		return &staticCredential{env: tok}, nil
-	}
-	return nil, fmt.Errorf("no token: set a token file or %s", TokenEnv)
+// tokenSource is a file to read, else a token from the environment.
+type tokenSource struct {
+	file, env, envName string
 }
 
-func (s *staticCredential) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	tok, from := s.env, TokenEnv
-	if s.file != "" {
-		data, err := os.ReadFile(s.file)
+func newStaticCredential(file, armFile string) (*staticCredential, error) {
+	s := &staticCredential{
+		graph: tokenSource{file: file, env: strings.TrimSpace(os.Getenv(TokenEnv)), envName: TokenEnv},
+		arm:   tokenSource{file: armFile, env: strings.TrimSpace(os.Getenv(ARMTokenEnv)), envName: ARMTokenEnv},
+	}
+	if s.graph.file == "" && s.graph.env == "" && s.arm.file == "" && s.arm.env == "" {
+		return nil, fmt.Errorf("no token: set a token file or %s (and, for Azure roles, an ARM token file or %s)", TokenEnv, ARMTokenEnv)
+	}
+	return s, nil
+}
+
+func (s *staticCredential) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	src, what := s.graph, "Microsoft Graph"
+	if slices.Contains(o.Scopes, ARMScope) {
+		src, what = s.arm, "Azure Resource Manager"
+	}
+	tok, from := src.env, src.envName
+	if src.file != "" {
+		data, err := os.ReadFile(src.file)
 		if err != nil {
-			return azcore.AccessToken{}, fmt.Errorf("reading the token: %w", err)
+			return azcore.AccessToken{}, fmt.Errorf("reading the %s token: %w", what, err)
 		}
-		tok, from = strings.TrimSpace(string(data)), s.file
+		tok, from = strings.TrimSpace(string(data)), src.file
+	}
+	if tok == "" && src.file == "" {
+		return azcore.AccessToken{}, fmt.Errorf("no %s token: set its token file or %s", what, src.envName)
 	}
 	if tok == "" {
 		return azcore.AccessToken{}, fmt.Errorf("the token in %s is empty", from)

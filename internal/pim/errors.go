@@ -24,8 +24,11 @@ var (
 	ErrAuth             = errors.New("pim: could not get a Microsoft Graph token")
 )
 
-// GraphError is an error answer from Graph (an OData error body).
+// GraphError is an error answer from Graph (an OData error body) or, with
+// ARM set, from Azure Resource Manager, whose body has the same
+// {"error":{"code","message"}} shape.
 type GraphError struct {
+	ARM         bool // Azure Resource Manager answered, not Graph
 	StatusCode  int
 	Code        string // OData error code, e.g. RoleAssignmentRequestPolicyValidationFailed
 	Message     string
@@ -42,7 +45,11 @@ type GraphError struct {
 
 func (e *GraphError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "pim: Graph answered %d", e.StatusCode)
+	api := "Graph"
+	if e.ARM {
+		api = "ARM"
+	}
+	fmt.Fprintf(&b, "pim: %s answered %d", api, e.StatusCode)
 	if e.Code != "" {
 		fmt.Fprintf(&b, " %s", e.Code)
 	}
@@ -70,7 +77,7 @@ func (e *GraphError) transient() bool {
 var ruleName = regexp.MustCompile(`\b[A-Z][A-Za-z]*Rule\b`)
 
 func newGraphError(resp *http.Response, body []byte, now time.Time) *GraphError {
-	e := &GraphError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("request-id"), Scope: scopeFor(resp.Request)}
+	e := &GraphError{StatusCode: resp.StatusCode, RequestID: requestID(resp.Header), Scope: scopeFor(resp.Request)}
 	var odata struct {
 		Error struct {
 			Code       string `json:"code"`
@@ -137,6 +144,9 @@ func (e *GraphError) UserMessage() string {
 	if m, ok := codeMessages[e.Code]; ok {
 		return m
 	}
+	if e.ARM {
+		return e.armMessage()
+	}
 	switch {
 	case isThrottleStatus(e.StatusCode):
 		return "Microsoft Graph is throttling requests: wait a minute and call again"
@@ -144,6 +154,23 @@ func (e *GraphError) UserMessage() string {
 		return "Microsoft Graph rejected the sign-in token: sign in again (`mcp-gate login`) and call again"
 	case e.StatusCode == http.StatusForbidden:
 		return e.permissionMessage()
+	}
+	return e.Message
+}
+
+// armMessage explains an ARM refusal that has no message of its own.
+func (e *GraphError) armMessage() string {
+	switch {
+	case isThrottleStatus(e.StatusCode):
+		return "Azure Resource Manager is throttling requests: wait a minute and call again"
+	case e.StatusCode == http.StatusUnauthorized:
+		return "Azure Resource Manager rejected the sign-in token (" + e.Code + "): the credential must give a token for " + ARMScope +
+			" (with credential: token, set approvals.armTokenFile or " + ARMTokenEnv + "); sign in again and call again"
+	case e.StatusCode == http.StatusForbidden:
+		return "Azure Resource Manager refused the call (" + e.Code + ": " + e.Message + "): check that the signed-in user is approvals.principalId " +
+			"and that the scope in the policy is right"
+	case e.Code == "FailedAsResourceIsLocked":
+		return "the resource is locked, so PIM cannot assign the role on it: ask its owner to remove the lock, then call again"
 	}
 	return e.Message
 }
@@ -263,6 +290,8 @@ func UserMessage(err error) string {
 		return "the Azure CLI gave no Microsoft Graph token: run `az login --tenant <approvals.tenantId>` as the user PIM activates roles for, then call again: " + err.Error()
 	case errors.Is(err, ErrAuth):
 		return "could not get a Microsoft Graph token (`mcp-gate doctor` shows why; on a desktop, use credential: browser or devicecode with approvals.clientId and run `mcp-gate login`): " + err.Error()
+	case errors.Is(err, errARMUnreachable):
+		return "Azure Resource Manager is unreachable: check the network and approvals.armURL, then call again"
 	case errors.Is(err, ErrUnreachable):
 		return "Microsoft Graph is unreachable: check the network and approvals.graphURL, then call again"
 	case errors.Is(err, context.DeadlineExceeded):

@@ -40,13 +40,16 @@ func graphAPIFor(kind policy.Kind) (graphAPI, error) {
 }
 
 // Resolve maps t's name to the id PIM knows it by: a directory role's
-// definition id or a group's object id; a GUID is returned as is.
+// definition id, a group's object id or an Azure role definition's GUID;
+// a GUID is returned as is.
 func (c *Client) Resolve(ctx context.Context, t policy.Target) (string, error) {
 	switch t.Kind {
 	case policy.KindRole:
 		return c.ResolveRole(ctx, t.Role)
 	case policy.KindGroup:
 		return c.resolveGroup(ctx, t.Role)
+	case policy.KindAzureRole:
+		return c.resolveAzureRole(ctx, t)
 	}
 	return "", fmt.Errorf("pim: this mcp-gate cannot activate a %s yet", t.Kind)
 }

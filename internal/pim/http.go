@@ -154,9 +154,37 @@ func (c *Client) url(pathAndQuery string) string {
 	return c.base.String() + pathAndQuery
 }
 
-// send runs one request through the pipeline and decodes a JSON answer into
-// out (when non-nil). Non-2xx answers become *GraphError.
+// service is which API a request goes to: each has its own base URL and
+// its own tokens.
+type service uint8
+
+const (
+	svcGraph service = iota
+	svcARM
+)
+
+func (s service) String() string {
+	if s == svcARM {
+		return "Azure Resource Manager"
+	}
+	return "Microsoft Graph"
+}
+
+func (c *Client) baseOf(s service) *url.URL {
+	if s == svcARM {
+		return c.arm
+	}
+	return c.base
+}
+
+// send runs one Graph request through the pipeline and decodes a JSON
+// answer into out (when non-nil). Non-2xx answers become *GraphError.
 func (c *Client) send(ctx context.Context, method, rawURL string, body, out any) (http.Header, error) {
+	return c.sendTo(ctx, svcGraph, method, rawURL, body, out)
+}
+
+// sendTo is send to either service.
+func (c *Client) sendTo(ctx context.Context, svc service, method, rawURL string, body, out any) (http.Header, error) {
 	req, err := runtime.NewRequest(ctx, method, rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("pim: building %s request: %w", method, err)
@@ -169,7 +197,14 @@ func (c *Client) send(ctx context.Context, method, rawURL string, body, out any)
 			return nil, fmt.Errorf("pim: encoding request: %w", err)
 		}
 	}
-	resp, err := c.pl.Do(req)
+	pl := c.pl
+	if svc == svcARM {
+		pl = c.armPl
+	}
+	resp, err := pl.Do(req)
+	if err != nil && svc == svcARM && errors.Is(err, ErrUnreachable) {
+		return nil, fmt.Errorf("%w: %w", errARMUnreachable, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -181,16 +216,17 @@ func (c *Client) send(ctx context.Context, method, rawURL string, body, out any)
 	if len(data) > maxBody {
 		return nil, fmt.Errorf("pim: %s %s: response larger than %d bytes", method, req.Raw().URL.Path, maxBody)
 	}
-	c.log.Debug("pim: Graph call", "method", method, "path", req.Raw().URL.Path, "status", resp.StatusCode,
-		"requestId", resp.Header.Get("request-id"))
+	c.log.Debug("pim: "+svc.String()+" call", "method", method, "path", req.Raw().URL.Path, "status", resp.StatusCode,
+		"requestId", requestID(resp.Header))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		ge := newGraphError(resp, data, c.clock.Now())
-		if ge.StatusCode == http.StatusForbidden {
+		ge.ARM = svc == svcARM
+		if ge.StatusCode == http.StatusForbidden && !ge.ARM {
 			ge.Missing = c.missingPermissions(ctx, req.Raw().URL.Path)
 		}
 		return resp.Header, ge
 	}
-	if out != nil && resp.StatusCode != http.StatusNoContent {
+	if out != nil && resp.StatusCode != http.StatusNoContent && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
 			return nil, fmt.Errorf("pim: decoding %s %s answer: %w", method, req.Raw().URL.Path, err)
 		}
@@ -198,25 +234,44 @@ func (c *Client) send(ctx context.Context, method, rawURL string, body, out any)
 	return resp.Header, nil
 }
 
-// list GETs every page of an OData collection, following @odata.nextLink.
+// requestID is the id the service gave the request, for Microsoft support:
+// Graph's request-id, ARM's x-ms-request-id.
+func requestID(h http.Header) string {
+	if id := h.Get("request-id"); id != "" {
+		return id
+	}
+	return h.Get("x-ms-request-id")
+}
+
+// list GETs every page of a Graph collection, following @odata.nextLink.
 func list[T any](ctx context.Context, c *Client, pathAndQuery string) ([]T, error) {
+	return pages[T](ctx, c, svcGraph, c.url(pathAndQuery))
+}
+
+// pages GETs every page of a collection of svc from first on, following
+// Graph's @odata.nextLink or ARM's nextLink.
+func pages[T any](ctx context.Context, c *Client, svc service, first string) ([]T, error) {
 	var all []T
-	next := c.url(pathAndQuery)
-	for pages := 0; next != ""; pages++ {
-		if pages == 1000 {
-			return nil, fmt.Errorf("pim: %s: more than 1000 pages", pathAndQuery)
+	next := first
+	for n := 0; next != ""; n++ {
+		if n == 1000 {
+			return nil, fmt.Errorf("pim: %s: more than 1000 pages", first)
 		}
 		var page struct {
-			Value    []T    `json:"value"`
-			NextLink string `json:"@odata.nextLink"`
+			Value     []T    `json:"value"`
+			NextLink  string `json:"@odata.nextLink"` // Graph
+			ARMNextLn string `json:"nextLink"`        // ARM
 		}
-		if _, err := c.send(ctx, http.MethodGet, next, nil, &page); err != nil {
+		if _, err := c.sendTo(ctx, svc, http.MethodGet, next, nil, &page); err != nil {
 			return nil, err
 		}
 		all = append(all, page.Value...)
 		next = page.NextLink
+		if svc == svcARM {
+			next = page.ARMNextLn
+		}
 		if next != "" {
-			if err := c.sameOrigin(next); err != nil {
+			if err := sameOrigin(c.baseOf(svc), next); err != nil {
 				return nil, err
 			}
 		}
@@ -224,14 +279,14 @@ func list[T any](ctx context.Context, c *Client, pathAndQuery string) ([]T, erro
 	return all, nil
 }
 
-// sameOrigin refuses a nextLink that would send our token to another host.
-func (c *Client) sameOrigin(link string) error {
+// sameOrigin refuses a next link that would send our token to another host.
+func sameOrigin(base *url.URL, link string) error {
 	u, err := url.Parse(link)
 	if err != nil {
-		return fmt.Errorf("pim: bad @odata.nextLink: %w", err)
+		return fmt.Errorf("pim: bad next page link: %w", err)
 	}
-	if u.Scheme != c.base.Scheme || u.Host != c.base.Host {
-		return fmt.Errorf("pim: @odata.nextLink %s is not on %s://%s; refusing to follow it", u.Redacted(), c.base.Scheme, c.base.Host)
+	if u.Scheme != base.Scheme || u.Host != base.Host {
+		return fmt.Errorf("pim: next page link %s is not on %s://%s; refusing to follow it", u.Redacted(), base.Scheme, base.Host)
 	}
 	return nil
 }

@@ -36,6 +36,13 @@ const GraphScope = "https://graph.microsoft.com/.default"
 // DefaultGraphURL is Microsoft Graph's v1.0 endpoint.
 const DefaultGraphURL = "https://graph.microsoft.com/v1.0"
 
+// ARMScope is the OAuth scope of the tokens for Azure Resource Manager,
+// which activates Azure resource roles.
+const ARMScope = "https://management.azure.com/.default"
+
+// DefaultARMURL is Azure Resource Manager's endpoint.
+const DefaultARMURL = "https://management.azure.com"
+
 // Clock is the time source for polling and backoff, so tests can use a fake.
 type Clock interface {
 	Now() time.Time
@@ -77,7 +84,8 @@ type Grant struct {
 // Config configures a Client. Only Credential is required.
 type Config struct {
 	GraphURL       string // default DefaultGraphURL; http:// only for a loopback host
-	CAFile         string // extra PEM CA certificate(s) to trust besides the system pool
+	ARMURL         string // default DefaultARMURL; http:// only for a loopback host
+	CAFile         string // extra PEM CA certificate(s) to trust besides the system pool (Graph and ARM)
 	Credential     azcore.TokenCredential
 	CredentialKind string             // approvals.credential: decides how a claims challenge is met
 	TenantID       string             // for the az login command a claims challenge asks of azurecli users
@@ -88,17 +96,20 @@ type Config struct {
 	Jitter         func() float64     // uniform in [0,1); default math/rand
 	Logger         *slog.Logger       // default discards
 	Transport      policy.Transporter // replaces the HTTP client built from CAFile (tests, proxies)
-	// Observe, if set, is told the status of each Graph HTTP answer (each
+	// Observe, if set, is told the status of each Graph and ARM HTTP answer (each
 	// retry too), or 0 for a request that got none: for metrics. It must
 	// not block.
 	Observe func(status int)
 }
 
-// Client talks to Graph PIM for one credential. It is safe for concurrent use.
+// Client talks to PIM for one credential: Graph for directory roles and
+// groups, ARM for Azure resource roles. It is safe for concurrent use.
 type Client struct {
 	transport   markUnreachable
-	base        *url.URL
-	pl          runtime.Pipeline
+	base        *url.URL         // Graph
+	pl          runtime.Pipeline // Graph, with Graph tokens
+	arm         *url.URL
+	armPl       runtime.Pipeline // ARM, with ARM tokens
 	cred        azcore.TokenCredential
 	kind        string
 	tenantID    string
@@ -110,6 +121,7 @@ type Client struct {
 
 	mu     sync.Mutex
 	roles  map[string]string      // role name -> roleDefinitionId
+	azure  map[string]string      // Azure role name and scope -> role definition id (full ARM id)
 	groups map[string]string      // group name -> object id
 	oid    string                 // cached oid of the credential's token
 	needs  map[string]*GraphError // roleDefinitionId -> its last claims challenge, met up front since
@@ -124,6 +136,13 @@ func New(cfg Config) (*Client, error) {
 		cfg.GraphURL = DefaultGraphURL
 	}
 	base, err := parseGraphURL(cfg.GraphURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ARMURL == "" {
+		cfg.ARMURL = DefaultARMURL
+	}
+	arm, err := parseBaseURL("armURL", cfg.ARMURL)
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +175,7 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		transport:   markUnreachable{next: transport, observe: cfg.Observe},
 		base:        base,
+		arm:         arm,
 		cred:        cfg.Credential,
 		kind:        cfg.CredentialKind,
 		tenantID:    cfg.TenantID,
@@ -167,42 +187,52 @@ func New(cfg Config) (*Client, error) {
 		log:         cfg.Logger,
 		roles:       map[string]string{},
 		groups:      map[string]string{},
+		azure:       map[string]string{},
 		needs:       map[string]*GraphError{},
 	}
-	c.pl = runtime.NewPipeline("mcp-gate/pim", "v1", runtime.PipelineOptions{
-		PerCall: []policy.Policy{&retryPolicy{c: c}},
-		PerRetry: []policy.Policy{runtime.NewBearerTokenPolicy(authCredential{cfg.Credential}, []string{GraphScope},
-			&policy.BearerTokenOptions{InsecureAllowCredentialWithHTTP: base.Scheme == "http"}), stepUpPolicy{}},
+	c.pl = c.pipeline(base, GraphScope, stepUpPolicy{})
+	c.armPl = c.pipeline(arm, ARMScope)
+	return c, nil
+}
+
+// pipeline sends requests to base with tokens for scope, retrying GETs.
+func (c *Client) pipeline(base *url.URL, scope string, extra ...policy.Policy) runtime.Pipeline {
+	perRetry := append([]policy.Policy{runtime.NewBearerTokenPolicy(authCredential{c.cred}, []string{scope},
+		&policy.BearerTokenOptions{InsecureAllowCredentialWithHTTP: base.Scheme == "http"})}, extra...)
+	return runtime.NewPipeline("mcp-gate/pim", "v1", runtime.PipelineOptions{
+		PerCall:  []policy.Policy{&retryPolicy{c: c}},
+		PerRetry: perRetry,
 	}, &policy.ClientOptions{
 		// Retries are ours (retryPolicy): they run on Clock and never replay the create POST.
 		Retry:     policy.RetryOptions{MaxRetries: -1},
 		Transport: c.transport,
 		Telemetry: policy.TelemetryOptions{ApplicationID: "mcp-gate"},
 	})
-	return c, nil
 }
 
 // parseGraphURL accepts https, and http only for a loopback host, because a
 // bearer token sent over plain http anywhere else could be read on the way.
-func parseGraphURL(raw string) (*url.URL, error) {
+func parseGraphURL(raw string) (*url.URL, error) { return parseBaseURL("graphURL", raw) }
+
+func parseBaseURL(setting, raw string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimRight(raw, "/"))
 	if err != nil {
-		return nil, fmt.Errorf("pim: graphURL: %w", err)
+		return nil, fmt.Errorf("pim: %s: %w", setting, err)
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("pim: graphURL %s: plain http is allowed only for a loopback host (127.0.0.1, ::1, localhost); use https", raw)
+			return nil, fmt.Errorf("pim: %s %s: plain http is allowed only for a loopback host (127.0.0.1, ::1, localhost); use https", setting, raw)
 		}
 	default:
-		return nil, fmt.Errorf("pim: graphURL %q: want an https URL", raw)
+		return nil, fmt.Errorf("pim: %s %q: want an https URL", setting, raw)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("pim: graphURL %q has no host", raw)
+		return nil, fmt.Errorf("pim: %s %q has no host", setting, raw)
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("pim: graphURL %q must not have a query or fragment", raw)
+		return nil, fmt.Errorf("pim: %s %q must not have a query or fragment", setting, raw)
 	}
 	return u, nil
 }

@@ -14,7 +14,7 @@ import (
 func (ps *parser) approvals(n *yaml.Node) {
 	a := &ps.p.approvals
 	const where = "approvals"
-	var tokenFile, pollMax *yaml.Node
+	var tokenFile, armTokenFile, pollMax *yaml.Node
 	ps.credNode = n
 	ps.fields(n, where, approvalsKeys, func(key string, k, v *yaml.Node) {
 		at := join(where, key)
@@ -33,8 +33,13 @@ func (ps *parser) approvals(n *yaml.Node) {
 		case "tokenFile":
 			tokenFile = v
 			a.TokenFile, _ = ps.str(v, at, true)
+		case "armTokenFile":
+			armTokenFile = v
+			a.ARMTokenFile, _ = ps.str(v, at, true)
 		case "graphURL":
 			a.GraphURL = ps.graphURL(v, at)
+		case "armURL":
+			a.ARMURL = ps.graphURL(v, at)
 		case "graphCAFile":
 			a.GraphCAFile, _ = ps.str(v, at, true)
 		case "defaultGrant":
@@ -85,6 +90,9 @@ func (ps *parser) approvals(n *yaml.Node) {
 	if tokenFile != nil && a.TokenFile != "" && a.Credential != "token" {
 		ps.errorf(tokenFile, "approvals.tokenFile: only used with credential: token (credential is %q)", a.Credential)
 	}
+	if armTokenFile != nil && a.ARMTokenFile != "" && a.Credential != "token" {
+		ps.errorf(armTokenFile, "approvals.armTokenFile: only used with credential: token (credential is %q)", a.Credential)
+	}
 	if a.Credential == "onbehalfof" && a.ClientID == "" {
 		ps.errorf(ps.credNode, "approvals.credential onbehalfof needs approvals.clientId: the application (client) id of the gate's app registration, "+
 			"whose secret is read from the environment variable AZURE_CLIENT_SECRET")
@@ -120,7 +128,8 @@ func (ps *parser) credentialFitsRoles() {
 }
 
 // graphURL accepts https, or http for a loopback host only (the emulator),
-// so a token is never sent in clear over a network.
+// so a token is never sent in clear over a network: for graphURL, armURL
+// and the serve.auth URLs.
 func (ps *parser) graphURL(n *yaml.Node, where string) string {
 	s, ok := ps.str(n, where, false)
 	if !ok {

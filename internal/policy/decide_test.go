@@ -293,7 +293,7 @@ func TestAccessorsAndDefaults(t *testing.T) {
 	if got := p.Audit(); got.Path != "~/.mcp-gate/audit.jsonl" || got.Arguments != "hashed" {
 		t.Errorf("Audit() = %+v", got)
 	}
-	want := Approvals{Backend: "entra-pim", Credential: "default", GraphURL: "https://graph.microsoft.com/v1.0",
+	want := Approvals{Backend: "entra-pim", Credential: "default", GraphURL: "https://graph.microsoft.com/v1.0", ARMURL: "https://management.azure.com",
 		DefaultGrant: 15 * time.Minute, PollInterval: time.Second, PollMaxBackoff: 30 * time.Second,
 		Deadline: time.Hour, GrantMargin: 30 * time.Second, Recheck: time.Minute, MaxBackground: 100,
 		Justification: "{{.Tool}} needs {{.Role}} (mcp-gate trace {{.TraceID}}): called by an AI agent", TicketSystem: "mcp-gate"}
@@ -308,7 +308,9 @@ approvals:
   principalId: AAAAAAAA-1111-2222-3333-444444444444
   credential: token
   tokenFile: /run/token
+  armTokenFile: /run/arm-token
   graphURL: http://127.0.0.1:8443/v1.0/
+  armURL: http://127.0.0.1:8443/
   graphCAFile: ca.pem
   defaultGrant: 1h
   wait: 0
@@ -331,7 +333,7 @@ tools:
 `
 	p, _ = mustParse(t, src)
 	want = Approvals{Backend: "entra-pim", TenantID: "00000000-1111-2222-3333-444444444444", PrincipalID: "AAAAAAAA-1111-2222-3333-444444444444",
-		Credential: "token", TokenFile: "/run/token", GraphURL: "http://127.0.0.1:8443/v1.0", GraphCAFile: "ca.pem",
+		Credential: "token", TokenFile: "/run/token", ARMTokenFile: "/run/arm-token", GraphURL: "http://127.0.0.1:8443/v1.0", ARMURL: "http://127.0.0.1:8443", GraphCAFile: "ca.pem",
 		DefaultGrant: time.Hour, Wait: 0, WaitSet: true, PollInterval: 2 * time.Second, PollMaxBackoff: 2 * time.Second, Deadline: 24 * time.Hour,
 		GrantMargin: 0, Recheck: 5 * time.Second, MaxBackground: 5, Justification: "required", TicketSystem: "Jira"}
 	if p.Approvals() != want {

@@ -8,6 +8,7 @@ const (
 	DefaultBackend        = "entra-pim"
 	DefaultCredential     = "default"
 	DefaultGraphURL       = "https://graph.microsoft.com/v1.0"
+	DefaultARMURL         = "https://management.azure.com"
 	DefaultGrant          = 15 * time.Minute
 	DefaultPollInterval   = time.Second
 	DefaultPollMaxBackoff = 30 * time.Second
@@ -48,6 +49,7 @@ func defaultApprovals() Approvals {
 		Backend:        DefaultBackend,
 		Credential:     DefaultCredential,
 		GraphURL:       DefaultGraphURL,
+		ARMURL:         DefaultARMURL,
 		DefaultGrant:   DefaultGrant,
 		PollInterval:   DefaultPollInterval,
 		PollMaxBackoff: DefaultPollMaxBackoff,

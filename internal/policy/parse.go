@@ -75,7 +75,7 @@ type parser struct {
 
 var (
 	topKeys       = []string{"version", "approvals", "audit", "serve", "ui", "upstreams", "tools"}
-	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "clientId", "tokenFile", "graphURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "recheck", "settle", "maxBackground", "justification", "ticketSystem"}
+	approvalsKeys = []string{"backend", "tenantId", "principalId", "credential", "clientId", "tokenFile", "armTokenFile", "graphURL", "armURL", "graphCAFile", "defaultGrant", "wait", "pollInterval", "pollMaxBackoff", "deadline", "grantMargin", "recheck", "settle", "maxBackground", "justification", "ticketSystem"}
 	auditKeys     = []string{"path", "arguments"}
 	upstreamKeys  = []string{"command", "env", "url", "headers", "timeout"}
 	ruleKeys      = []string{"role", "group", "azureRole", "access", "scope", "grant", "when", "justification", "ticket", "confirm", "action"}

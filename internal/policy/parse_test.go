@@ -52,7 +52,7 @@ var errorCases = []problemCase{
 		`p.yaml:2:1: top level: "version" appears twice (first at line 1)`,
 	}},
 	{"unknown approvals key", "version: 1\napprovals:\n  tenantID: x\ntools: {a: allow}\n", []string{
-		`p.yaml:3:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, clientId, tokenFile, graphURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, recheck, settle, maxBackground, justification, ticketSystem`,
+		`p.yaml:3:3: approvals: unknown key "tenantID" (did you mean "tenantId"?); allowed: backend, tenantId, principalId, credential, clientId, tokenFile, armTokenFile, graphURL, armURL, graphCAFile, defaultGrant, wait, pollInterval, pollMaxBackoff, deadline, grantMargin, recheck, settle, maxBackground, justification, ticketSystem`,
 	}},
 	{"approvals not a mapping", "version: 1\napprovals: [entra-pim]\ntools: {a: allow}\n", []string{
 		"p.yaml:2:12: approvals: want a mapping, got a list",
@@ -86,6 +86,12 @@ var errorCases = []problemCase{
 	}},
 	{"graphURL not a URL", "version: 1\napprovals: {graphURL: graph}\ntools: {a: allow}\n", []string{
 		`p.yaml:2:23: approvals.graphURL: "graph" is not an absolute http(s) URL, e.g. https://graph.microsoft.com/v1.0`,
+	}},
+	{"armURL http off loopback", "version: 1\napprovals: {armURL: \"http://arm.example.com\"}\ntools: {a: allow}\n", []string{
+		"p.yaml:2:21: approvals.armURL: http:// is allowed only for a loopback host (localhost, 127.0.0.1, ::1); use https://",
+	}},
+	{"armTokenFile without token credential", "version: 1\napprovals: {credential: azurecli, armTokenFile: /t}\ntools: {a: allow}\n", []string{
+		`p.yaml:2:49: approvals.armTokenFile: only used with credential: token (credential is "azurecli")`,
 	}},
 	{"tokenFile without token credential", "version: 1\napprovals: {credential: azurecli, tokenFile: /t}\ntools: {a: allow}\n", []string{
 		`p.yaml:2:46: approvals.tokenFile: only used with credential: token (credential is "azurecli")`,

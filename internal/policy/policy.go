@@ -46,8 +46,10 @@ type Approvals struct {
 	Credential     string // one of default, azurecli, devicecode, browser, managedidentity, workloadidentity, environment, token
 	ClientID       string // the organisation's app registration (GUID) for browser, devicecode, workloadidentity; user-assigned identity for managedidentity
 	TokenFile      string // for credential: token; empty means the caller finds the token elsewhere
+	ARMTokenFile   string // for credential: token, the Azure Resource Manager token (Azure roles); empty: the environment's
 	GraphURL       string // without a trailing slash
-	GraphCAFile    string // extra CA (PEM) trusted for GraphURL, or empty
+	ARMURL         string // Azure Resource Manager, for Azure roles; without a trailing slash
+	GraphCAFile    string // extra CA (PEM) trusted for GraphURL and ARMURL, or empty
 	DefaultGrant   time.Duration
 	Wait           time.Duration // when WaitSet; 0: answer with a receipt at once
 	WaitSet        bool          // false: the wait depends on the client (package clients)
