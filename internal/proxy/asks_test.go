@@ -90,6 +90,7 @@ func TestToolsListShowsAsksToClientsThatCannotAsk(t *testing.T) {
 		want string
 	}{
 		{"stdio", func() *client.Client { return stdioClient(t, p) }, asked},
+		{"stdio eliciting", func() *client.Client { return stdioClient(t, p, client.WithElicitationHandler(elicitor{})) }, input},
 		{"http", func() *client.Client {
 			return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
 		}, asked},
@@ -166,6 +167,7 @@ func TestCallElicitReachesTheCallersUser(t *testing.T) {
 			return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125), client.WithElicitationHandler(a))
 		}, `accept {"justification":"from the user"}`, true},
 		{"stdio", func(userAnswers) *client.Client { return stdioClient(t, p) }, "cannot ask", false},
+		{"stdio eliciting", func(a userAnswers) *client.Client { return stdioClient(t, p, client.WithElicitationHandler(a)) }, `accept {"justification":"from the user"}`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := userAnswers{got: make(chan mcp.ElicitationParams, 1)}
