@@ -16,26 +16,11 @@ import (
 	"time"
 )
 
-// knownGateFailures are the conformance scenarios that pass directly but
-// not yet through the gate, each with the reason. The test fails when one
-// of them passes through the gate, so that the list shrinks as the gate
-// catches up.
-var knownGateFailures = map[string]string{
-	// The gate answers an upstream's server-to-client requests with an
-	// error and declares no sampling or elicitation capability upstream
-	// (issue 12: relay server-to-client requests).
-	"tools-call-sampling":          "sampling/createMessage is not relayed to the client",
-	"tools-call-elicitation":       "elicitation/create is not relayed to the client",
-	"elicitation-sep1034-defaults": "elicitation/create is not relayed to the client",
-	"elicitation-sep1330-enums":    "elicitation/create is not relayed to the client",
-}
-
 // TestConformance runs the official MCP conformance suite's server
 // scenarios (the pinned @modelcontextprotocol/conformance) against the
 // test upstream's conformance fixtures directly, then through a gate in
 // front of the same fixtures over Streamable HTTP and over stdio: every
-// scenario must pass directly, and pass through the gate unless it is a
-// known gate failure.
+// scenario must pass directly, and then through the gate too.
 func TestConformance(t *testing.T) {
 	node, cli := conformanceSuite(t)
 	upstreamURL := httpUpstream(t, "--name", "conformance", "--conformance")
@@ -58,28 +43,19 @@ func TestConformance(t *testing.T) {
 	fmt.Fprintf(&table, "%-32s %-8s %-22s %s\n", "scenario", "direct", gates[0].name, gates[1].name)
 	for _, name := range slices.Sorted(maps.Keys(direct)) {
 		d := direct[name]
-		_, known := knownGateFailures[name]
-		fmt.Fprintf(&table, "%-32s %-8s %-22s %s\n", name, d.verdict(false), gates[0].results[name].verdict(known), gates[1].results[name].verdict(known))
+		fmt.Fprintf(&table, "%-32s %-8s %-22s %s\n", name, d.verdict(), gates[0].results[name].verdict(), gates[1].results[name].verdict())
 		if !d.passed() {
 			t.Errorf("%s fails directly, so the gate cannot be compared on it: %s", name, d.failures)
 			continue
 		}
 		for _, g := range gates {
 			got, ran := g.results[name]
-			reason, known := knownGateFailures[name]
 			switch {
 			case !ran:
-				t.Errorf("%s: the scenario did not run", g.name)
-			case !got.passed() && !known:
+				t.Errorf("%s: %s did not run", g.name, name)
+			case !got.passed():
 				t.Errorf("%s: %s passes directly but fails through the gate: %s", g.name, name, got.failures)
-			case got.passed() && known:
-				t.Errorf("%s: %s now passes through the gate: remove it from knownGateFailures (%q)", g.name, name, reason)
 			}
-		}
-	}
-	for name := range knownGateFailures {
-		if _, ok := direct[name]; !ok {
-			t.Errorf("knownGateFailures names %s, which the suite no longer runs", name)
 		}
 	}
 	t.Logf("conformance scenarios:\n%s", table.String())
@@ -114,15 +90,13 @@ type scenarioResult struct {
 // and none failed (warnings do not fail it).
 func (r scenarioResult) passed() bool { return r.checks > 0 && len(r.failures) == 0 }
 
-// verdict is r for a table; known marks a failure knownGateFailures lists.
-func (r scenarioResult) verdict(known bool) string {
+// verdict is r in a word, for the test's table.
+func (r scenarioResult) verdict() string {
 	switch {
 	case r.checks == 0:
 		return "absent"
 	case r.passed():
 		return "pass"
-	case known:
-		return "FAIL (known)"
 	default:
 		return "FAIL"
 	}
