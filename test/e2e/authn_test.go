@@ -34,6 +34,12 @@ const (
 // obo each caller's, through the on-behalf-of flow. flags go to serve.
 func authGate(t *testing.T, e *pimEnv, approvals string, obo bool, flags ...string) (*Gate, string) {
 	t.Helper()
+	return authGateWith(t, e, approvals, "", obo, flags...)
+}
+
+// authGateWith is authGate with more top-level policy sections (extra).
+func authGateWith(t *testing.T, e *pimEnv, approvals, extra string, obo bool, flags ...string) (*Gate, string) {
+	t.Helper()
 	policyFile, auditFile := e.gatedPolicy(t, gateOpts{principal: alice, approvals: approvals})
 	text, err := os.ReadFile(policyFile)
 	if err != nil {
@@ -46,7 +52,7 @@ func authGate(t *testing.T, e *pimEnv, approvals string, obo bool, flags ...stri
 		env = []string{"AZURE_CLIENT_SECRET=" + gateSecret}
 	}
 	text = append(text, []byte("serve:\n  auth:\n    tenantId: "+e.srv.TenantID()+"\n    audience: "+gateAudience+
-		"\n    authority: "+e.srv.Authority()+"\n    scope: "+gateScope+"\n    caFile: "+e.caFile+"\n")...)
+		"\n    authority: "+e.srv.Authority()+"\n    scope: "+gateScope+"\n    caFile: "+e.caFile+"\n"+extra)...)
 	if err := os.WriteFile(policyFile, text, 0o600); err != nil {
 		t.Fatal(err)
 	}

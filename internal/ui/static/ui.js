@@ -29,8 +29,12 @@
     now.dateTime = st.now;
     now.textContent = new Date(st.now).toISOString().substring(11, 19) + " UTC";
     live.textContent = "live";
+    live.dataset.state = "live";
     tick();
   });
-  src.onerror = function () { live.textContent = "reconnecting…"; };
+  src.onerror = function () {
+    live.textContent = "reconnecting…";
+    live.dataset.state = "reconnecting";
+  };
   setInterval(tick, 1000);
 })();
