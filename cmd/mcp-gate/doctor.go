@@ -16,9 +16,11 @@ import (
 const doctorUsage = `Usage: mcp-gate doctor [--policy policies.yaml]
 
 Checks everything that can be checked without activating a role: the
-policy, the sign-in, the token's tenant, object id and permissions, and for
-each role whether it resolves, whether you are eligible and what its PIM
-settings ask of an activation. Exit status 1 when anything blocks one.
+policy, the sign-in, the token's tenant, object id and permissions (for
+directory roles and PIM for Groups, as the policy names them), and for
+each role or group whether it resolves and whether you are eligible, and
+what each role's PIM settings ask of an activation. Exit status 1 when
+anything blocks one.
 `
 
 const loginUsage = `Usage: mcp-gate login [--policy policies.yaml]
@@ -46,13 +48,8 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var roles []doctor.Role
 	for _, t := range pol.Roles() {
-		r := doctor.Role{Name: t.Role}
-		switch t.Kind {
-		case policy.KindGroup:
-			r.Name = t.String()
-			r.Unsupported = "doctor does not check PIM for Groups yet; the gate activates it when a call needs it"
-		case policy.KindAzureRole:
-			r.Name = t.String()
+		r := doctor.Role{Target: t}
+		if t.Kind == policy.KindAzureRole {
 			r.Unsupported = "mcp-gate does not activate Azure resource roles yet; the gate refuses these calls"
 		}
 		roles = append(roles, r)

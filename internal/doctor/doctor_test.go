@@ -9,27 +9,34 @@ import (
 	"time"
 
 	"github.com/mcp-gate/mcp-gate/internal/pim"
+	"github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 // fakeClient is a tenant in a few maps.
 type fakeClient struct {
 	info     pim.TokenInfo
 	infoErr  error
-	ids      map[string]string // role name -> id
-	eligible map[string]bool   // id -> eligible
+	ids      map[string]string // role or group name -> id
+	eligible map[string]bool   // id (and "/access" for a group) -> eligible
 	settings map[string]pim.RoleSettings
 }
 
 func (f *fakeClient) TokenInfo(context.Context) (pim.TokenInfo, error) { return f.info, f.infoErr }
 func (f *fakeClient) Principal(context.Context) (string, error)        { return f.info.ObjectID, nil }
-func (f *fakeClient) ResolveRole(_ context.Context, role string) (string, error) {
-	if id, ok := f.ids[role]; ok {
+func (f *fakeClient) Resolve(_ context.Context, t policy.Target) (string, error) {
+	if id, ok := f.ids[t.Role]; ok {
 		return id, nil
+	}
+	if pim.IsGUID(t.Role) {
+		return t.Role, nil
 	}
 	return "", pim.ErrRoleNotFound
 }
-func (f *fakeClient) Eligible(_ context.Context, _, id string) (bool, error) {
-	return f.eligible[id], nil
+func (f *fakeClient) EligibleFor(_ context.Context, _ string, t policy.Target) (bool, error) {
+	if t.Kind == policy.KindGroup {
+		return f.eligible[t.Role+"/"+string(t.Access)], nil
+	}
+	return f.eligible[t.Role], nil
 }
 func (f *fakeClient) RoleSettings(_ context.Context, id string) (pim.RoleSettings, error) {
 	if s, ok := f.settings[id]; ok {
@@ -38,13 +45,23 @@ func (f *fakeClient) RoleSettings(_ context.Context, id string) (pim.RoleSetting
 	return pim.RoleSettings{}, errors.New("no policy")
 }
 
-var allScopes = []string{pim.ScopeActivate, pim.ScopeEligibility, pim.ScopeRoles}
+var (
+	allScopes   = []string{pim.ScopeActivate, pim.ScopeEligibility, pim.ScopeRoles}
+	groupScopes = []string{pim.ScopeGroupActivate, pim.ScopeGroupEligibility}
+	prodGroupID = "2b5ed229-4072-478d-9504-a047ebd4b07d"
+)
+
+func role(name string) Role { return Role{Target: policy.Target{Role: name}} }
+func group(name string, access policy.Access) Role {
+	return Role{Target: policy.Target{Kind: policy.KindGroup, Role: name, Access: access}}
+}
 
 func tenant() *fakeClient {
 	return &fakeClient{
-		info:     pim.TokenInfo{TenantID: "t", ObjectID: "o", User: "alice@contoso.com", Scopes: allScopes, AMR: []string{"pwd"}},
-		ids:      map[string]string{"DBA": "id-dba", "Ops": "id-ops"},
-		eligible: map[string]bool{"id-dba": true},
+		info: pim.TokenInfo{TenantID: "t", ObjectID: "o", User: "alice@contoso.com", AMR: []string{"pwd"},
+			Scopes: append(append(append([]string{}, allScopes...), groupScopes...), pim.ScopeGroupRead)},
+		ids:      map[string]string{"DBA": "id-dba", "Ops": "id-ops", "Prod": prodGroupID},
+		eligible: map[string]bool{"id-dba": true, prodGroupID + "/member": true},
 		settings: map[string]pim.RoleSettings{"id-dba": {MFA: true, AuthContext: "c1", Justification: true, Ticket: true, Approval: true, MaxDuration: 8 * time.Hour}},
 	}
 }
@@ -57,14 +74,24 @@ func TestRun(t *testing.T) {
 		blockers int
 		want     []string
 	}{
-		{"all good", nil, []Role{{Name: "DBA"}}, 0,
+		{"all good", nil, []Role{role("DBA")}, 0,
 			[]string{"alice@contoso.com, object id o, tenant t", "id-dba  yes", "MFA, auth context c1, justification, ticket, approval, max 8h",
-				"sign in again with MFA", "authentication context c1", "an approver must approve", "ok: every role can be activated"}},
-		{"missing scope", func(f *fakeClient) { f.info.Scopes = []string{"User.Read"} }, []Role{{Name: "DBA"}}, 1,
+				"sign in again with MFA", "authentication context c1", "an approver must approve", "ok: every role and group can be activated"}},
+		{"missing scope", func(f *fakeClient) { f.info.Scopes = []string{"User.Read"} }, []Role{role("DBA")}, 1,
 			[]string{"BLOCKER: the token lacks the delegated permission(s) " + strings.Join(allScopes, ", "), "1 blocker(s)"}},
-		{"not eligible, unknown role, unsupported kind", nil, []Role{{Name: "Ops"}, {Name: "Nope"}, {Name: "PIM group 'g' (member)", Unsupported: "not built"}}, 3,
-			[]string{"id-ops  no", "not eligible", "Nope", "BLOCKER: not built", "3 blocker(s)"}},
-		{"no sign-in", func(f *fakeClient) { f.infoErr = pim.ErrAuth }, []Role{{Name: "DBA"}}, 1, []string{"sign-in:  FAIL"}},
+		{"not eligible, unknown role, unsupported kind", nil, []Role{role("Ops"), role("Nope"), {Target: policy.Target{Kind: policy.KindAzureRole, Role: "Reader", Scope: "/subscriptions/s"}, Unsupported: "not built"}}, 3,
+			[]string{"id-ops  no", "not eligible", "Nope", "Azure role 'Reader' at /subscriptions/s", "BLOCKER: not built", "3 blocker(s)"}},
+		{"no sign-in", func(f *fakeClient) { f.infoErr = pim.ErrAuth }, []Role{role("DBA")}, 1, []string{"sign-in:  FAIL"}},
+		{"group eligible by name", nil, []Role{group("Prod", policy.AccessMember)}, 0,
+			[]string{"PIM group 'Prod' (member)  " + prodGroupID + "  yes       not checked for groups  ok", "ok: every role and group can be activated"}},
+		{"group owner not eligible", nil, []Role{group(prodGroupID, policy.AccessOwner)}, 1,
+			[]string{"PIM group '" + prodGroupID + "' (owner)  " + prodGroupID + "  no", "not eligible"}},
+		{"groups need the PIM for Groups permissions, not the directory ones", func(f *fakeClient) { f.info.Scopes = allScopes }, []Role{group("Prod", policy.AccessMember)}, 1,
+			[]string{"lacks the delegated permission(s) " + strings.Join(append(groupScopes, pim.ScopeGroupRead), ", ") + " (it has"}},
+		{"a group named by id needs no group read permission", func(f *fakeClient) { f.info.Scopes = groupScopes }, []Role{group(prodGroupID, policy.AccessMember)}, 0,
+			[]string{"scopes:   ok", "ok: every role and group can be activated"}},
+		{"roles and groups need both sets", func(f *fakeClient) { f.info.Scopes = groupScopes }, []Role{role("DBA"), group(prodGroupID, policy.AccessMember)}, 1,
+			[]string{"lacks the delegated permission(s) " + strings.Join(allScopes, ", ") + " (it has"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package pim
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mcp-gate/mcp-gate/internal/policy"
@@ -95,4 +96,18 @@ func (c *Client) resolveGroup(ctx context.Context, name string) (string, error) 
 	c.groups[name] = gs[0].ID
 	c.mu.Unlock()
 	return gs[0].ID, nil
+}
+
+// EligibleFor reports whether principal is eligible for the resolved
+// target t (its Role an id): a directory role or a group's access.
+func (c *Client) EligibleFor(ctx context.Context, principal string, t policy.Target) (bool, error) {
+	api, err := graphAPIFor(t.Kind)
+	if err != nil {
+		return false, err
+	}
+	eligible, err := list[scheduleInstance](ctx, c, api.myEligibilities)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(eligible, func(in scheduleInstance) bool { return in.matches(principal, t) }), nil
 }

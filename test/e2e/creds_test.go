@@ -109,7 +109,7 @@ func TestDoctor(t *testing.T) {
 		want     []string
 	}{
 		{"all good", func(s *pimtest.Server) string { return s.Token(alice) }, 0,
-			[]string{"ok: every role can be activated", dbaRole, "approval", mfaRole, "you will be asked to sign in again with MFA", "auth context c1"}},
+			[]string{"ok: every role and group can be activated", dbaRole, "approval", mfaRole, "you will be asked to sign in again with MFA", "auth context c1"}},
 		{"missing scope", func(s *pimtest.Server) string {
 			return s.Token(alice, pimtest.WithScopes("RoleManagement.Read.Directory"))
 		}, 1,

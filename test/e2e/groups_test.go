@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,11 +38,11 @@ func groupsGateScenario() pimtest.Scenario {
 // groupPolicy gates delete_database behind membership of Prod Deployers
 // (by name) and send_payment behind its ownership (by id), which alice is
 // not eligible for.
-func (e *pimEnv) groupPolicy(t *testing.T, principal string) (policyFile, auditFile string) {
+func (e *pimEnv) groupPolicy(t *testing.T, token string) (policyFile, auditFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(e.srv.Token(principal)), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	auditFile = filepath.Join(dir, "audit.jsonl")
@@ -76,7 +78,7 @@ func (e *pimEnv) groupRequests() []pimtest.Request {
 
 func TestGroupGatedCall(t *testing.T) {
 	e := startPIMWith(t, groupsGateScenario())
-	policyFile, auditFile := e.groupPolicy(t, alice)
+	policyFile, auditFile := e.groupPolicy(t, e.srv.Token(alice))
 	c := demoGate(t, policyFile)
 	progress := make(chan string, 64)
 	c.OnNotification(func(n mcp.JSONRPCNotification) {
@@ -167,7 +169,7 @@ func TestGroupGatedCall(t *testing.T) {
 
 func TestGroupCancelWithdrawsRequest(t *testing.T) {
 	e := startPIMWith(t, groupsGateScenario())
-	policyFile, _ := e.groupPolicy(t, alice)
+	policyFile, _ := e.groupPolicy(t, e.srv.Token(alice))
 	c := demoGate(t, policyFile)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -194,4 +196,61 @@ func TestGroupCancelWithdrawsRequest(t *testing.T) {
 	if got := upstreamRan(t, c, "delete_database"); got != "0" {
 		t.Fatalf("a cancelled call ran %s times", got)
 	}
+}
+
+// mcp-gate doctor checks each group the policy names, and the PIM for
+// Groups permissions, without requesting anything.
+func TestGroupDoctor(t *testing.T) {
+	tests := []struct {
+		name     string
+		token    func(*pimtest.Server) string
+		wantCode int
+		want     [][]string // each: pieces one line of the output holds, in order
+	}{
+		{"eligible member, not owner", func(s *pimtest.Server) string { return s.Token(alice) }, 1, [][]string{
+			{"PIM group 'Prod Deployers' (member)", prodGroupID, "yes", "ok"},
+			{"PIM group '" + prodGroupID + "' (owner)", prodGroupID, "no", "BLOCKER: you are not eligible"},
+			{"1 blocker(s)"}}},
+		{"directory role permissions only", func(s *pimtest.Server) string {
+			return s.Token(alice, pimtest.WithScopes("RoleAssignmentSchedule.ReadWrite.Directory", "RoleEligibilitySchedule.Read.Directory", "RoleManagement.Read.Directory"))
+		}, 1, [][]string{{"BLOCKER: the token lacks the delegated permission(s) PrivilegedAssignmentSchedule.ReadWrite.AzureADGroup, " +
+			"PrivilegedEligibilitySchedule.Read.AzureADGroup, GroupMember.Read.All"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startPIMWith(t, groupsGateScenario())
+			policyFile, _ := e.groupPolicy(t, tt.token(e.srv))
+			out, err := exec.Command(GateBin, "doctor", "--policy", policyFile).Output()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.wantCode {
+				t.Errorf("exit %d, want %d", code, tt.wantCode)
+			}
+			for _, w := range tt.want {
+				if !slices.ContainsFunc(strings.Split(string(out), "\n"), func(line string) bool { return inOrder(line, w) }) {
+					t.Errorf("no line holds %q:\n%s", w, out)
+				}
+			}
+			if n := e.srv.CreateCount(); n != 0 {
+				t.Fatalf("doctor created %d PIM requests", n)
+			}
+		})
+	}
+}
+
+// inOrder reports whether s holds every piece, one after another.
+func inOrder(s string, pieces []string) bool {
+	for _, p := range pieces {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return true
 }
