@@ -329,7 +329,8 @@ func TestRelayTarget(t *testing.T) {
 // TestRelayStdioCancel: a relayed request the upstream gives up on is
 // cancelled at the stdio client, and a late answer is dropped.
 func TestRelayStdioCancel(t *testing.T) {
-	sess := &stdioSession{id: "s"}
+	sess := &stdioSession{id: "s", ready: make(chan struct{})}
+	sess.markInitialized()
 	var out strings.Builder
 	sess.w = &lineWriter{w: &out}
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -354,7 +355,8 @@ func (l lines) Write(b []byte) (int, error) { l <- string(b); return len(b), nil
 // elicitation with the client's answer to the request it writes.
 func TestStdioSessionElicits(t *testing.T) {
 	out := make(lines, 4)
-	sess := &stdioSession{id: "s", w: &lineWriter{w: out}}
+	sess := &stdioSession{id: "s", w: &lineWriter{w: out}, ready: make(chan struct{})}
+	go sess.markInitialized() // the client's notifications/initialized, after the question
 	type answer struct {
 		res *mcp.ElicitationResult
 		err error

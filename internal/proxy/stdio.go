@@ -26,6 +26,7 @@ func (p *Proxy) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) err
 		id:    "stdio-" + strconv.FormatInt(p.stdioSessions.Add(1), 10),
 		notes: make(chan mcp.JSONRPCNotification, 256),
 		w:     w,
+		ready: make(chan struct{}),
 	}
 	if err := p.srv.RegisterSession(ctx, sess); err != nil {
 		return err
@@ -217,7 +218,7 @@ func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWri
 	case notification:
 		switch h.Method {
 		case string(mcp.MethodNotificationInitialized):
-			sess.initialized.Store(true)
+			sess.markInitialized()
 		case string(mcp.MethodNotificationCancelled):
 			// Every request of this session is tracked here, whichever
 			// path serves it.
@@ -420,6 +421,8 @@ type stdioSession struct {
 	id          string
 	notes       chan mcp.JSONRPCNotification
 	initialized atomic.Bool
+	ready       chan struct{} // closed once initialized
+	readyOnce   sync.Once
 	handshake   atomic.Bool // an initialize request was seen: wait for notifications/initialized
 	inflight    inflight    // every request in flight, by id
 	w           *lineWriter
@@ -449,11 +452,16 @@ func (s *stdioSession) NotificationChannel() chan<- mcp.JSONRPCNotification {
 // nothing may reach the client before its initialize answer.
 func (s *stdioSession) Initialize() {
 	if !s.handshake.Load() {
-		s.initialized.Store(true)
+		s.markInitialized()
 	}
 }
 
 func (s *stdioSession) Initialized() bool { return s.initialized.Load() }
+
+func (s *stdioSession) markInitialized() {
+	s.initialized.Store(true)
+	s.readyOnce.Do(func() { close(s.ready) })
+}
 
 func (s *stdioSession) SetLogLevel(level mcp.LoggingLevel) {
 	s.mu.Lock()
@@ -540,6 +548,15 @@ type asks struct {
 // ask sends the client a request and waits for its answer, or for ctx;
 // a request given up on is cancelled at the client.
 func (s *stdioSession) ask(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	// Nothing but pings and logs may reach a client before it has
+	// acknowledged its initialize answer.
+	if !s.initialized.Load() {
+		select {
+		case <-s.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	ch := make(chan reply, 1)
 	s.asks.mu.Lock()
 	s.asks.next++
