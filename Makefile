@@ -14,8 +14,13 @@ FUZZTIME  ?= 1m
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
+# On Linux the commands are built static (no cgo): the token cache uses the
+# kernel keyring from Go, and a gate that maps no libc is about 4 MiB
+# smaller resident (docs/BENCHMARKS.md). macOS keeps cgo for its keychain.
+STATIC := $(if $(filter Linux,$(shell uname -s)),CGO_ENABLED=0)
+
 build: ## build every command into bin/
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	$(STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

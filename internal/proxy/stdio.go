@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -51,7 +52,7 @@ func (p *Proxy) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) err
 	// Messages are routed on the reading goroutine, without a hand-off;
 	// reading runs apart from this one so that a cancelled ctx ends
 	// ServeStdio even while in blocks.
-	var requests tracker
+	requests := newTracker()
 	readErr := make(chan error, 1)
 	go func() {
 		r := bufio.NewReaderSize(in, 64<<10)
@@ -62,7 +63,7 @@ func (p *Proxy) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) err
 			case tooLong:
 				w.error(nil, mcp.INVALID_REQUEST, errMessageTooLong{p.opts.MaxMessageBytes}.Error(), nil)
 			case len(bytes.TrimSpace(line)) > 0:
-				p.stdioMessage(ctx, sess, w, line, &requests)
+				p.stdioMessage(ctx, sess, w, line, requests)
 			}
 			if err != nil {
 				readErr <- err
@@ -87,11 +88,23 @@ func (p *Proxy) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) err
 }
 
 // tracker runs request goroutines and waits for them; once closed it
-// starts no more.
+// starts no more. A goroutine that has served a request waits a while for
+// the next one rather than exit, so a session's steady stream of calls
+// reuses goroutines whose stacks have already grown to what a call needs
+// (a fresh one grows its stack, copying it, on every call).
 type tracker struct {
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup
+	idle   chan func()   // taken by a goroutine waiting for more work
+	quit   chan struct{} // closed by closeAndWait
+}
+
+// trackerIdle is how long a request goroutine waits for another request.
+const trackerIdle = 10 * time.Second
+
+func newTracker() *tracker {
+	return &tracker{idle: make(chan func()), quit: make(chan struct{})}
 }
 
 func (t *tracker) Go(f func()) {
@@ -100,12 +113,40 @@ func (t *tracker) Go(f func()) {
 	if t.closed {
 		return
 	}
-	t.wg.Go(f)
+	select {
+	case t.idle <- f: // a waiting goroutine runs it
+	default:
+		t.wg.Go(func() {
+			f()
+			t.serve()
+		})
+	}
+}
+
+// serve runs the requests handed to this goroutine until it has waited
+// trackerIdle for one, or the tracker closes.
+func (t *tracker) serve() {
+	timer := time.NewTimer(trackerIdle)
+	defer timer.Stop()
+	for {
+		select {
+		case f := <-t.idle:
+			f()
+			timer.Reset(trackerIdle)
+		case <-timer.C:
+			return
+		case <-t.quit:
+			return
+		}
+	}
 }
 
 func (t *tracker) closeAndWait() {
 	t.mu.Lock()
-	t.closed = true
+	if !t.closed {
+		t.closed = true
+		close(t.quit)
+	}
 	t.mu.Unlock()
 	t.wg.Wait()
 }
