@@ -11,7 +11,7 @@ import (
 // serveAdmin is the emulator's own surface, on a path Graph does not use:
 // token minting for the scenario's users and the approver's actions.
 //
-//	POST /_emulator/token                  {"oid": "...", "mfa": true}  (or "name")
+//	POST /_emulator/token                  {"oid": "...", "mfa": true}  (or "name"; "resource": "arm" for an ARM token)
 //	GET  /_emulator/requests[?status=S]    every request (directory roles' and groups'), Graph-shaped
 //	POST /_emulator/requests/{id}/approve  204
 //	POST /_emulator/requests/{id}/deny     204
@@ -59,6 +59,14 @@ func (s *Server) adminToken(ex *exchange) {
 	if req.MFA {
 		opts = append(opts, WithMFA())
 	}
+	switch req.Resource {
+	case "", "graph":
+	case "arm":
+		opts = append(opts, WithARMAudience())
+	default:
+		ex.fail(&graphError{http.StatusBadRequest, "BadRequest", "resource must be graph or arm"})
+		return
+	}
 	ex.writeJSON(http.StatusOK, tokenResponse{
 		AccessToken: s.Token(oid, opts...),
 		TokenType:   "Bearer",
@@ -76,6 +84,8 @@ func (s *Server) adminRequests(ex *exchange) {
 		case status != "" && !strings.EqualFold(status, r.Status):
 		case r.target().isGroup():
 			out = append(out, r.groupJSON())
+		case r.target().isARM():
+			out = append(out, r.armJSON())
 		default:
 			out = append(out, r.json())
 		}

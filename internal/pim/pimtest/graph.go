@@ -17,6 +17,7 @@ type exchange struct {
 	w                  http.ResponseWriter
 	r                  *http.Request
 	reqID, clientReqID string
+	arm                bool // an ARM request: errors have ARM's shape
 }
 
 // base is the Graph root as the client addressed it, for absolute links.
@@ -38,12 +39,19 @@ func (ex *exchange) writeJSON(status int, v any) {
 	}
 	h := ex.w.Header()
 	h.Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
+	if ex.arm {
+		h.Set("Content-Type", "application/json; charset=utf-8")
+	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	ex.w.WriteHeader(status)
 	_, _ = ex.w.Write(body)
 }
 
 func (ex *exchange) fail(e *graphError) {
+	if ex.arm {
+		ex.writeJSON(e.status, armErrorJSON{Error: armErrorDetail{Code: e.code, Message: e.message}})
+		return
+	}
 	ex.writeJSON(e.status, errorJSON{Error: errorDetail{
 		Code:    e.code,
 		Message: e.message,
@@ -78,6 +86,12 @@ func (s *Server) serveGraph(ex *exchange) {
 	if err != nil {
 		ex.w.Header().Set("WWW-Authenticate", `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize"`)
 		ex.fail(&graphError{http.StatusUnauthorized, "InvalidAuthenticationToken", err.Error()})
+		return
+	}
+	if c.aud != graphAudience {
+		// Graph takes only tokens issued for it; an ARM token is refused.
+		ex.w.Header().Set("WWW-Authenticate", `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize"`)
+		ex.fail(&graphError{http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience."})
 		return
 	}
 	path := strings.TrimPrefix(ex.r.URL.Path, apiVersion)
@@ -231,7 +245,7 @@ func (s *Server) listRequests(ex *exchange, c caller, mine bool) {
 	}
 	var out []requestJSON
 	for _, r := range all {
-		if !r.target().isGroup() && matches(cs, r.field) {
+		if r.target().isDirectory() && matches(cs, r.field) {
 			out = append(out, r.json())
 		}
 	}
@@ -270,7 +284,7 @@ func (s *Server) listAssignments(ex *exchange, c caller, mine bool) {
 	}
 	var out []assignmentInstanceJSON
 	for _, a := range all {
-		if a.isGroup() || !a.liveAt(now) {
+		if !a.isDirectory() || !a.liveAt(now) {
 			continue
 		}
 		v := a.json()

@@ -243,8 +243,10 @@ func (s *Server) tokenEndpoint(ex *exchange) {
 		s.oauthError(ex, http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.")
 		return
 	}
-	if !slices.ContainsFunc(strings.Fields(f.Get("scope")), func(sc string) bool { return strings.HasPrefix(sc, "https://graph.microsoft.com/") }) {
-		s.oauthError(ex, http.StatusBadRequest, "invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid: ask for https://graph.microsoft.com/.default.")
+	forGraph := slices.ContainsFunc(strings.Fields(f.Get("scope")), func(sc string) bool { return strings.HasPrefix(sc, "https://graph.microsoft.com/") })
+	forARM := slices.ContainsFunc(strings.Fields(f.Get("scope")), func(sc string) bool { return strings.HasPrefix(sc, armAudience+"/") })
+	if forGraph == forARM {
+		s.oauthError(ex, http.StatusBadRequest, "invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid: ask for https://graph.microsoft.com/.default or https://management.azure.com/.default.")
 		return
 	}
 	c, err := s.verifyUserToken(f.Get("assertion"), app)
@@ -260,8 +262,13 @@ func (s *Server) tokenEndpoint(ex *exchange) {
 	// the .default asked for; MSAL treats a requested scope missing from
 	// the answer as declined.
 	granted := strings.Fields(f.Get("scope"))
-	for _, p := range strings.Fields(graphScopes) {
-		granted = append(granted, "https://graph.microsoft.com/"+p)
+	if forARM {
+		opts = append(opts, WithARMAudience())
+		granted = append(granted, armAudience+"/user_impersonation")
+	} else {
+		for _, p := range strings.Fields(graphScopes) {
+			granted = append(granted, "https://graph.microsoft.com/"+p)
+		}
 	}
 	ex.writeJSON(http.StatusOK, map[string]any{
 		"token_type": "Bearer", "scope": strings.Join(granted, " "), "expires_in": int(httpTokenLifetime / time.Second),

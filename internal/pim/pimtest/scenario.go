@@ -21,6 +21,10 @@ type Scenario struct {
 	Users         []User        `yaml:"users"`
 	Roles         []Role        `yaml:"roles"`
 	Groups        []Group       `yaml:"groups"` // PIM for Groups
+	// AzureRoles are Azure RBAC role definitions (ARM), assignable at any
+	// scope; AzureEligibilities make users eligible for them at a scope.
+	AzureRoles         []AzureRole        `yaml:"azureRoles"`
+	AzureEligibilities []AzureEligibility `yaml:"azureEligibilities"`
 	Eligibilities []Eligibility `yaml:"eligibilities"`
 	Active        []Assignment  `yaml:"active"`
 	Approver      Approver      `yaml:"approver"`
@@ -151,6 +155,7 @@ type directory struct {
 	eligibility []roleKey
 	eligibleOf  map[string][]roleKey
 	groups      groupDirectory
+	azure       azureDirectory
 	active      []activeAt
 	pageSize    int
 }
@@ -278,6 +283,7 @@ func (sc Scenario) normalize() (*directory, error) {
 		}
 	}
 	d.groups.index(d.userOrder)
+	d.azure = sc.normalizeAzure(d, bad)
 	d.eligibleOf = map[string][]roleKey{}
 	for _, r := range d.roles {
 		for _, u := range d.userOrder {

@@ -166,7 +166,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Token(oid string, opts ...TokenOption) string {
 	now := s.clock.Now()
 	c := tokenClaims{
-		Aud: "https://graph.microsoft.com", Iss: "https://sts.windows.net/" + s.dir.tenantID + "/",
+		Aud: graphAudience, Iss: "https://sts.windows.net/" + s.dir.tenantID + "/",
 		IAT: now.Unix(), NBF: now.Unix(), Exp: now.Add(goTokenLifetime).Unix(),
 		AMR: []string{"pwd"}, Name: s.dir.users[strings.ToLower(oid)].Name,
 		OID: oid, Scp: graphScopes, Sub: oid, TID: s.dir.tenantID, Ver: "1.0",
@@ -291,6 +291,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.serveGraph(ex)
+	case isARMPath(r.URL.Path):
+		s.hits.Add(1)
+		ex.arm = true
+		rec.Header().Set("x-ms-request-id", reqID)
+		rec.Header().Set("x-ms-correlation-request-id", reqID)
+		if s.injectFault(ex) {
+			return
+		}
+		s.serveARM(ex)
 	case strings.HasPrefix(r.URL.Path, "/"+s.dir.tenantID+"/"):
 		s.serveIssuer(ex)
 	default:

@@ -43,6 +43,7 @@ type Request struct {
 	RoleDefinitionID string
 	GroupID          string
 	AccessID         string // member or owner
+	Scope            string // the Azure resource scope, for an Azure role (ARM); RoleDefinitionID is then its GUID
 	Status           string
 	Justification    string
 	TicketNumber     string
@@ -80,11 +81,18 @@ type assignment struct {
 	end   *time.Time // nil: permanent
 }
 
-// target is what a request or an assignment is for: a directory role, or
-// (PIM for Groups) a group's member or owner access.
-type target struct{ roleID, groupID, accessID string }
+// target is what a request or an assignment is for: a directory role,
+// (PIM for Groups) a group's member or owner access, or (ARM) an Azure
+// role at a scope.
+type target struct{ roleID, groupID, accessID, scope string }
 
-func (r *request) target() target { return target{r.RoleDefinitionID, r.GroupID, r.AccessID} }
+func (r *request) target() target { return target{r.RoleDefinitionID, r.GroupID, r.AccessID, r.Scope} }
+
+// isARM reports whether t is an Azure role's, which ARM serves.
+func (t target) isARM() bool { return t.scope != "" }
+
+// isDirectory reports whether t is a directory role's.
+func (t target) isDirectory() bool { return !t.isGroup() && !t.isARM() }
 
 // isGroup reports whether t is PIM for Groups', which Graph serves under
 // its own paths: a request or assignment is listed and found under one API only.
@@ -248,7 +256,7 @@ func errRequestNotFound(id string) *graphError {
 func (st *state) get(id string, groups bool, now time.Time) (*request, *graphError) {
 	st.settle(now)
 	r := st.byID[strings.ToLower(id)]
-	if r == nil || r.target().isGroup() != groups {
+	if r == nil || r.target().isGroup() != groups || r.target().isARM() {
 		return nil, errRequestNotFound(id)
 	}
 	return r, nil

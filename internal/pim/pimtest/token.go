@@ -69,6 +69,7 @@ type tokenClaims struct {
 
 // caller is who a verified token speaks for.
 type caller struct {
+	aud    string // the token's audience: Graph or ARM
 	oid    string
 	mfa    bool
 	scopes []string // scp, split
@@ -128,5 +129,5 @@ func verifyToken(key []byte, authz string, now time.Time) (caller, error) {
 	if now.Unix() >= c.Exp {
 		return caller{}, errExpiredToken
 	}
-	return caller{oid: strings.ToLower(c.OID), mfa: slices.Contains(c.AMR, "mfa"), scopes: strings.Fields(c.Scp), acrs: c.ACRS}, nil
+	return caller{aud: c.Aud, oid: strings.ToLower(c.OID), mfa: slices.Contains(c.AMR, "mfa"), scopes: strings.Fields(c.Scp), acrs: c.ACRS}, nil
 }

@@ -146,6 +146,8 @@ type tokenRequest struct {
 	OID  string `json:"oid"`
 	Name string `json:"name"`
 	MFA  bool   `json:"mfa"`
+	// Resource is graph (the default) or arm: the audience of the token.
+	Resource string `json:"resource"`
 }
 
 type tokenResponse struct {
