@@ -17,19 +17,19 @@ import (
 // and groups they may activate, how approvers behave and which faults to
 // inject.
 type Scenario struct {
-	TenantID      string        `yaml:"tenantId"` // tid of minted tokens; a fixed GUID when empty
-	Users         []User        `yaml:"users"`
-	Roles         []Role        `yaml:"roles"`
-	Groups        []Group       `yaml:"groups"` // PIM for Groups
+	TenantID string  `yaml:"tenantId"` // tid of minted tokens; a fixed GUID when empty
+	Users    []User  `yaml:"users"`
+	Roles    []Role  `yaml:"roles"`
+	Groups   []Group `yaml:"groups"` // PIM for Groups
 	// AzureRoles are Azure RBAC role definitions (ARM), assignable at any
 	// scope; AzureEligibilities make users eligible for them at a scope.
 	AzureRoles         []AzureRole        `yaml:"azureRoles"`
 	AzureEligibilities []AzureEligibility `yaml:"azureEligibilities"`
-	Eligibilities []Eligibility `yaml:"eligibilities"`
-	Active        []Assignment  `yaml:"active"`
-	Approver      Approver      `yaml:"approver"`
-	Faults        Faults        `yaml:"faults"`
-	PageSize      int           `yaml:"pageSize"` // items per list page; 0 means 100
+	Eligibilities      []Eligibility      `yaml:"eligibilities"`
+	Active             []Assignment       `yaml:"active"`
+	Approver           Approver           `yaml:"approver"`
+	Faults             Faults             `yaml:"faults"`
+	PageSize           int                `yaml:"pageSize"` // items per list page; 0 means 100
 }
 
 // User is a directory user; ID is the Entra object id (oid).
