@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,16 @@ func TestConformance(t *testing.T) {
 	upstreamURL := httpUpstream(t, "--name", "conformance", "--conformance")
 	overHTTP := ServeGate(t, nil, "--policy", AllowAllPolicy(t), "--upstream", "conformance="+upstreamURL)
 	overStdio := ServeGate(t, nil, "--policy", AllowAllPolicy(t), "--", UpstreamBin, "--name", "conformance", "--conformance")
+	// The suite compares answers, not startup: each gate runs it once its
+	// upstream is connected.
+	for _, g := range []*Gate{overHTTP, overStdio} {
+		Eventually(t, "the gate connects its upstream", func() error {
+			if code, body := get(t, strings.TrimSuffix(g.URL, "/mcp")+"/readyz"); code != http.StatusOK {
+				return fmt.Errorf("/readyz = %d %s", code, body)
+			}
+			return nil
+		})
+	}
 
 	direct := runConformance(t, node, cli, upstreamURL)
 	if len(direct) < 25 { // the pinned suite has 32 server scenarios
