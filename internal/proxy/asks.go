@@ -19,17 +19,13 @@ func canElicit(ctx context.Context) bool {
 	return !server.IsModernRequest(ctx) && sessionCanElicit(server.ClientSessionFromContext(ctx))
 }
 
-// sessionCanElicit is canElicit for a session, whatever its request.
+// sessionCanElicit is canElicit for a session, whatever its request: the
+// relay's rules for an upstream's form elicitation hold for the gate's own.
 func sessionCanElicit(s server.ClientSession) bool {
 	if _, ok := s.(server.SessionWithElicitation); !ok {
 		return false
 	}
-	ci, ok := s.(server.SessionWithClientInfo)
-	if !ok {
-		return false
-	}
-	e := ci.GetClientCapabilities().Elicitation
-	return e != nil && (e.Form != nil || e.URL == nil)
+	return permits(s, string(mcp.MethodElicitationCreate), nil) == nil
 }
 
 // elicit is a Call's Elicit for a client that can ask its user: ctx, the

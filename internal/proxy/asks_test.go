@@ -90,7 +90,10 @@ func TestToolsListShowsAsksToClientsThatCannotAsk(t *testing.T) {
 		want string
 	}{
 		{"stdio", func() *client.Client { return stdioClient(t, p) }, asked},
-		{"stdio eliciting", func() *client.Client { return stdioClient(t, p, client.WithElicitationHandler(elicitor{})) }, input},
+		{"stdio eliciting", func() *client.Client {
+			return stdioClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125), client.WithElicitationHandler(elicitor{}))
+		}, input},
+		{"stdio 2026-07-28 eliciting", func() *client.Client { return stdioClient(t, p, client.WithElicitationHandler(elicitor{})) }, asked},
 		{"http", func() *client.Client {
 			return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
 		}, asked},
@@ -167,7 +170,11 @@ func TestCallElicitReachesTheCallersUser(t *testing.T) {
 			return httpClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125), client.WithElicitationHandler(a))
 		}, `accept {"justification":"from the user"}`, true},
 		{"stdio", func(userAnswers) *client.Client { return stdioClient(t, p) }, "cannot ask", false},
-		{"stdio eliciting", func(a userAnswers) *client.Client { return stdioClient(t, p, client.WithElicitationHandler(a)) }, `accept {"justification":"from the user"}`, true},
+		{"stdio eliciting", func(a userAnswers) *client.Client {
+			return stdioClient(t, p, client.WithProtocolVersion(mcp.ProtocolVersion20251125), client.WithElicitationHandler(a))
+		}, `accept {"justification":"from the user"}`, true},
+		// 2026-07-28 has no requests to the client, whatever it declares.
+		{"stdio 2026-07-28 eliciting", func(a userAnswers) *client.Client { return stdioClient(t, p, client.WithElicitationHandler(a)) }, "cannot ask", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := userAnswers{got: make(chan mcp.ElicitationParams, 1)}

@@ -2,6 +2,7 @@ package testupstream
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -15,12 +16,13 @@ import (
 type demoTools struct {
 	mu    sync.Mutex
 	calls map[string]int
+	last  map[string]json.RawMessage // each tool's last arguments, as received
 }
 
-// AddDemoTools registers read_table, delete_database, send_payment, deploy
-// and calls.
+// AddDemoTools registers read_table, delete_database, send_payment, deploy,
+// calls and arguments.
 func (s *Server) AddDemoTools() {
-	d := &demoTools{calls: make(map[string]int)}
+	d := &demoTools{calls: make(map[string]int), last: make(map[string]json.RawMessage)}
 	s.mcp.AddTool(mcp.NewTool("read_table",
 		mcp.WithDescription("Reads the rows of a database table."),
 		mcp.WithString("table", mcp.Required(), mcp.Description("Table name")),
@@ -66,12 +68,32 @@ func (s *Server) AddDemoTools() {
 		d.mu.Unlock()
 		return mcp.NewToolResultText(fmt.Sprint(n)), nil
 	})
+	s.mcp.AddTool(mcp.NewTool("arguments",
+		mcp.WithDescription("The arguments the last call of a demo tool carried, as it received them (none when it has not run)."),
+		mcp.WithString("tool", mcp.Required(), mcp.Description("Tool name")),
+		mcp.WithReadOnlyHintAnnotation(true),
+	), d.arguments)
+}
+
+func (d *demoTools) arguments(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	d.mu.Lock()
+	last, ok := d.last[req.GetString("tool", "")]
+	d.mu.Unlock()
+	if !ok {
+		return mcp.NewToolResultText("none"), nil
+	}
+	return mcp.NewToolResultText(string(last)), nil
 }
 
 func (d *demoTools) handler(name string, answer func(mcp.CallToolRequest) string) func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	return func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		raw := req.Params.RawArguments
+		if len(raw) == 0 {
+			raw, _ = json.Marshal(req.Params.Arguments)
+		}
 		d.mu.Lock()
 		d.calls[name]++
+		d.last[name] = raw
 		d.mu.Unlock()
 		return mcp.NewToolResultText(answer(req)), nil
 	}

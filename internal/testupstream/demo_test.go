@@ -28,6 +28,12 @@ func TestDemoToolsAnswerAndCount(t *testing.T) {
 			t.Errorf("%s: %q (isError %v), want %q", tt.tool, got, res.IsError, tt.want)
 		}
 	}
+	for tool, want := range map[string]string{"deploy": `{"REPO":" prod-db"}`, "echo": "none"} {
+		res := h.call(t, ctx, "arguments", map[string]any{"tool": tool})
+		if got := res.Content[0].(mcp.TextContent).Text; got != want {
+			t.Errorf("arguments %s = %s, want %s", tool, got, want)
+		}
+	}
 	for tool, want := range map[string]string{"delete_database": "2", "send_payment": "1", "read_table": "1", "deploy": "2", "echo": "0"} {
 		res := h.call(t, ctx, "calls", map[string]any{"tool": tool})
 		if got := res.Content[0].(mcp.TextContent).Text; got != want {

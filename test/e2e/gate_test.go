@@ -77,6 +77,7 @@ type gateOpts struct {
 	principal string // whose token the gate holds
 	graphURL  string // default the emulator's
 	approvals string // extra approvals: lines
+	tools     string // the tools: rules, indented two spaces; default the demo tools' own
 }
 
 // gatedPolicy writes a policy in front of the demo tools and returns its
@@ -93,6 +94,16 @@ func (e *pimEnv) gatedPolicy(t *testing.T, o gateOpts) (policyFile, auditFile st
 		o.graphURL = e.srv.URL()
 	}
 	auditFile = filepath.Join(dir, "audit.jsonl")
+	if o.tools == "" {
+		o.tools = fmt.Sprintf(`  read_table: allow
+  calls: allow
+  delete_database: {role: %s}
+  send_payment: {role: %s}
+  audited: {role: %s}
+  crash: deny
+  "*": deny
+`, dbaRole, treasury, dbaRole)
+	}
 	policyFile = WritePolicy(t, fmt.Sprintf(`version: 1
 approvals:
   credential: token
@@ -104,14 +115,7 @@ approvals:
 %saudit:
   path: %q
 tools:
-  read_table: allow
-  calls: allow
-  delete_database: {role: %s}
-  send_payment: {role: %s}
-  audited: {role: %s}
-  crash: deny
-  "*": deny
-`, tokenFile, o.graphURL, e.caFile, o.approvals, auditFile, dbaRole, treasury, dbaRole))
+%s`, tokenFile, o.graphURL, e.caFile, o.approvals, auditFile, o.tools))
 	return policyFile, auditFile
 }
 
