@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,4 +174,168 @@ func TestGroupActivationRefusedAndCancelled(t *testing.T) {
 			t.Fatalf("last request %q, want the groups API's cancel", last)
 		}
 	})
+}
+
+// docGroupID and docRequestID are the ids of Microsoft's documented
+// example of a user activating an eligible group membership
+// (privilegedAccessGroup-post-assignmentScheduleRequests, example 2).
+const (
+	docGroupID   = "2b5ed229-4072-478d-9504-a047ebd4b07d"
+	docRequestID = "6aacaee8-4089-4048-9510-3119367fc943"
+)
+
+// docGraph answers the groups API with the bodies Microsoft documents for
+// it: create answers create (status and body), the instance lists the
+// documented shapes, and every request is remembered.
+type docGraph struct {
+	t       *testing.T
+	mu      sync.Mutex
+	creates []func(w http.ResponseWriter) // successive create answers
+	pending bool                          // the requests list holds a PendingApproval request for the group
+	active  string                        // the assignment instance list's body once a create or a poll made it live
+	posts   int
+	polled  bool // the pending request was read Provisioned
+	seen    []string
+}
+
+func (g *docGraph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.seen = append(g.seen, r.Method+" "+r.URL.Path)
+	w.Header().Set("Content-Type", "application/json")
+	const p = "/identityGovernance/privilegedAccess/group"
+	switch {
+	case r.URL.Path == p+"/eligibilityScheduleInstances/filterByCurrentUser(on='principal')":
+		fmt.Fprintf(w, `{"value":[{"@odata.type":"#microsoft.graph.privilegedAccessGroupEligibilityScheduleInstance","id":"8MYkhImhnkm70CbBdTyW1BbHHAdHgZdDpbqyEFlRzAs-1-e",
+			"startDateTime":"2022-04-12T14:44:50.287Z","endDateTime":"2034-04-10T00:00:00Z","memberType":"Direct","principalId":%q,"accessId":"member",
+			"groupId":%q,"eligibilityScheduleId":"77f71919-62f3-4d0c-9f88-0a0391b665cd"}]}`, alice, docGroupID)
+	case r.URL.Path == p+"/assignmentScheduleInstances/filterByCurrentUser(on='principal')":
+		if (g.posts == 0 && !g.polled) || g.active == "" {
+			io.WriteString(w, `{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#identityGovernance/privilegedAccess/group/assignmentScheduleInstance","value":[]}`)
+			return
+		}
+		io.WriteString(w, g.active)
+	case r.URL.Path == p+"/assignmentScheduleRequests/filterByCurrentUser(on='principal')":
+		if !g.pending {
+			io.WriteString(w, `{"value":[]}`)
+			return
+		}
+		fmt.Fprintf(w, `{"value":[{"id":%q,"status":"PendingApproval","action":"selfActivate","principalId":%q,"accessId":"member","groupId":%q,
+			"createdDateTime":"2026-03-02T08:59:00Z","approvalId":"a1"}]}`, docRequestID, alice, docGroupID)
+	case r.URL.Path == p+"/assignmentScheduleRequests" && r.Method == http.MethodPost:
+		answer := g.creates[min(g.posts, len(g.creates)-1)]
+		g.posts++
+		answer(w)
+	case r.URL.Path == p+"/assignmentScheduleRequests/"+docRequestID && r.Method == http.MethodGet:
+		g.pending, g.polled = false, true
+		fmt.Fprintf(w, `{"id":%q,"status":"Provisioned","action":"selfActivate","principalId":%q,"accessId":"member","groupId":%q}`, docRequestID, alice, docGroupID)
+	default:
+		g.t.Errorf("unexpected %s %s", r.Method, r.URL)
+		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+// docCreated is the documented 201 of example 2: Provisioned at once.
+func docCreated(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusCreated)
+	fmt.Fprintf(w, `{"@odata.type":"https://graph.microsoft.com/v1.0/$metadata#identityGovernance/privilegedAccess/group/assignmentScheduleRequests/$entity",
+		"id":%q,"status":"Provisioned","completedDateTime":"2026-03-02T09:00:01.3404527Z","createdDateTime":"2026-03-02T09:00:00.7895614Z",
+		"approvalId":null,"customData":null,"createdBy":{"user":{"id":%q}},"action":"selfActivate","isValidationOnly":false,
+		"justification":"Activate assignment.","scheduleInfo":{"startDateTime":"2026-03-02T09:00:01.3404527Z","expiration":{"type":"afterDuration","duration":"PT2H"}},
+		"ticketInfo":{"ticketNumber":null,"ticketSystem":null},"accessId":"member","principalId":%q,"groupId":%q,
+		"targetScheduleId":"2b5ed229-4072-478d-9504-a047ebd4b07d_member_6aacaee8-4089-4048-9510-3119367fc943"}`, docRequestID, alice, alice, docGroupID)
+}
+
+func graphError(status int, code, msg string, header ...string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		for i := 0; i+1 < len(header); i += 2 {
+			w.Header().Set(header[i], header[i+1])
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"error":{"code":%q,"message":%q,"innerError":{"date":"2026-03-02T09:00:00","request-id":"r-1","client-request-id":"c-1"}}}`, code, msg)
+	}
+}
+
+// The documented instance shapes: an activated membership ending at a
+// time, and (as the filterByCurrentUser example shows it) an assigned one
+// with null start and end.
+var (
+	docActivated = fmt.Sprintf(`{"value":[{"@odata.type":"#microsoft.graph.privilegedAccessGroupAssignmentScheduleInstance","id":"lAPpYvVpN0KRkAEhdxReEJ2SvT9WjGJEhR4OuaezoqU-1",
+		"startDateTime":"2026-03-02T09:00:01Z","endDateTime":"2026-03-02T11:00:01Z","accessId":"member","principalId":%q,"groupId":%q,
+		"memberType":"Direct","assignmentType":"Activated","assignmentScheduleId":"s-1"}]}`, alice, docGroupID)
+	docAssigned = fmt.Sprintf(`{"value":[{"@odata.type":"#microsoft.graph.privilegedAccessGroupAssignmentScheduleInstance","id":"lAPpYvVpN0KRkAEhdxReEJ2SvT9WjGJEhR4OuaezoqU-1",
+		"startDateTime":null,"endDateTime":null,"accessId":"member","principalId":%q,"groupId":%q,
+		"memberType":"Direct","assignmentType":"Assigned","assignmentScheduleId":"lAPpYvVpN0KRkAEhdxReEJ2SvT9WjGJEhR4OuaezoqU-1"}]}`, alice, docGroupID)
+)
+
+// TestGroupRecordedShapes runs activations against Microsoft's documented
+// answers of the groups API: its statuses, its errors (which are the
+// directory roles' codes), a permanent assignment with null times, and a
+// throttled create with a fractional Retry-After.
+func TestGroupRecordedShapes(t *testing.T) {
+	docTarget := mgpolicy.Target{Kind: mgpolicy.KindGroup, Role: docGroupID, Access: mgpolicy.AccessMember}
+	tests := []struct {
+		name    string
+		g       *docGraph
+		want    pim.Grant // RequestID, End, AlreadyActive checked
+		err     string    // a piece of UserMessage; empty: success
+		posts   int
+		waitFor time.Duration // a wait the client must have made
+	}{
+		{name: "Provisioned in the create answer",
+			g:     &docGraph{creates: []func(http.ResponseWriter){docCreated}, active: docActivated},
+			want:  pim.Grant{RequestID: docRequestID, End: time.Date(2026, 3, 2, 11, 0, 1, 0, time.UTC)},
+			posts: 1},
+		{name: "not eligible after all (EligibilityRule)",
+			g: &docGraph{creates: []func(http.ResponseWriter){graphError(400, "RoleAssignmentRequestPolicyValidationFailed",
+				`The following policy rules failed: ["EligibilityRule"]`)}},
+			err: "you are not eligible", posts: 1},
+		{name: "a pending request exists: wait on it",
+			g: &docGraph{pending: true, active: docActivated, creates: []func(http.ResponseWriter){graphError(400, "PendingRoleAssignmentRequest",
+				"There is already an existing pending Role assignment request.")}},
+			want:  pim.Grant{RequestID: docRequestID, End: time.Date(2026, 3, 2, 11, 0, 1, 0, time.UTC)},
+			posts: 0}, // the look-up before the create finds it
+		{name: "already active, permanently assigned (null times)",
+			g: &docGraph{active: docAssigned, creates: []func(http.ResponseWriter){graphError(400, "RoleAssignmentExists",
+				"The Role assignment already exists.")}},
+			want:  pim.Grant{End: t0.Add(24 * time.Hour), AlreadyActive: true},
+			posts: 1},
+		{name: "throttled create, fractional Retry-After",
+			g: &docGraph{active: docActivated, creates: []func(http.ResponseWriter){
+				graphError(429, "TooManyRequests", "Too many requests.", "Retry-After", "1.5"), docCreated}},
+			want:    pim.Grant{RequestID: docRequestID, End: time.Date(2026, 3, 2, 11, 0, 1, 0, time.UTC)},
+			posts:   2,
+			waitFor: 1500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := tt.g
+			g.t = t
+			srv := httptest.NewServer(g)
+			t.Cleanup(srv.Close)
+			e := &env{clk: &recClock{Fake: clock.NewFake(t0)}}
+			c, err := pim.New(pim.Config{GraphURL: srv.URL, Credential: staticCred{}, PollInterval: time.Second, PollMaxBackoff: 8 * time.Second,
+				Clock: e.clk, Jitter: func() float64 { return 0.5 }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gr, err := e.activate(c, context.Background(), pim.Request{Principal: alice, Target: docTarget, Duration: 2 * time.Hour, Justification: "Activate assignment."}, nil)
+			switch {
+			case tt.err != "" && (err == nil || !strings.Contains(pim.UserMessage(err), tt.err)):
+				t.Fatalf("err = %v (%q), want one saying %q", err, pim.UserMessage(err), tt.err)
+			case tt.err == "" && err != nil:
+				t.Fatal(err)
+			case tt.err == "" && (gr.RequestID != tt.want.RequestID || !gr.End.Equal(tt.want.End) || gr.AlreadyActive != tt.want.AlreadyActive || gr.RoleDefinitionID != docGroupID):
+				t.Errorf("grant = %+v, want %+v", gr, tt.want)
+			}
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if g.posts != tt.posts {
+				t.Errorf("%d create POSTs, want %d: %v", g.posts, tt.posts, g.seen)
+			}
+			if tt.waitFor > 0 && !slices.Contains(e.clk.Waits(), tt.waitFor) {
+				t.Errorf("waits %v lack the Retry-After %v", e.clk.Waits(), tt.waitFor)
+			}
+		})
+	}
 }
