@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -25,27 +26,64 @@ const CodeTooManyCalls = -32029
 // sessionTable is the Streamable HTTP sessions the gate has issued, with
 // when each was last used: as mcp-go's SessionIdManager it registers the
 // ids mcp-go generates at initialize, forgets them on DELETE and knows no
-// other. A session idle for longer than idle is expired; at most max
-// sessions (and legacy SSE streams) live at once.
+// other. A session is idle from the end of its last request: one with a
+// request in flight (a call waiting for approval, a GET stream) never
+// expires, however long that takes. A session idle for longer than idle is
+// expired; at most max sessions (and legacy SSE streams) live at once.
 type sessionTable struct {
 	clock Clock
 	idle  time.Duration
 	max   int
 	gen   server.StatelessGeneratingSessionIdManager
-	// forgotten is told of each session deleted or expired, outside mu.
-	forgotten func(id string)
+	// forgotten is told of each session deleted or expired, outside mu;
+	// expired only of those the table expired, so that mcp-go's state of
+	// them goes too.
+	forgotten, expired func(id string)
 
 	mu        sync.Mutex
 	last      map[string]time.Time
+	inflight  map[string]int
 	reserved  int // admitted initializes and SSE streams not yet in last
 	lastSweep time.Time
 }
 
 func newSessionTable(c Clock, idle time.Duration, max int, forgotten func(id string)) *sessionTable {
-	return &sessionTable{clock: c, idle: idle, max: max, forgotten: forgotten, last: make(map[string]time.Time), lastSweep: c.Now()}
+	return &sessionTable{clock: c, idle: idle, max: max, forgotten: forgotten, expired: func(string) {},
+		last: make(map[string]time.Time), inflight: make(map[string]int), lastSweep: c.Now()}
 }
 
-// Generate issues a new session id, registered as used now.
+// openedKey carries, in an initialize request's context, where the id
+// mcp-go generates for it is written: the initialize is the new session's
+// first request in flight.
+type openedKey struct{}
+
+// ResolveSessionIdManager gives mcp-go the table, one that remembers which
+// session an initialize opened.
+func (t *sessionTable) ResolveSessionIdManager(r *http.Request) server.SessionIdManager {
+	if opened, ok := r.Context().Value(openedKey{}).(*string); ok {
+		return initializing{t, opened}
+	}
+	return t
+}
+
+type initializing struct {
+	*sessionTable
+	opened *string
+}
+
+// Generate issues the initialize's session, in flight until it is answered.
+func (i initializing) Generate() string {
+	id := i.gen.Generate()
+	i.mu.Lock()
+	i.last[id] = i.clock.Now()
+	i.inflight[id]++
+	i.mu.Unlock()
+	*i.opened = id
+	return id
+}
+
+// Generate issues a session id outside an initialize's request; mcp-go
+// generates them only there, so this is the same without the in-flight mark.
 func (t *sessionTable) Generate() string {
 	id := t.gen.Generate()
 	t.mu.Lock()
@@ -57,39 +95,67 @@ func (t *sessionTable) Generate() string {
 // Validate refuses an id the table does not hold (never issued, deleted or
 // expired): mcp-go answers it 404, and the client initializes anew.
 func (t *sessionTable) Validate(id string) (bool, error) {
-	if !t.touch(id) {
+	t.mu.Lock()
+	_, ok := t.last[id]
+	t.mu.Unlock()
+	if !ok {
 		return false, fmt.Errorf("unknown session %q", id)
 	}
 	return false, nil
 }
 
-// Terminate forgets id (DELETE, or mcp-go's idle sweeper).
+// Terminate forgets id (DELETE).
 func (t *sessionTable) Terminate(id string) (bool, error) {
 	t.mu.Lock()
+	_, ok := t.last[id]
 	delete(t.last, id)
 	t.mu.Unlock()
-	t.forgotten(id)
+	if ok {
+		t.forgotten(id)
+	}
 	return false, nil
 }
 
-// touch marks id used now and reports whether it is a live session; an
-// expired one is forgotten.
-func (t *sessionTable) touch(id string) bool {
+// enter marks a request of session id in flight and returns the leave to
+// call when it is over, or false when id is not a live session; an expired
+// one is forgotten.
+func (t *sessionTable) enter(id string) (leave func(), ok bool) {
 	now := t.clock.Now()
 	t.mu.Lock()
 	last, ok := t.last[id]
-	expired := ok && now.Sub(last) > t.idle
+	expired := ok && t.inflight[id] == 0 && now.Sub(last) > t.idle
 	switch {
 	case expired:
 		delete(t.last, id)
 	case ok:
 		t.last[id] = now
+		t.inflight[id]++
 	}
 	t.mu.Unlock()
 	if expired {
-		t.forgotten(id)
+		t.forget(id)
 	}
-	return ok && !expired
+	if !ok || expired {
+		return nil, false
+	}
+	return sync.OnceFunc(func() { t.leave(id) }), true
+}
+
+// leave ends one of id's requests; its idle time starts now.
+func (t *sessionTable) leave(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.inflight[id]--; t.inflight[id] <= 0 {
+		delete(t.inflight, id)
+	}
+	if _, ok := t.last[id]; ok {
+		t.last[id] = t.clock.Now()
+	}
+}
+
+func (t *sessionTable) forget(id string) {
+	t.forgotten(id)
+	t.expired(id)
 }
 
 // admit reserves room for one more session (an initialize, an SSE stream)
@@ -108,7 +174,7 @@ func (t *sessionTable) admit() (func(), bool) {
 	}
 	t.mu.Unlock()
 	for _, id := range swept {
-		t.forgotten(id)
+		t.forget(id)
 	}
 	if full {
 		return nil, false
@@ -120,12 +186,30 @@ func (t *sessionTable) admit() (func(), bool) {
 	}), true
 }
 
+// sweepEvery expires idle sessions every half idle time until ctx ends, so
+// that abandoned sessions go even when no new one arrives.
+func (t *sessionTable) sweepEvery(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.clock.After(max(t.idle/2, time.Second)):
+		}
+		t.mu.Lock()
+		swept := t.sweep(t.clock.Now())
+		t.mu.Unlock()
+		for _, id := range swept {
+			t.forget(id)
+		}
+	}
+}
+
 // sweep forgets expired sessions and returns them; t.mu is held.
 func (t *sessionTable) sweep(now time.Time) []string {
 	t.lastSweep = now
 	var swept []string
 	for id, last := range t.last {
-		if now.Sub(last) > t.idle {
+		if t.inflight[id] == 0 && now.Sub(last) > t.idle {
 			delete(t.last, id)
 			swept = append(swept, id)
 		}

@@ -25,8 +25,8 @@ func TestSessionTableExpiresIdleSessions(t *testing.T) {
 			tab := newSessionTable(c, time.Minute, 10, func(string) {})
 			id := tab.Generate()
 			c.Advance(tc.after)
-			if got := tab.touch(id); got != tc.live {
-				t.Fatalf("touch after %s = %v, want %v", tc.after, got, tc.live)
+			if got := use(tab, id); got != tc.live {
+				t.Fatalf("use after %s = %v, want %v", tc.after, got, tc.live)
 			}
 			_, err := tab.Validate(id)
 			if (err == nil) != tc.live {
@@ -42,18 +42,98 @@ func TestSessionTableUseKeepsSessionAlive(t *testing.T) {
 	id := tab.Generate()
 	for range 5 {
 		c.Advance(50 * time.Second)
-		if !tab.touch(id) {
+		if !use(tab, id) {
 			t.Fatal("a session used every 50s expired with a 1m idle time")
 		}
 	}
 	if _, err := tab.Terminate(id); err != nil {
 		t.Fatal(err)
 	}
-	if tab.touch(id) {
+	if use(tab, id) {
 		t.Fatal("a deleted session is still live")
 	}
-	if tab.touch("mcp-session-never-issued") {
+	if use(tab, "mcp-session-never-issued") {
 		t.Fatal("an id never issued is live")
+	}
+}
+
+// use makes one request of session id, reporting whether it was live.
+func use(tab *sessionTable, id string) bool {
+	leave, ok := tab.enter(id)
+	if ok {
+		leave()
+	}
+	return ok
+}
+
+// TestSessionTableRequestInFlightKeepsSessionAlive: idle time counts from
+// the end of a session's last request; a request in flight (a call waiting
+// for approval, an initialize waiting for its upstreams, a GET stream)
+// holds the session however long it takes, and neither a sweep nor a
+// later request expires it meanwhile.
+func TestSessionTableRequestInFlightKeepsSessionAlive(t *testing.T) {
+	c := clock.NewFake(time.Unix(0, 0))
+	var expired []string
+	tab := newSessionTable(c, time.Minute, 10, func(string) {})
+	tab.expired = func(id string) { expired = append(expired, id) }
+	var id string
+	init := initializing{tab, &id}
+	init.Generate() // an initialize in flight
+	c.Advance(time.Hour)
+	if swept := tab.sweep(c.Now()); len(swept) != 0 {
+		t.Fatalf("swept %v during its initialize", swept)
+	}
+	tab.leave(id)
+	leave, ok := tab.enter(id) // a call that waits an hour for approval
+	if !ok {
+		t.Fatal("a session expired the moment its initialize was answered")
+	}
+	c.Advance(time.Hour)
+	if !use(tab, id) {
+		t.Fatal("a session expired while its call was in flight")
+	}
+	leave()
+	c.Advance(time.Minute)
+	if !use(tab, id) {
+		t.Fatal("idle time did not start at the end of the last request")
+	}
+	c.Advance(time.Minute + time.Nanosecond)
+	if swept := tab.sweep(c.Now()); len(swept) != 1 || swept[0] != id {
+		t.Fatalf("sweep after the idle time = %v, want [%s]", swept, id)
+	}
+	if len(expired) != 0 {
+		t.Fatalf("sweep told expired %v itself; its caller does", expired)
+	}
+}
+
+// TestSessionTableSweepsAbandonedSessions: with no request at all after
+// them, abandoned sessions still go, and mcp-go's state of each with them.
+func TestSessionTableSweepsAbandonedSessions(t *testing.T) {
+	c := clock.NewFake(time.Unix(0, 0))
+	forgotten := make(chan string, 3)
+	expired := make(chan string, 3)
+	tab := newSessionTable(c, time.Minute, 10, func(id string) { forgotten <- id })
+	tab.expired = func(id string) { expired <- id }
+	id := tab.Generate()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { tab.sweepEvery(ctx); close(done) }()
+	for range 3 { // the sweep at 30s, 60s, 90s
+		if !c.BlockUntil(1, done) {
+			t.Fatal("the sweeper stopped")
+		}
+		c.Advance(30 * time.Second)
+	}
+	if got := <-forgotten; got != id {
+		t.Fatalf("forgotten %q, want %q", got, id)
+	}
+	if got := <-expired; got != id {
+		t.Fatalf("expired %q, want %q", got, id)
+	}
+	cancel()
+	<-done
+	if _, err := tab.Validate(id); err == nil {
+		t.Fatal("an abandoned session is still valid")
 	}
 }
 

@@ -34,14 +34,17 @@ const (
 // loopback one, so a web page cannot drive the gate from a browser.
 func (p *Proxy) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(StreamablePath, &directHTTP{p: p, next: server.NewStreamableHTTPServer(p.srv,
+	streamable := server.NewStreamableHTTPServer(p.srv,
 		server.WithEndpointPath(StreamablePath),
 		server.WithStreamableHTTPLogger(p.log),
-		server.WithSessionIdManager(p.httpSessions),
-		// mcp-go's own sweeper drops its per-session state of the
-		// sessions the table expires.
-		server.WithSessionIdleTTL(p.opts.SessionIdle),
-	)})
+		// The table, not mcp-go's sweeper, decides when a session expires:
+		// mcp-go counts idle time from a request's start, and would expire
+		// a session whose call waits for approval longer than the idle time.
+		server.WithSessionIdManagerResolver(p.httpSessions),
+	)
+	p.httpSessions.expired = func(id string) { endSession(streamable, id) }
+	p.wg.Go(func() { p.httpSessions.sweepEvery(p.ctx) })
+	mux.Handle(StreamablePath, &directHTTP{p: p, next: streamable})
 	sse := server.NewSSEServer(p.srv,
 		server.WithSSEEndpoint(SSEPath),
 		server.WithMessageEndpoint(MessagePath),
@@ -178,14 +181,22 @@ type directHTTP struct {
 func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sid := r.Header.Get(server.HeaderKeySessionID)
 	m, _ := r.Context().Value(messageKey{}).(*postedMessage)
-	if sid != "" && !d.p.httpSessions.touch(sid) {
-		// Expired, deleted or never issued: per the MCP spec a 404 tells
-		// the client to initialize a new session.
-		http.Error(w, fmt.Sprintf("Not found: no session %q; it expired after %s unused or was deleted; initialize a new session", sid, d.p.opts.SessionIdle), http.StatusNotFound)
-		return
+	if sid != "" {
+		leave, ok := d.p.httpSessions.enter(sid)
+		if !ok {
+			// Expired, deleted or never issued: per the MCP spec a 404
+			// tells the client to initialize a new session.
+			http.Error(w, fmt.Sprintf("Not found: no session %q; it expired after %s unused or was deleted; initialize a new session", sid, d.p.opts.SessionIdle), http.StatusNotFound)
+			return
+		}
+		defer leave()
 	}
 	if m != nil && sid == "" && m.kind == request && m.head.Method == string(mcp.MethodInitialize) {
-		d.p.admitSession(d.next).ServeHTTP(w, r)
+		var opened string
+		d.p.admitSession(d.next).ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), openedKey{}, &opened)))
+		if opened != "" {
+			d.p.httpSessions.leave(opened)
+		}
 		return
 	}
 	if m != nil && sid == "" && m.kind == notification && m.head.Method == string(mcp.MethodNotificationCancelled) {
@@ -285,3 +296,21 @@ func (d *directHTTP) task(ctx context.Context, session *liveSession, sid string,
 	}
 	return resultLine(id, res)
 }
+
+// endSession drops mcp-go's state of a session the table expired, through
+// the one way mcp-go offers: a DELETE of that session.
+func endSession(h http.Handler, id string) {
+	r, err := http.NewRequest(http.MethodDelete, StreamablePath, http.NoBody)
+	if err != nil {
+		return
+	}
+	r.Header.Set(server.HeaderKeySessionID, id)
+	h.ServeHTTP(discard{header: http.Header{}}, r)
+}
+
+// discard is the ResponseWriter of endSession: nobody reads the answer.
+type discard struct{ header http.Header }
+
+func (d discard) Header() http.Header       { return d.header }
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) WriteHeader(int)             {}

@@ -109,6 +109,8 @@ type Proxy struct {
 	rebuildMu     sync.Mutex
 	published     published // what the MCPServer was last given, to skip no-op updates
 
+	// ctx ends at Close: the upstreams and the session sweeper run in it.
+	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -231,9 +233,9 @@ func New(ctx context.Context, opts Options) (*Proxy, error) {
 	p.srv = p.newServer()
 	p.serverInfo, _ = json.Marshal(mcp.Implementation{Name: "mcp-gate", Version: opts.Version})
 
-	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	p.ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, u := range p.ups {
-		p.wg.Go(func() { u.run(ctx) })
+		p.wg.Go(func() { u.run(p.ctx) })
 	}
 	return p, nil
 }
