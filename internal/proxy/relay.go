@@ -158,6 +158,7 @@ func (p *Proxy) serverRequest(ctx context.Context, u *upstream, method string, p
 	}
 	s, err := p.target(ctx, u)
 	if err != nil {
+		p.log.Warn("upstream request not relayed", "upstream", u.cfg.Name, "method", method, "why", err)
 		return nil, &RPCError{Code: mcp.METHOD_NOT_FOUND, Message: fmt.Sprintf("Method not found: %s: %v", method, err)}
 	}
 	if err := permits(s.ClientSession, method, params); err != nil {
@@ -312,14 +313,21 @@ func (u *upstream) onRequest(ctx context.Context, id json.RawMessage, method str
 		return
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
+	if _, dup := u.asks.LoadOrStore(key, cancel); dup {
+		cancel(nil)
+		<-u.relaying
+		reply(nil, &RPCError{Code: mcp.INVALID_REQUEST, Message: "Invalid Request: id already used by a request still in flight"})
+		return
+	}
 	ctx, stop := u.limit(ctx)
-	u.asks.Store(key, cancel)
 	go func() {
-		defer func() { <-u.relaying }()
-		defer stop()
-		defer u.asks.Delete(key)
-		defer cancel(nil)
-		reply(u.ask(ctx, u, method, params))
+		res, err := u.ask(ctx, u, method, params)
+		// Released before the answer: the upstream may reuse the id at once.
+		stop()
+		cancel(nil)
+		u.asks.Delete(key)
+		<-u.relaying
+		reply(res, err)
 	}()
 }
 

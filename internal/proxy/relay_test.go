@@ -14,6 +14,8 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-gate/mcp-gate/internal/clock"
 )
 
 // askingUpstream is an upstream whose "ask" tool sends its client the
@@ -385,5 +387,58 @@ func TestStdioSessionElicits(t *testing.T) {
 	}
 	if content, _ := a.res.Content.(map[string]any); a.res.Action != mcp.ElicitationResponseActionAccept || content["why"] != "incident 42" {
 		t.Fatalf("got %+v, %v", a.res, a.err)
+	}
+}
+
+// TestUpstreamRequestBounds: an upstream's request being relayed ends
+// when the upstream cancels it; a reused id and one request too many are
+// refused at once, without asking anyone.
+func TestUpstreamRequestBounds(t *testing.T) {
+	type answer struct {
+		res json.RawMessage
+		err error
+	}
+	asked := make(chan struct{}, 4)
+	u := &upstream{cfg: UpstreamConfig{Name: "up"}, clock: clock.Real{}, timeout: time.Minute, relaying: make(chan struct{}, 2),
+		ask: func(ctx context.Context, _ *upstream, _ string, _ json.RawMessage) (json.RawMessage, error) {
+			asked <- struct{}{}
+			<-ctx.Done()
+			return nil, context.Cause(ctx)
+		}}
+	start := func(id string) <-chan answer {
+		got := make(chan answer, 1)
+		u.onRequest(context.Background(), json.RawMessage(id), "roots/list", nil, func(res json.RawMessage, err error) { got <- answer{res, err} })
+		return got
+	}
+	code := func(a answer) int {
+		var rpc *RPCError
+		if !errors.As(a.err, &rpc) {
+			return 0
+		}
+		return rpc.Code
+	}
+
+	first := start("1")
+	<-asked
+	if a := <-start("1"); code(a) != mcp.INVALID_REQUEST {
+		t.Fatalf("reused id: got %v", a.err)
+	}
+	second := start(`"two"`)
+	<-asked
+	if a := <-start("3"); code(a) != mcp.INTERNAL_ERROR || !strings.Contains(a.err.Error(), "already wait") {
+		t.Fatalf("one too many: got %v", a.err)
+	}
+	u.onNotify(string(mcp.MethodNotificationCancelled), json.RawMessage(`{"requestId":1,"reason":"the tool gave up"}`))
+	var ce *CancelledError
+	if a := <-first; !errors.As(a.err, &ce) || ce.Reason != "the tool gave up" {
+		t.Fatalf("cancelled: got %v", a.err)
+	}
+	u.onNotify(string(mcp.MethodNotificationCancelled), json.RawMessage(`{"requestId":"two"}`))
+	<-second
+	third := start("1") // the id of a finished request is free again
+	<-asked
+	u.onNotify(string(mcp.MethodNotificationCancelled), json.RawMessage(`{"requestId":1}`))
+	if a := <-third; !errors.As(a.err, &ce) {
+		t.Fatalf("reusing a finished request's id: got %v", a.err)
 	}
 }
