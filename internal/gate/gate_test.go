@@ -205,7 +205,7 @@ type harness struct {
 	next  proxy.CallFunc
 }
 
-func newHarness(t *testing.T, policyYAML string) *harness {
+func newHarness(t *testing.T, policyYAML string, mutate ...func(*Config)) *harness {
 	t.Helper()
 	pol, _, err := policy.Parse("test.yaml", []byte(policyYAML))
 	if err != nil {
@@ -218,13 +218,17 @@ func newHarness(t *testing.T, policyYAML string) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{act: newFakeActivator(), clk: clk, audit: &memAudit{}, up: &upstream{}}
-	h.gate, err = New(Config{
+	cfg := Config{
 		Policy:    func() *policy.Policy { return pol },
 		Activator: h.act,
 		Grants:    cache,
 		Audit:     h.audit,
 		Clock:     clk,
-	})
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	h.gate, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -896,4 +900,53 @@ func TestReloadKeepsRestartOnlySettings(t *testing.T) {
 		t.Fatal("no receipt: approvals.wait: 1m from a reload took effect before a restart")
 	}
 	a.result <- activationResult{err: context.Canceled}
+}
+
+// TestWatchHearsEachWaitingCall: the Watch hook hears of a call that waits
+// for an activation, with the grant's key, the call's record and the
+// activation, and that it is over once answered; a call on a cached grant
+// waits for nothing and is not heard of.
+func TestWatchHearsEachWaitingCall(t *testing.T) {
+	type heard struct {
+		k   grants.Key
+		rec audit.Record
+		w   *grants.Waiter
+	}
+	watched := make(chan heard, 4)
+	var over atomic.Int32
+	h := newHarness(t, testPolicy, func(c *Config) {
+		c.Watch = func(k grants.Key, rec audit.Record, w *grants.Waiter) func() {
+			watched <- heard{k, rec, w}
+			return func() { over.Add(1) }
+		}
+	})
+	done := h.callAsync(t.Context(), &proxy.Call{Tool: "drop_table", Arguments: json.RawMessage(`{"table":"users"}`)})
+	a := <-h.act.started
+	got := <-watched
+	if got.k != (grants.Key{Principal: alice, Kind: "role", RoleID: roleID, Scope: "/"}) || got.rec.Tool != "drop_table" ||
+		got.rec.Role != "Database Administrator" || got.rec.Principal != alice || got.rec.TraceID == "" || got.w == nil {
+		t.Fatalf("heard %+v", got)
+	}
+	a.onStatus(pim.Status{RequestID: "req-1", Status: "PendingApproval"})
+	for {
+		p, _, next := got.w.Progress()
+		if p.RequestID == "req-1" {
+			break
+		}
+		<-next
+	}
+	if over.Load() != 0 {
+		t.Fatal("over before the call was answered")
+	}
+	a.result <- activationResult{grant: pim.Grant{RequestID: "req-1", Start: t0, End: t0.Add(10 * time.Minute)}}
+	<-done
+	if over.Load() != 1 {
+		t.Fatalf("over called %d times, want once", over.Load())
+	}
+	if _, err := h.next(t.Context(), &proxy.Call{Tool: "drop_table", Arguments: json.RawMessage(`{"table":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if len(watched) != 0 {
+		t.Fatalf("a call on a cached grant was watched: %+v", <-watched)
+	}
 }

@@ -126,7 +126,8 @@ func see(t *testing.T, ctx context.Context, what, selector, shot string) string 
 func TestApprovalsPageInBrowser(t *testing.T) {
 	ctx := browser(t)
 	e := startPIM(t)
-	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice})
+	// The call waits for the approver however slow the machine: no receipt.
+	policyFile, _ := e.gatedPolicy(t, gateOpts{principal: alice, approvals: "  wait: 10m\n"})
 	withUI(t, policyFile, uiListen)
 	c, stderr := StdioGate(t, nil, append([]string{"--policy", policyFile, "--"}, append(Upstream("db"), "--demo")...))
 	url := uiURL(t, stderr)
