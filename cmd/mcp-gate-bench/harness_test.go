@@ -95,8 +95,15 @@ func TestStartAnnounced(t *testing.T) {
 }
 
 // TestPassthroughRelaysCalls: the peer serves the upstream's tools and
-// relays their calls, here over stdio in front of an HTTP upstream.
+// relays their calls, here over stdio in front of an HTTP upstream, for
+// clients of either protocol generation (it speaks 2025-11-25 upstream).
 func TestPassthroughRelaysCalls(t *testing.T) {
+	for _, protocol := range []string{legacy, modern} {
+		t.Run(protocol, func(t *testing.T) { testPassthroughRelaysCalls(t, protocol) })
+	}
+}
+
+func testPassthroughRelaysCalls(t *testing.T, protocol string) {
 	up := testupstream.New(testupstream.Options{Clock: clock.Real{}})
 	ts := httptest.NewServer(server.NewStreamableHTTPServer(up.MCP()))
 	t.Cleanup(ts.Close)
@@ -120,7 +127,7 @@ func TestPassthroughRelaysCalls(t *testing.T) {
 	if err := cli.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := initialize(t.Context(), cli, legacy); err != nil {
+	if err := initialize(t.Context(), cli, protocol); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := calls(t.Context(), []*client.Client{cli}, 5); err != nil {

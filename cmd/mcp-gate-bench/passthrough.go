@@ -71,7 +71,11 @@ func runPassthrough(ctx context.Context, args []string, stdin io.Reader, stdout,
 	srv := server.NewMCPServer("mcp-gate-bench-passthrough", "1", server.WithToolCapabilities(false))
 	for _, t := range tools.Tools {
 		srv.AddTool(t, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			return up.CallTool(ctx, req)
+			// The name and arguments only: the client's _meta names its
+			// own protocol version, not the one spoken upstream.
+			var fwd mcp.CallToolRequest
+			fwd.Params.Name, fwd.Params.Arguments = req.Params.Name, req.Params.Arguments
+			return up.CallTool(ctx, fwd)
 		})
 	}
 
