@@ -135,6 +135,9 @@ type gateway struct {
 	log     *slog.Logger
 	metrics *prometheus.Registry // what /metrics serves
 	stopUI  func()               // stops the approvals page
+	// tokenKeys, with serve.auth, reports whether the tenant's signing
+	// keys are held (fetching them if not): a readiness check.
+	tokenKeys func(context.Context) error
 }
 
 // Close stops the approvals page and the upstreams, then closes the audit log.

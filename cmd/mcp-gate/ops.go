@@ -30,8 +30,8 @@ const readyTimeout = 900 * time.Millisecond
 const graphProbeTTL = 30 * time.Second
 
 // readiness lists what must hold before the gate takes traffic: a policy in
-// force, every upstream connected, and Graph answering when some rule names
-// a role.
+// force, every upstream connected, with serve.auth the tenant's signing
+// keys at hand, and Graph answering when some rule names a role.
 func (g *gateway) readiness() []health.Check {
 	checks := []health.Check{
 		{Name: "policy", Probe: func(context.Context) error {
@@ -46,6 +46,14 @@ func (g *gateway) readiness() []health.Check {
 			}
 			return nil
 		}},
+	}
+	if g.tokenKeys != nil {
+		checks = append(checks, health.Check{Name: "auth", Probe: func(ctx context.Context) error {
+			if err := g.tokenKeys(ctx); err != nil {
+				return fmt.Errorf("cannot check tokens: %w", err)
+			}
+			return nil
+		}})
 	}
 	if c := g.gating.graph; c != nil {
 		checks = append(checks, health.Check{Name: "graph", Probe: health.Cached(func(ctx context.Context) error {

@@ -62,9 +62,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	handler := p.HTTPHandler()
 	switch sa := p.gating.started.ServeAuth(); {
 	case sa.Enabled():
-		if handler, err = authenticated(sa, handler, p.gating.obo, p.log); err != nil {
+		var v *authn.Validator
+		if handler, v, err = authenticated(sa, handler, p.gating.obo, p.log); err != nil {
 			return err
 		}
+		p.tokenKeys = v.Ready
 		if len(p.gating.started.Roles()) > 0 && p.gating.obo == nil {
 			p.log.Warn("serve.auth: each call acts for its caller, but roles are activated with the gate's own credential: only that credential's user can activate; other users' gated calls are refused")
 		}
@@ -114,13 +116,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // authenticated puts next behind serve.auth: each request's Entra token is
-// validated and its oid becomes the principal of the calls it carries. With
-// on-behalf-of activation (obo not nil) the token is what that principal's
-// activations are made with.
-func authenticated(sa policy.ServeAuth, next http.Handler, obo *pim.OnBehalfOf, log *slog.Logger) (http.Handler, error) {
+// validated (by the Validator it returns) and its oid becomes the principal
+// of the calls it carries. With on-behalf-of activation (obo not nil) the
+// token is what that principal's activations are made with.
+func authenticated(sa policy.ServeAuth, next http.Handler, obo *pim.OnBehalfOf, log *slog.Logger) (http.Handler, *authn.Validator, error) {
 	v, err := authn.New(authn.Config{Authority: sa.Authority, TenantID: sa.TenantID, Audiences: []string{sa.Audience}, CAFile: sa.CAFile})
 	if err != nil {
-		return nil, fmt.Errorf("serve.auth: %w", err)
+		return nil, nil, fmt.Errorf("serve.auth: %w", err)
 	}
 	g := authn.NewGuard(authn.GuardConfig{Validator: v, Endpoint: proxy.StreamablePath, Scope: sa.Scope, Resource: sa.Resource, Logger: log})
 	log.Info("serve.auth: HTTP clients must present an Entra access token", "tenant", sa.TenantID, "audience", sa.Audience, "authority", sa.Authority)
@@ -137,7 +139,7 @@ func authenticated(sa policy.ServeAuth, next http.Handler, obo *pim.OnBehalfOf, 
 			ctx = pim.WithCaller(ctx, id.OID)
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
-	})), nil
+	})), v, nil
 }
 
 // serveOps serves the operations endpoints on their own address until stop.

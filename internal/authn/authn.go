@@ -158,6 +158,15 @@ func MetadataURL(authority, tenantID string) string {
 	return strings.TrimRight(authority, "/") + "/" + tenantID + "/v2.0/.well-known/openid-configuration"
 }
 
+// Ready reports whether the validator holds the tenant's signing keys, so
+// that it can check tokens; when it holds none it fetches them (one fetch
+// for all callers, spaced after a failure), waiting at most until ctx ends.
+// Readiness probes call it: a replica takes no traffic before it can check
+// a token, so a burst of calls never meets a cold key set.
+func (v *Validator) Ready(ctx context.Context) error {
+	return v.keys.ready(ctx)
+}
+
 // AuthorizationServer is the issuer clients get tokens from, as RFC 9728
 // metadata names it.
 func (v *Validator) AuthorizationServer() string { return v.issuers[0] }

@@ -267,6 +267,33 @@ func TestKeysUnavailable(t *testing.T) {
 	}
 }
 
+// Ready fetches the keys when none are held, reports a failure to get
+// them, and once they are held answers without fetching again.
+func TestReady(t *testing.T) {
+	ctx := context.Background()
+	down := newIssuer(t)
+	down.srv.Close()
+	if err := down.validator(t, clock.NewFake(t0)).Ready(ctx); err == nil || !strings.Contains(err.Error(), "signing keys") {
+		t.Fatalf("Ready with the issuer down = %v, want a key fetch error", err)
+	}
+
+	iss := newIssuer(t)
+	clk := clock.NewFake(t0)
+	v := iss.validator(t, clk)
+	for range 3 {
+		if err := v.Ready(ctx); err != nil {
+			t.Fatalf("Ready = %v", err)
+		}
+		clk.Advance(minRefresh) // past the spacing an unknown kid would respect
+	}
+	if n := iss.fetches.Load(); n != 1 {
+		t.Fatalf("key set fetched %d times, want once", n)
+	}
+	if _, err := v.Validate(ctx, sign(t, iss.goodClaims(), "k1", testKey(t, 0))); err != nil || iss.fetches.Load() != 1 {
+		t.Fatalf("a token after Ready: %v, %d fetches; want valid with no other fetch", err, iss.fetches.Load())
+	}
+}
+
 func TestNewRefuses(t *testing.T) {
 	tests := []struct {
 		name string

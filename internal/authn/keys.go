@@ -95,6 +95,22 @@ func (s *keySet) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	}
 }
 
+// ready reports whether keys are held, fetching them when none are. Once
+// fetched, keys stay held (stale ones too): readiness does not flap with
+// Entra's availability, and probes cause no fetch then.
+func (s *keySet) ready(ctx context.Context) error {
+	s.mu.Lock()
+	held := s.keys != nil
+	s.mu.Unlock()
+	if held {
+		return nil
+	}
+	if _, err := s.key(ctx, ""); err != nil && !errors.Is(err, errUnknownKey) {
+		return err
+	}
+	return nil
+}
+
 // fetch reads the key set and signals done. It runs detached from any one
 // request, so that a client that hangs up does not fail the others waiting.
 func (s *keySet) fetch(done chan struct{}) {

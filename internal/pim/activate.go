@@ -189,6 +189,7 @@ func (c *Client) Activate(ctx context.Context, req Request, onStatus func(Status
 	if err != nil {
 		return Grant{}, fmt.Errorf("pim: looking for a pending request for role %s: %w", req.Role, err)
 	}
+	a.adopted = found
 	if !found {
 		sr, err = a.create(ctx)
 		var ge *GraphError
@@ -270,6 +271,11 @@ type activation struct {
 	t        policy.Target // req.Target resolved: its Role is the id
 	started  time.Time
 	onStatus func(Status)
+	// adopted: the request awaited is someone else's (another replica's,
+	// the portal's), found pending rather than made by this activation.
+	// It is theirs to withdraw: a caller of this activation going away
+	// does not cancel it, since others may be waiting on it.
+	adopted bool
 }
 
 // findRequest returns the newest of the principal's requests for the role
@@ -412,11 +418,14 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 		if ferr != nil {
 			return scheduleRequest{}, a.wrap(fmt.Errorf("%w (then looking for the request it may have made: %w)", err, ferr))
 		}
+		if isGE && ge.Code == "PendingRoleAssignmentRequest" {
+			if !found {
+				return scheduleRequest{}, a.wrap(err)
+			}
+			a.adopted = true
+		}
 		if found {
 			return sr, nil
-		}
-		if isGE && ge.Code == "PendingRoleAssignmentRequest" {
-			return scheduleRequest{}, a.wrap(err)
 		}
 	}
 }
@@ -486,6 +495,10 @@ func (a *activation) abandon(ctx context.Context, requestID string, lastErr erro
 	err := fmt.Errorf("pim: activation of role %s (request %s) abandoned: %w", a.req.Role, requestID, ctx.Err())
 	if lastErr != nil {
 		err = fmt.Errorf("%w (last poll: %w)", err, lastErr)
+	}
+	if a.adopted {
+		a.c.log.Info("pim: left a request this gate did not make pending for those waiting on it", "requestId", requestID)
+		return err
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -615,24 +616,7 @@ func TestLostCreateReplyMakesOneRequest(t *testing.T) {
 // call's) is waited on, not duplicated.
 func TestExistingPendingRequestIsAdopted(t *testing.T) {
 	e := start(t, scenario())
-	body := `{"action":"selfActivate","principalId":"` + alice + `","roleDefinitionId":"` + privRoleID +
-		`","directoryScopeId":"/","justification":"by hand","scheduleInfo":{"startDateTime":"` + t0.Format(time.RFC3339) +
-		`","expiration":{"type":"afterDuration","duration":"PT15M"}}}`
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(e.srv.CACertPEM())
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	hreq, _ := http.NewRequest(http.MethodPost, e.srv.URL()+"/roleManagement/directory/roleAssignmentScheduleRequests", strings.NewReader(body))
-	hreq.Header.Set("Authorization", "Bearer "+e.srv.Token(alice))
-	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(hreq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("hand-made request: %s", resp.Status)
-	}
-	existing := e.srv.Requests()[0].ID
+	existing := e.handMadeRequest(t)
 	onStatus := func(s pim.Status) {
 		if s.Status == "PendingApproval" {
 			_ = e.srv.Approve(s.RequestID)
@@ -644,6 +628,143 @@ func TestExistingPendingRequestIsAdopted(t *testing.T) {
 	}
 	if g.RequestID != existing || e.srv.CreateCount() != 1 {
 		t.Errorf("grant %+v, %d requests; want the existing request %s only", g, e.srv.CreateCount(), existing)
+	}
+}
+
+// A burst of calls needing a role not yet resolved costs one Graph
+// lookup; a caller whose context ends stops waiting.
+func TestConcurrentResolutionsShareOneLookup(t *testing.T) {
+	e := start(t, scenario())
+	c := e.client(t, alice)
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			id, err := c.Resolve(context.Background(), mgpolicy.Target{Role: "Privileged Role Administrator"})
+			if err == nil && id != privRoleID {
+				err = errors.New("resolved to " + id + ", want " + privRoleID)
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if h := e.srv.HitCount(); h != 1 {
+		t.Errorf("%d Graph requests for %d concurrent resolutions, want 1", h, n)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Resolve(gone, mgpolicy.Target{Role: "Helpdesk Administrator"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a caller whose context ended: %v, want context.Canceled", err)
+	}
+}
+
+// handMadeRequest makes alice's request for privRoleID as another replica
+// (or the portal) would, and returns its id.
+func (e *env) handMadeRequest(t *testing.T) string {
+	t.Helper()
+	body := `{"action":"selfActivate","principalId":"` + alice + `","roleDefinitionId":"` + privRoleID +
+		`","directoryScopeId":"/","justification":"by hand","scheduleInfo":{"startDateTime":"` + t0.Format(time.RFC3339) +
+		`","expiration":{"type":"afterDuration","duration":"PT15M"}}}`
+	hreq, _ := http.NewRequest(http.MethodPost, e.srv.URL()+"/roleManagement/directory/roleAssignmentScheduleRequests", strings.NewReader(body))
+	hreq.Header.Set("Authorization", "Bearer "+e.srv.Token(alice))
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := e.httpClient().Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("hand-made request: %s", resp.Status)
+	}
+	reqs := e.srv.Requests()
+	return reqs[len(reqs)-1].ID
+}
+
+// httpClient trusts the emulator's certificate.
+func (e *env) httpClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(e.srv.CACertPEM())
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// raceFirstCreate sends another replica's create POST just before the
+// client's first one: the client's own POST is then answered
+// PendingRoleAssignmentRequest, as Graph answers the loser of two replicas
+// that both found no request and both posted.
+type raceFirstCreate struct {
+	e     *env
+	t     *testing.T
+	raced atomic.Bool
+}
+
+func (r *raceFirstCreate) Do(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/roleAssignmentScheduleRequests") && r.raced.CompareAndSwap(false, true) {
+		r.e.handMadeRequest(r.t)
+	}
+	return r.e.httpClient().Do(req)
+}
+
+// A replica whose create POST loses to another's is answered
+// PendingRoleAssignmentRequest: it finds that request and waits on it.
+func TestPendingRoleAssignmentRequestIsAdopted(t *testing.T) {
+	e := start(t, scenario())
+	race := &raceFirstCreate{e: e, t: t}
+	c := e.client(t, alice, func(c *pim.Config) { c.Transport = race })
+	onStatus := func(s pim.Status) {
+		if s.Status == "PendingApproval" {
+			_ = e.srv.Approve(s.RequestID)
+		}
+	}
+	g, err := e.activate(c, context.Background(), req(privRoleID), onStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := e.srv.Requests()
+	if !race.raced.Load() || len(reqs) != 1 || g.RequestID != reqs[0].ID || reqs[0].Justification != "by hand" {
+		t.Fatalf("grant %+v, requests %+v; want the other replica's request only", g, reqs)
+	}
+}
+
+// A request this gate adopted is not withdrawn when its caller goes away:
+// whoever made it (another replica's callers) may still be waiting on it.
+func TestAdoptedRequestIsNotCancelled(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		mod  func(*env, *testing.T) func(*pim.Config)
+	}{
+		{"found pending before posting", func(e *env, t *testing.T) func(*pim.Config) {
+			e.handMadeRequest(t)
+			return func(*pim.Config) {}
+		}},
+		{"answered PendingRoleAssignmentRequest", func(e *env, t *testing.T) func(*pim.Config) {
+			return func(c *pim.Config) { c.Transport = &raceFirstCreate{e: e, t: t} }
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := start(t, scenario())
+			c := e.client(t, alice, tt.mod(e, t))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			onStatus := func(s pim.Status) {
+				if s.Elapsed >= 2*time.Second {
+					cancel()
+				}
+			}
+			if _, err := e.activate(c, ctx, req(privRoleID), onStatus); !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+			reqs := e.srv.Requests()
+			if len(reqs) != 1 || reqs[0].Status != pimtest.StatusPendingApproval {
+				t.Fatalf("requests %+v, want the adopted one still pending", reqs)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mcp-gate/mcp-gate/internal/policy"
 )
@@ -43,17 +44,48 @@ func graphAPIFor(kind policy.Kind) (graphAPI, error) {
 // Resolve maps t's name to the id PIM knows it by: a directory role's
 // definition id, a group's object id or an Azure role definition's GUID;
 // a GUID is returned as is.
+//
+// Concurrent resolutions of one target share one Graph lookup: a burst of
+// calls needing a role not yet resolved (a replica's first minutes) is one
+// read, not one per call (which Graph would throttle). The shared lookup
+// runs on its own deadline, so one caller giving up does not fail the
+// others (it keeps the first caller's deadline, if any); each caller
+// still stops waiting when its own ctx ends.
 func (c *Client) Resolve(ctx context.Context, t policy.Target) (string, error) {
+	var resolve func(context.Context) (string, error)
 	switch t.Kind {
 	case policy.KindRole:
-		return c.ResolveRole(ctx, t.Role)
+		resolve = func(ctx context.Context) (string, error) { return c.ResolveRole(ctx, t.Role) }
 	case policy.KindGroup:
-		return c.resolveGroup(ctx, t.Role)
+		resolve = func(ctx context.Context) (string, error) { return c.resolveGroup(ctx, t.Role) }
 	case policy.KindAzureRole:
-		return c.resolveAzureRole(ctx, t)
+		resolve = func(ctx context.Context) (string, error) { return c.resolveAzureRole(ctx, t) }
+	default:
+		return "", fmt.Errorf("pim: this mcp-gate cannot activate a %s yet", t.Kind)
 	}
-	return "", fmt.Errorf("pim: this mcp-gate cannot activate a %s yet", t.Kind)
+	ch := c.resolving.DoChan(t.Kind.String()+"\x00"+t.Scope+"\x00"+t.Role, func() (any, error) {
+		dl, ok := ctx.Deadline()
+		if !ok {
+			dl = time.Now().Add(resolveTimeout) // a context's deadline is on the real clock
+		}
+		lctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), dl)
+		defer cancel()
+		return resolve(lctx)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err
+		}
+		return r.Val.(string), nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
+
+// resolveTimeout bounds a shared name lookup (Resolve) whose first caller
+// set no deadline.
+const resolveTimeout = 2 * time.Minute
 
 type group struct {
 	ID          string `json:"id"`

@@ -26,6 +26,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"golang.org/x/sync/singleflight"
 
 	mgpolicy "github.com/mcp-gate/mcp-gate/internal/policy"
 )
@@ -118,6 +119,9 @@ type Client struct {
 	clock       Clock
 	jitter      func() float64
 	log         *slog.Logger
+
+	// resolving joins concurrent resolutions of one name (see Resolve).
+	resolving singleflight.Group
 
 	mu     sync.Mutex
 	roles  map[string]string      // role name -> roleDefinitionId

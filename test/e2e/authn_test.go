@@ -40,12 +40,20 @@ func authGate(t *testing.T, e *pimEnv, approvals string, obo bool, flags ...stri
 // authGateWith is authGate with more top-level policy sections (extra).
 func authGateWith(t *testing.T, e *pimEnv, approvals, extra string, obo bool, flags ...string) (*Gate, string) {
 	t.Helper()
-	policyFile, auditFile := e.gatedPolicy(t, gateOpts{principal: alice, approvals: approvals})
+	policyFile, auditFile, env := e.authPolicy(t, approvals, extra, obo)
+	args := append(append([]string{"--policy", policyFile}, flags...), "--", Upstream("db")[0], "--name", "db", "--demo")
+	return ServeGate(t, env, args...), auditFile
+}
+
+// authPolicy writes authGateWith's policy, with an audit log of its own,
+// and returns it with the environment the gate needs.
+func (e *pimEnv) authPolicy(t *testing.T, approvals, extra string, obo bool) (policyFile, auditFile string, env []string) {
+	t.Helper()
+	policyFile, auditFile = e.gatedPolicy(t, gateOpts{principal: alice, approvals: approvals})
 	text, err := os.ReadFile(policyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var env []string
 	if obo {
 		e.srv.RegisterApp(pimtest.App{ClientID: gateClientID, Secret: gateSecret, IdentifierURI: gateAudience})
 		text = regexp.MustCompile(`credential: token\n  tokenFile: .*\n`).ReplaceAll(text, []byte("credential: onbehalfof\n  clientId: "+gateClientID+"\n"))
@@ -56,14 +64,13 @@ func authGateWith(t *testing.T, e *pimEnv, approvals, extra string, obo bool, fl
 	if err := os.WriteFile(policyFile, text, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := append(append([]string{"--policy", policyFile}, flags...), "--", Upstream("db")[0], "--name", "db", "--demo")
-	return ServeGate(t, env, args...), auditFile
+	return policyFile, auditFile, env
 }
 
 // userClient is an initialized client that sends token with each request.
-func (g *Gate) userClient(t *testing.T, token string) *client.Client {
+func (g *Gate) userClient(t *testing.T, token string, opts ...client.ClientOption) *client.Client {
 	t.Helper()
-	return g.ClientWith(t, []transport.StreamableHTTPCOption{transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token})})
+	return g.ClientWith(t, []transport.StreamableHTTPCOption{transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token})}, opts...)
 }
 
 func (e *pimEnv) userToken(oid string, opts ...pimtest.UserTokenOption) string {

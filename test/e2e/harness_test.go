@@ -295,7 +295,14 @@ func Receive[T any](t *testing.T, what string, ch <-chan T) T {
 // waiting on restarts, never for asserting how fast something happens.
 func Eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	EventuallyWithin(t, what, 60*time.Second, f)
+}
+
+// EventuallyWithin is Eventually with its deadline d, for a load that a
+// loaded machine takes longer over.
+func EventuallyWithin(t *testing.T, what string, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		err := f()
 		if err == nil {
