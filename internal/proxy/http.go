@@ -225,13 +225,20 @@ func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case m.kind == request && m.head.Method == string(mcp.MethodToolsCall):
 		// A call whose user may be asked something takes mcp-go's path,
 		// which streams the question on the call's own response.
-		if cp, ok := directParams(m.head.Params, false); ok && cp.m.ProgressToken == nil && !sessionCanElicit(session.ClientSession) {
+		// So does one of a tool no upstream lists, which mcp-go's path
+		// would answer itself, not as the upstream does (see newCall).
+		if cp, ok := directParams(m.head.Params, false); ok && (cp.m.ProgressToken == nil && !sessionCanElicit(session.ClientSession) || !d.p.listed(cp.Name)) {
 			status, out := d.call(r.Context(), session, sid, m.head.ID, cp)
 			writeJSON(w, status, out)
 			return
 		}
 		if cp, ok := decodeCallParams(m.head.Params); ok && wantsTask(cp) && d.p.taskable(r.Context(), cp) {
 			writeJSON(w, http.StatusOK, d.task(r.Context(), session, sid, m.head.ID, cp))
+			return
+		}
+	case m.kind == request && m.head.Method == string(mcp.MethodCompletionComplete):
+		if line, ok := d.p.rawComplete(r.Context(), m.head.ID, m.head.Params); ok {
+			writeJSON(w, http.StatusOK, line)
 			return
 		}
 	case m.kind == request && isTaskMethod(m.head.Method):

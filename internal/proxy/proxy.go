@@ -672,13 +672,41 @@ func (p *Proxy) forward(ctx context.Context, c *Call) (Result, error) {
 func (p *Proxy) newCall(ctx context.Context, name string, args, meta json.RawMessage) (*Call, error) {
 	var r route
 	if !p.lookup(ctx, func() bool { var ok bool; r, ok = p.routes.Load().tools[name]; return ok }) {
-		return nil, &RPCError{Code: mcp.INVALID_PARAMS, Message: fmt.Sprintf("tool '%s' not found", name)}
+		// A name no upstream lists still goes, through the Middleware
+		// (which decides on it like any other), to the upstream its name
+		// points to, so that the client gets that upstream's own answer
+		// to an unknown tool, as it would directly: some answer with a
+		// tool error, some with a JSON-RPC error.
+		u, upstreamName := p.unlisted(name)
+		if u == nil {
+			return nil, &RPCError{Code: mcp.INVALID_PARAMS, Message: fmt.Sprintf("tool '%s' not found", name)}
+		}
+		r = route{up: u, name: upstreamName}
 	}
 	c := &Call{Tool: name, Upstream: r.up.cfg.Name, UpstreamTool: r.name, Arguments: args, Principal: principalFrom(ctx), Declared: r.declared, meta: meta, task: r.task}
 	if canElicit(ctx) {
 		c.Elicit = p.elicit
 	}
 	return c, nil
+}
+
+// listed reports whether an upstream lists tool now.
+func (p *Proxy) listed(tool string) bool {
+	_, ok := p.routes.Load().tools[tool]
+	return ok
+}
+
+// unlisted is the upstream a tool name no upstream lists points to, and the
+// name there: the only upstream, or the one whose prefix the name has.
+func (p *Proxy) unlisted(name string) (*upstream, string) {
+	if len(p.ups) == 1 {
+		return p.ups[0], name
+	}
+	prefix, rest, ok := strings.Cut(name, Separator)
+	if u := p.byName[prefix]; ok && u != nil && rest != "" {
+		return u, rest
+	}
+	return nil, ""
 }
 
 // handleTool serves tools/call for requests that go through mcp-go's

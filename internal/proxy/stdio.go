@@ -310,6 +310,14 @@ func (p *Proxy) stdioMessage(ctx context.Context, sess *stdioSession, w *lineWri
 			line, _ := p.taskMethod(rctx, sess.SessionID(), h.Method, h.ID, h.Params)
 			return line
 		}
+	case h.Method == string(mcp.MethodCompletionComplete):
+		plain := serve
+		serve = func() []byte {
+			if line, ok := p.rawComplete(rctx, h.ID, h.Params); ok {
+				return line
+			}
+			return plain()
+		}
 	}
 	requests.Go(func() {
 		out := serve()
