@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -175,6 +176,41 @@ func TestApprovalsPageInBrowser(t *testing.T) {
 	}
 	if waiting != 0 {
 		t.Errorf("%d rows still waiting after the grant", waiting)
+	}
+
+	// Readable in a dark scheme: the page follows prefers-color-scheme.
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatal(err)
+	}
+	bg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`))
+	if err != nil || bg != "rgb(15, 18, 22)" {
+		t.Errorf("body background in the dark scheme = %q (%v), want the dark one", bg, err)
+	}
+	see(t, ctx, "the page in the dark scheme", `#decided-rows tr.decided`, filepath.Join(dir, "4-dark.png"))
+
+	// Without JavaScript the page is a complete snapshot, rendered by the gate.
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	snapshot, err := chromedp.Run(ctx, chromedp.OuterHTML("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`tr class="granted" data-request="` + req.ID + `"`, `outcome-forwarded`, "delete_database"} {
+		if !strings.Contains(snapshot, want) {
+			t.Errorf("the page without JavaScript lacks %q:\n%s", want, snapshot)
+		}
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "5-no-javascript.png"), png, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
