@@ -33,7 +33,7 @@ type kind int
 const (
 	request kind = iota
 	notification
-	response // to a request of ours; the gate sends none, so it is dropped
+	response // to a request of ours: one relayed from an upstream, or the gate's own question
 )
 
 // invalid is why a message was refused, as a JSON-RPC error answer: id is
