@@ -65,19 +65,22 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	defer stopEmulator()
-	d.say("PIM emulator serving Graph at %s; alice is eligible for 'Database Administrator' (approver approves after 7s), 'Treasury' (approver denies) "+
-		"and membership of the PIM group 'Prod Deployers' (approver approves after 4s)", graphURL)
+	armURL := strings.TrimSuffix(graphURL, "/v1.0")
+	d.say("PIM emulator serving Graph at %s and Azure Resource Manager at %s; alice is eligible for 'Database Administrator' (approver approves after 7s), 'Treasury' (approver denies), "+
+		"membership of the PIM group 'Prod Deployers' (approver approves after 4s) and the Azure role 'Contributor' in one subscription (approver approves after 3s)", graphURL, armURL)
 
-	token, err := mintToken(ctx, graphURL, caFile, alice)
-	if err != nil {
-		return fmt.Errorf("mint a token for alice: %w", err)
-	}
-	tokenFile := filepath.Join(d.dir, "graph-token")
-	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
-		return err
+	tokenFile, armTokenFile := filepath.Join(d.dir, "graph-token"), filepath.Join(d.dir, "arm-token")
+	for file, resource := range map[string]string{tokenFile: "graph", armTokenFile: "arm"} {
+		token, err := mintToken(ctx, graphURL, caFile, alice, resource)
+		if err != nil {
+			return fmt.Errorf("mint a %s token for alice: %w", resource, err)
+		}
+		if err := os.WriteFile(file, []byte(token), 0o600); err != nil {
+			return err
+		}
 	}
 	policyFile, auditFile := filepath.Join(d.dir, "demo-policy.yaml"), filepath.Join(d.dir, "audit.jsonl")
-	if err := writePolicy(policyFile, policyData{GraphURL: graphURL, CAFile: caFile, TokenFile: tokenFile, AuditPath: auditFile}); err != nil {
+	if err := writePolicy(policyFile, policyData{GraphURL: graphURL, ARMURL: armURL, CAFile: caFile, TokenFile: tokenFile, ARMTokenFile: armTokenFile, AuditPath: auditFile}); err != nil {
 		return err
 	}
 
@@ -110,10 +113,10 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit log does not verify: %s", out)
 	}
-	// Every decision is on record: seven calls forwarded (four steps and
-	// three counts from the upstream), each recorded before it left the gate
+	// Every decision is on record: nine calls forwarded (five steps and
+	// four counts from the upstream), each recorded before it left the gate
 	// and again with its outcome, and two refusals, recorded once.
-	if want := "ok: 16 records, chain intact, checkpoint matches"; !strings.HasPrefix(string(out), want) {
+	if want := "ok: 20 records, chain intact, checkpoint matches"; !strings.HasPrefix(string(out), want) {
 		return fmt.Errorf("audit log: %s, want %s", strings.TrimSpace(string(out)), want)
 	}
 	shown := filepath.Base(auditFile)
@@ -155,6 +158,7 @@ func (d *demo) steps(ctx context.Context, cli *client.Client) error {
 		{"a call that needs PIM role 'Database Administrator'", "delete_database", map[string]any{"name": "staging"}, false, "database staging deleted", true},
 		{"the same call again: the grant is cached", "delete_database", map[string]any{"name": "scratch"}, false, "database scratch deleted", false},
 		{"a call that needs membership of PIM group 'Prod Deployers' (PIM for Groups)", "deploy", map[string]any{"repo": "web"}, false, `deployed "web"`, true},
+		{"a call that needs Azure role 'Contributor' on resource group rg-prod (eligible at the subscription; activated through ARM)", "restart_app", map[string]any{"app": "web"}, false, "app web restarted", true},
 		{"a call the policy denies", "crash", map[string]any{}, true, "denied by demo-policy.yaml:", false},
 		{"a call whose PIM request the approver denies", "send_payment", map[string]any{"to": "ACME Ltd", "amount": 1200}, true, "denied the activation of role Treasury", true},
 	} {
@@ -192,7 +196,7 @@ func (d *demo) steps(ctx context.Context, cli *client.Client) error {
 	}
 
 	// The upstream's own count proves what reached it.
-	for tool, want := range map[string]string{"delete_database": "2", "deploy": "1", "send_payment": "0"} {
+	for tool, want := range map[string]string{"delete_database": "2", "deploy": "1", "restart_app": "1", "send_payment": "0"} {
 		res, err := cli.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "calls", Arguments: map[string]any{"tool": tool}}})
 		if err != nil {
 			return err
@@ -201,7 +205,7 @@ func (d *demo) steps(ctx context.Context, cli *client.Client) error {
 			return fmt.Errorf("the upstream ran %s %s times, want %s", tool, got, want)
 		}
 	}
-	d.say("the upstream ran delete_database twice, deploy once and send_payment never: refused calls were not forwarded")
+	d.say("the upstream ran delete_database twice, deploy and restart_app once and send_payment never: refused calls were not forwarded")
 	return nil
 }
 
@@ -248,8 +252,9 @@ func (d *demo) startEmulator(ctx context.Context) (graphURL, caFile string, stop
 	}
 }
 
-// mintToken asks the emulator's admin surface for a token for oid.
-func mintToken(ctx context.Context, graphURL, caFile, oid string) (string, error) {
+// mintToken asks the emulator's admin surface for a token for oid, for
+// resource graph or arm.
+func mintToken(ctx context.Context, graphURL, caFile, oid, resource string) (string, error) {
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
 		return "", err
@@ -260,7 +265,7 @@ func mintToken(ctx context.Context, graphURL, caFile, oid string) (string, error
 	}
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	root := strings.TrimSuffix(graphURL, "/v1.0")
-	body, _ := json.Marshal(map[string]any{"oid": oid})
+	body, _ := json.Marshal(map[string]any{"oid": oid, "resource": resource})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, root+"/_emulator/token", bytes.NewReader(body))
 	if err != nil {
 		return "", err
@@ -279,7 +284,7 @@ func mintToken(ctx context.Context, graphURL, caFile, oid string) (string, error
 	return tok.AccessToken, nil
 }
 
-type policyData struct{ GraphURL, CAFile, TokenFile, AuditPath string }
+type policyData struct{ GraphURL, ARMURL, CAFile, TokenFile, ARMTokenFile, AuditPath string }
 
 func writePolicy(path string, data policyData) error {
 	t, err := template.New("policy").Parse(policyTemplate)

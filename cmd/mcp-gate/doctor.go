@@ -48,11 +48,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var roles []doctor.Role
 	for _, t := range pol.Roles() {
-		r := doctor.Role{Target: t}
-		if t.Kind == policy.KindAzureRole {
-			r.Unsupported = "mcp-gate does not activate Azure resource roles yet; the gate refuses these calls"
-		}
-		roles = append(roles, r)
+		roles = append(roles, doctor.Role{Target: t})
 	}
 	fmt.Fprintf(stdout, "policy:   %s: ok, %d role(s)\n", *file, len(roles))
 	if len(roles) == 0 {

@@ -42,7 +42,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	addrFile := fs.String("addr-file", "", "with --transport http, write the bound host:port to this file")
 	name := fs.String("name", "test-upstream", "server name, reported by initialize and the whoami tool")
 	sse := fs.Bool("sse", false, "with --transport http, also serve SSE at /sse and /message")
-	demo := fs.Bool("demo", false, "also offer the demo tools read_table, delete_database, send_payment, deploy and calls")
+	demo := fs.Bool("demo", false, "also offer the demo tools read_table, delete_database, send_payment, deploy, restart_app, calls and arguments")
 	conformance := fs.Bool("conformance", false, "also offer the tools, resources and prompts the official MCP conformance suite's server scenarios call")
 	auditLog := fs.String("audit-log", "", "also offer the audited tool, which reports whether this audit log already holds the record admitting the call")
 	if err := cmdline.Parse(fs, args, usage, stdout, stderr); err != nil {

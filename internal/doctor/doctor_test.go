@@ -52,6 +52,9 @@ var (
 )
 
 func role(name string) Role { return Role{Target: policy.Target{Role: name}} }
+func azure(name string) Role {
+	return Role{Target: policy.Target{Kind: policy.KindAzureRole, Role: name, Scope: "/subscriptions/s"}}
+}
 func group(name string, access policy.Access) Role {
 	return Role{Target: policy.Target{Kind: policy.KindGroup, Role: name, Access: access}}
 }
@@ -60,8 +63,8 @@ func tenant() *fakeClient {
 	return &fakeClient{
 		info: pim.TokenInfo{TenantID: "t", ObjectID: "o", User: "alice@contoso.com", AMR: []string{"pwd"},
 			Scopes: append(append(append([]string{}, allScopes...), groupScopes...), pim.ScopeGroupRead)},
-		ids:      map[string]string{"DBA": "id-dba", "Ops": "id-ops", "Prod": prodGroupID},
-		eligible: map[string]bool{"id-dba": true, prodGroupID + "/member": true},
+		ids:      map[string]string{"DBA": "id-dba", "Ops": "id-ops", "Prod": prodGroupID, "Reader": "id-reader", "Contributor": "id-contributor"},
+		eligible: map[string]bool{"id-dba": true, prodGroupID + "/member": true, "id-contributor": true},
 		settings: map[string]pim.RoleSettings{"id-dba": {MFA: true, AuthContext: "c1", Justification: true, Ticket: true, Approval: true, MaxDuration: 8 * time.Hour}},
 	}
 }
@@ -79,8 +82,10 @@ func TestRun(t *testing.T) {
 				"sign in again with MFA", "authentication context c1", "an approver must approve", "ok: every role and group can be activated"}},
 		{"missing scope", func(f *fakeClient) { f.info.Scopes = []string{"User.Read"} }, []Role{role("DBA")}, 1,
 			[]string{"BLOCKER: the token lacks the delegated permission(s) " + strings.Join(allScopes, ", "), "1 blocker(s)"}},
-		{"not eligible, unknown role, unsupported kind", nil, []Role{role("Ops"), role("Nope"), {Target: policy.Target{Kind: policy.KindAzureRole, Role: "Reader", Scope: "/subscriptions/s"}, Unsupported: "not built"}}, 3,
-			[]string{"id-ops  no", "not eligible", "Nope", "Azure role 'Reader' at /subscriptions/s", "BLOCKER: not built", "3 blocker(s)"}},
+		{"not eligible, unknown role, Azure role not eligible", nil, []Role{role("Ops"), role("Nope"), azure("Reader")}, 3,
+			[]string{"id-ops     no", "not eligible", "Nope", "Azure role 'Reader' at /subscriptions/s  id-reader  no", "3 blocker(s)"}},
+		{"Azure role eligible, with no Graph permission", func(f *fakeClient) { f.info.Scopes = nil }, []Role{azure("Contributor")}, 0,
+			[]string{"Azure role 'Contributor' at /subscriptions/s  id-contributor  yes", "not checked for Azure roles  ok", "ok: every role and group can be activated"}},
 		{"no sign-in", func(f *fakeClient) { f.infoErr = pim.ErrAuth }, []Role{role("DBA")}, 1, []string{"sign-in:  FAIL"}},
 		{"group eligible by name", nil, []Role{group("Prod", policy.AccessMember)}, 0,
 			[]string{"PIM group 'Prod' (member)  " + prodGroupID + "  yes       not checked for groups  ok", "ok: every role and group can be activated"}},

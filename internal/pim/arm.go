@@ -261,18 +261,6 @@ func (c *Client) armEligibility(ctx context.Context, principal string, t policy.
 	return armInstance{}, false, nil
 }
 
-// AzureEligible reports whether principal has an eligibility for the
-// Azure role t (resolved or not) that covers t's scope.
-func (c *Client) AzureEligible(ctx context.Context, principal string, t policy.Target) (bool, error) {
-	guid, err := c.resolveAzureRole(ctx, t)
-	if err != nil {
-		return false, err
-	}
-	t.Role = guid
-	_, ok, err := c.armEligibility(ctx, principal, t)
-	return ok, err
-}
-
 // activateARM is Activate for an Azure role.
 func (c *Client) activateARM(ctx context.Context, req Request, onStatus func(Status), started time.Time) (Grant, error) {
 	t := req.Target

@@ -133,6 +133,10 @@ func (c *Client) resolveGroup(ctx context.Context, name string) (string, error) 
 // EligibleFor reports whether principal is eligible for the resolved
 // target t (its Role an id): a directory role or a group's access.
 func (c *Client) EligibleFor(ctx context.Context, principal string, t policy.Target) (bool, error) {
+	if t.Kind == policy.KindAzureRole {
+		_, ok, err := c.armEligibility(ctx, principal, t)
+		return ok, err
+	}
 	api, err := graphAPIFor(t.Kind)
 	if err != nil {
 		return false, err

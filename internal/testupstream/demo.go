@@ -20,7 +20,7 @@ type demoTools struct {
 }
 
 // AddDemoTools registers read_table, delete_database, send_payment, deploy,
-// calls and arguments.
+// restart_app, calls and arguments.
 func (s *Server) AddDemoTools() {
 	d := &demoTools{calls: make(map[string]int), last: make(map[string]json.RawMessage)}
 	s.mcp.AddTool(mcp.NewTool("read_table",
@@ -57,6 +57,13 @@ func (s *Server) AddDemoTools() {
 			return "cannot read the arguments: " + err.Error()
 		}
 		return fmt.Sprintf("deployed %q", args.Repo)
+	}))
+	s.mcp.AddTool(mcp.NewTool("restart_app",
+		mcp.WithDescription("Restarts an Azure web app, as an Azure MCP server's tool would."),
+		mcp.WithString("app", mcp.Required(), mcp.Description("Web app name")),
+		mcp.WithDestructiveHintAnnotation(true),
+	), d.handler("restart_app", func(req mcp.CallToolRequest) string {
+		return fmt.Sprintf("app %s restarted", req.GetString("app", ""))
 	}))
 	s.mcp.AddTool(mcp.NewTool("calls",
 		mcp.WithDescription("How many times a demo tool has run."),

@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
+)
+
+// Azure resource roles through the real binary and the emulator's ARM: a
+// tool gated by Contributor on a resource group, for which alice is
+// eligible at the subscription, is approved, forwarded and cached; a tool
+// gated by a role she is not eligible for is refused with nothing
+// requested; a cancelled call cancels its request on ARM.
+
+const (
+	armSubscription = "/subscriptions/6f1e7c52-8a3d-4b9e-9c0f-2d4e5a6b7c8d"
+	armProdRG       = armSubscription + "/resourceGroups/rg-prod"
+	contributorID   = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+)
+
+func armGateScenario() pimtest.Scenario {
+	sc := gateScenario()
+	sc.AzureRoles = []pimtest.AzureRole{
+		{ID: contributorID, DisplayName: "Contributor", RequiresApproval: true, MaxDuration: time.Hour},
+		{DisplayName: "Owner", RequiresApproval: true},
+	}
+	sc.AzureEligibilities = []pimtest.AzureEligibility{{Principal: alice, Role: "Contributor", Scope: armSubscription}}
+	return sc
+}
+
+// armPolicy gates delete_database behind Contributor on rg-prod and
+// send_payment behind Owner there, which alice is not eligible for.
+func (e *pimEnv) armPolicy(t *testing.T) (policyFile, auditFile string) {
+	return e.armPolicyWith(t, e.srv.Token(alice, pimtest.WithARMAudience()))
+}
+
+// armPolicyWith is armPolicy with armToken in approvals.armTokenFile.
+func (e *pimEnv) armPolicyWith(t *testing.T, armToken string) (policyFile, auditFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	tokenFile, armTokenFile := filepath.Join(dir, "token"), filepath.Join(dir, "arm-token")
+	if err := os.WriteFile(tokenFile, []byte(e.srv.Token(alice)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(armTokenFile, []byte(armToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auditFile = filepath.Join(dir, "audit.jsonl")
+	policyFile = WritePolicy(t, fmt.Sprintf(`version: 1
+approvals:
+  credential: token
+  tokenFile: %q
+  armTokenFile: %q
+  graphURL: %s
+  armURL: %s
+  graphCAFile: %q
+  pollInterval: 50ms
+  pollMaxBackoff: 200ms
+audit:
+  path: %q
+tools:
+  calls: allow
+  delete_database: {azureRole: Contributor, scope: %s}
+  send_payment: {azureRole: Owner, scope: %s}
+  "*": deny
+`, tokenFile, armTokenFile, e.srv.URL(), e.srv.ARMURL(), e.caFile, auditFile, armProdRG, armProdRG))
+	return policyFile, auditFile
+}
+
+func TestAzureRoleGatedCall(t *testing.T) {
+	e := startPIMWith(t, armGateScenario())
+	policyFile, auditFile := e.armPolicy(t)
+	c := demoGate(t, policyFile)
+	progress := make(chan string, 64)
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationProgress) {
+			msg, _ := n.Params.AdditionalFields["message"].(string)
+			progress <- msg
+		}
+	})
+	type answer struct {
+		text string
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := callWithProgress(context.Background(), c, "delete_database", map[string]any{"name": "staging"})
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		done <- answer{text: Text(t, res)}
+	}()
+	req := e.pendingRequest(t, alice)
+	if req.RoleDefinitionID != contributorID || !strings.EqualFold(req.Scope, armProdRG) || req.GroupID != "" {
+		t.Fatalf("pending request %+v, want Contributor at %s", req, armProdRG)
+	}
+	if msg := Receive(t, "progress", progress); !strings.Contains(msg, req.ID) {
+		t.Errorf("progress %q does not name the request %s", msg, req.ID)
+	}
+	if got := upstreamRan(t, c, "delete_database"); got != "0" {
+		t.Fatalf("the gated call ran %s times before approval", got)
+	}
+	if err := e.srv.Approve(req.ID); err != nil {
+		t.Fatal(err)
+	}
+	if a := Receive(t, "the gated call's answer", done); a.err != nil || a.text != "database staging deleted" {
+		t.Fatalf("gated call after approval: %v %q", a.err, a.text)
+	}
+
+	// Cached: the next call makes no PIM request at all.
+	hits := e.srv.HitCount()
+	if res := Call(t, c, "delete_database", map[string]any{"name": "scratch"}); res.IsError {
+		t.Fatalf("call on the cached Azure role grant refused: %s", Text(t, res))
+	}
+	if e.srv.CreateCount() != 1 || e.srv.HitCount() != hits {
+		t.Errorf("a call on a cached grant went to PIM: creates %d, hits %d -> %d", e.srv.CreateCount(), hits, e.srv.HitCount())
+	}
+
+	// Owner: not eligible, so refused with nothing requested or forwarded.
+	res, err := TryCall(context.Background(), c, "send_payment", map[string]any{"to": "ACME", "amount": 5})
+	if err != nil || !res.IsError || !strings.Contains(Text(t, res), "not eligible") || !strings.Contains(Text(t, res), "Azure role 'Owner' at "+armProdRG) {
+		t.Fatalf("call needing an Azure role alice is not eligible for: %v %v", err, res)
+	}
+	if n := e.srv.CreateCount(); n != 1 || len(e.srv.Requests()) != 1 {
+		t.Errorf("not eligible, yet %d creates (%+v)", n, e.srv.Requests())
+	}
+	if got := upstreamRan(t, c, "send_payment"); got != "0" {
+		t.Fatalf("a refused call ran %s times", got)
+	}
+
+	// The audit log says the kind and the scope.
+	_ = c.Close()
+	Eventually(t, "the audit log records the Azure role decisions with their scope", func() error {
+		b, err := os.ReadFile(auditFile)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				return fmt.Errorf("audit line %q: %w", line, err)
+			}
+			if rec["kind"] == "azureRole" && rec["scope"] == armProdRG && rec["requestId"] == req.ID {
+				return nil
+			}
+		}
+		return errors.New("no audit record has kind azureRole, the scope and the request")
+	})
+}
+
+func TestAzureRoleCancelWithdrawsRequest(t *testing.T) {
+	e := startPIMWith(t, armGateScenario())
+	policyFile, _ := e.armPolicy(t)
+	c := demoGate(t, policyFile)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := TryCall(ctx, c, "delete_database", map[string]any{"name": "x"})
+		done <- err
+	}()
+	req := e.pendingRequest(t, alice)
+	if req.Scope == "" {
+		t.Fatalf("pending request %+v is not an Azure role's", req)
+	}
+	cancel()
+	if err := Receive(t, "the cancelled call's error", done); err == nil {
+		t.Fatal("cancelled call returned no error")
+	}
+	Eventually(t, "the request is cancelled on ARM", func() error {
+		for _, r := range e.srv.Requests() {
+			if r.ID == req.ID && r.Status == pimtest.StatusCanceled {
+				return nil
+			}
+		}
+		return fmt.Errorf("request %s not cancelled: %+v", req.ID, e.srv.Requests())
+	})
+	if got := upstreamRan(t, c, "delete_database"); got != "0" {
+		t.Fatalf("a cancelled call ran %s times", got)
+	}
+}
+
+// mcp-gate doctor reads each Azure role's eligibility with the ARM token,
+// at the rule's scope or above, and requests nothing.
+func TestAzureRoleDoctor(t *testing.T) {
+	tests := []struct {
+		name  string
+		token func(*pimtest.Server) string
+		want  [][]string
+	}{
+		{"ARM token", func(s *pimtest.Server) string { return s.Token(alice, pimtest.WithARMAudience()) }, [][]string{
+			{"Azure role 'Contributor' at " + armProdRG, contributorID, "yes", "ok"},
+			{"Azure role 'Owner' at " + armProdRG, "no", "BLOCKER: you are not eligible"},
+			{"1 blocker(s)"}}},
+		{"a Graph token where the ARM one belongs", func(s *pimtest.Server) string { return s.Token(alice) }, [][]string{
+			{"Azure role 'Contributor' at " + armProdRG, "BLOCKER: Azure Resource Manager rejected the sign-in token (InvalidAuthenticationTokenAudience)", "approvals.armTokenFile"},
+			{"2 blocker(s)"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startPIMWith(t, armGateScenario())
+			policyFile, _ := e.armPolicyWith(t, tt.token(e.srv))
+			out, err := exec.Command(GateBin, "doctor", "--policy", policyFile).Output()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Errorf("doctor: %v, want exit 1", err)
+			}
+			for _, w := range tt.want {
+				if !slices.ContainsFunc(strings.Split(string(out), "\n"), func(line string) bool { return inOrder(line, w) }) {
+					t.Errorf("no line holds %q:\n%s", w, out)
+				}
+			}
+			if n := e.srv.CreateCount(); n != 0 {
+				t.Fatalf("doctor created %d PIM requests", n)
+			}
+		})
+	}
+}
