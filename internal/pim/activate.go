@@ -460,7 +460,7 @@ func (a *activation) await(ctx context.Context, sr scheduleRequest) (Grant, erro
 		case sr.Status == "Provisioned":
 			return a.readBack(ctx, sr.ID)
 		case slices.Contains(refusedStatuses, sr.Status):
-			return Grant{}, &RefusedError{Status: sr.Status, RequestID: sr.ID, Role: a.req.Role}
+			return Grant{}, &RefusedError{Status: sr.Status, RequestID: sr.ID, Role: a.req.Role, Target: a.req.Target}
 		}
 		select {
 		case <-a.c.clock.After(a.c.backoff(delay)):
@@ -523,12 +523,12 @@ func (a *activation) readBack(ctx context.Context, requestID string) (Grant, err
 		case err != nil && ctx.Err() != nil:
 			return Grant{}, fmt.Errorf("pim: reading back role %s (request %s): %w", a.req.Role, requestID, ctx.Err())
 		case err != nil:
-			return Grant{}, &NotLiveError{Role: a.req.Role, RequestID: requestID, Err: err}
+			return Grant{}, &NotLiveError{Role: a.req.Role, Target: a.req.Target, RequestID: requestID, Err: err}
 		case ok:
 			g.RequestID, g.AlreadyActive = requestID, false
 			return g, nil
 		case attempt == readBackAttempts:
-			return Grant{}, &NotLiveError{Role: a.req.Role, RequestID: requestID}
+			return Grant{}, &NotLiveError{Role: a.req.Role, Target: a.req.Target, RequestID: requestID}
 		}
 		a.c.log.Info("pim: request is Provisioned but its assignment is not listed yet; reading again", "requestId", requestID, "attempt", attempt)
 		select {

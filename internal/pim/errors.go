@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	mgpolicy "github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 // Sentinel errors, checkable with errors.Is.
@@ -242,23 +244,34 @@ type RefusedError struct {
 	Status    string // Denied, Failed, Canceled, Revoked, TimedOut, AdminDenied, Invalid
 	RequestID string
 	Role      string
+	Target    mgpolicy.Target // what was asked for; names a group in the messages
+}
+
+// named is how a refusal names what was asked for: a group as the target
+// says itself ("PIM group 'NAME' (member)"), anything else "role NAME".
+func named(role string, t mgpolicy.Target) string {
+	if t.Kind == mgpolicy.KindGroup {
+		return t.String()
+	}
+	return "role " + role
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("pim: request %s for role %s ended %s", e.RequestID, e.Role, e.Status)
+	return fmt.Sprintf("pim: request %s for %s ended %s", e.RequestID, named(e.Role, e.Target), e.Status)
 }
 
 // UserMessage explains the refusal.
 func (e *RefusedError) UserMessage() string {
+	what := named(e.Role, e.Target)
 	switch e.Status {
 	case "Denied", "AdminDenied":
-		return fmt.Sprintf("an approver denied the activation of role %s (PIM request %s)", e.Role, e.RequestID)
+		return fmt.Sprintf("an approver denied the activation of %s (PIM request %s)", what, e.RequestID)
 	case "Canceled":
-		return fmt.Sprintf("the activation of role %s was cancelled (PIM request %s)", e.Role, e.RequestID)
+		return fmt.Sprintf("the activation of %s was cancelled (PIM request %s)", what, e.RequestID)
 	case "TimedOut":
-		return fmt.Sprintf("nobody approved role %s in time (PIM request %s): call again to ask again", e.Role, e.RequestID)
+		return fmt.Sprintf("nobody approved %s in time (PIM request %s): call again to ask again", what, e.RequestID)
 	}
-	return fmt.Sprintf("PIM did not activate role %s: request %s ended %s", e.Role, e.RequestID, e.Status)
+	return fmt.Sprintf("PIM did not activate %s: request %s ended %s", what, e.RequestID, e.Status)
 }
 
 // UserMessage turns any error from this package into a sentence the user can
@@ -307,7 +320,17 @@ func UserMessage(err error) string {
 // or not readable at all (Err). Nothing may run on it.
 type NotLiveError struct {
 	Role, RequestID string
-	Err             error // why the read-back failed; nil: read, and no live assignment
+	Target          mgpolicy.Target // what was asked for: names a group in the messages
+	Err             error           // why the read-back failed; nil: read, and no live assignment
+}
+
+// what names the target for people: "PIM group 'NAME' (member)", else
+// "PIM role 'NAME'".
+func (e *NotLiveError) what() string {
+	if e.Target.Kind == mgpolicy.KindGroup {
+		return e.Target.String()
+	}
+	return fmt.Sprintf("PIM role '%s'", e.Role)
 }
 
 func (e *NotLiveError) Error() string {
@@ -322,9 +345,9 @@ func (e *NotLiveError) Unwrap() error { return e.Err }
 // UserMessage says what happened and what to do.
 func (e *NotLiveError) UserMessage() string {
 	if e.Err != nil {
-		return fmt.Sprintf("PIM role '%s' was approved (request %s), but its assignment could not be read back from Microsoft Graph (%s), so nothing was run: call again in a minute",
-			e.Role, e.RequestID, UserMessage(e.Err))
+		return fmt.Sprintf("%s was approved (request %s), but its assignment could not be read back from Microsoft Graph (%s), so nothing was run: call again in a minute",
+			e.what(), e.RequestID, UserMessage(e.Err))
 	}
-	return fmt.Sprintf("PIM role '%s' was approved (request %s), but Entra shows no live assignment of it for you (it was deactivated, revoked or has ended), so nothing was run: check My roles > Active assignments in the Entra PIM portal, then call again",
-		e.Role, e.RequestID)
+	return fmt.Sprintf("%s was approved (request %s), but Entra shows no live assignment of it for you (it was deactivated, revoked or has ended), so nothing was run: check My roles > Active assignments in the Entra PIM portal, then call again",
+		e.what(), e.RequestID)
 }

@@ -152,8 +152,8 @@ func TestGroupActivationRefusedAndCancelled(t *testing.T) {
 		g := &groupGraph{t: t, status: []string{"Denied"}}
 		e, c := groupClient(t, g)
 		_, err := e.activate(c, context.Background(), pim.Request{Principal: alice, Target: groupTarget, Duration: time.Hour}, nil)
-		if !strings.Contains(pim.UserMessage(err), "denied") {
-			t.Fatalf("err = %v", err)
+		if msg := pim.UserMessage(err); !strings.Contains(msg, "an approver denied the activation of PIM group 'Prod 'deployers'' (member) (PIM request "+groupReqID+")") {
+			t.Fatalf("err = %v; UserMessage %q does not name the group, its access and the request", err, msg)
 		}
 	})
 	t.Run("cancelled on the groups API", func(t *testing.T) {
