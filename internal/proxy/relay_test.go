@@ -18,13 +18,29 @@ import (
 	"github.com/mcp-gate/mcp-gate/internal/clock"
 )
 
-// askingUpstream is an upstream whose "ask" tool sends its client the
-// request its method argument names and answers with the client's answer
-// (or the error), and whose "caps" tool answers with the capabilities its
-// client declared.
-func askingUpstream(t *testing.T) (url string, rootsChanged <-chan struct{}) {
+// asking is an upstream whose "ask" tool sends its client the request its
+// method argument names and answers with the client's answer (or the
+// error), whose "caps" tool answers with the capabilities its client
+// declared, and whose "hold" tool signals holding and waits for release.
+type asking struct {
+	url          string
+	rootsChanged chan struct{}
+	holding      chan struct{}
+	release      chan struct{}
+}
+
+func askingUpstream(t *testing.T) *asking {
 	t.Helper()
+	a := &asking{rootsChanged: make(chan struct{}, 1), holding: make(chan struct{}, 1), release: make(chan struct{})}
 	srv := server.NewMCPServer("asking", "1", server.WithToolCapabilities(true))
+	srv.AddTool(mcp.NewTool("hold"), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		a.holding <- struct{}{}
+		select {
+		case <-a.release:
+		case <-ctx.Done():
+		}
+		return mcp.NewToolResultText("released"), nil
+	})
 	srv.AddTool(mcp.NewTool("ask", mcp.WithString("method", mcp.Required()), mcp.WithString("mode")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			var res any
@@ -61,16 +77,16 @@ func askingUpstream(t *testing.T) (url string, rootsChanged <-chan struct{}) {
 		b, _ := json.Marshal(cs.GetClientCapabilities())
 		return mcp.NewToolResultText(string(b)), nil
 	})
-	changed := make(chan struct{}, 1)
 	srv.AddNotificationHandler(string(mcp.MethodNotificationRootsListChanged), func(context.Context, mcp.JSONRPCNotification) {
 		select {
-		case changed <- struct{}{}:
+		case a.rootsChanged <- struct{}{}:
 		default:
 		}
 	})
 	ts := httptest.NewServer(server.NewStreamableHTTPServer(srv))
 	t.Cleanup(ts.Close)
-	return ts.URL + "/mcp", changed
+	a.url = ts.URL + "/mcp"
+	return a
 }
 
 // answering is a client that answers every relayed request, and
@@ -171,8 +187,8 @@ func TestRelayRoundTrip(t *testing.T) {
 	}{{"stdio", true}, {"http", false}} {
 		for _, tc := range cases {
 			t.Run(front.name+"/"+tc.method+tc.mode, func(t *testing.T) {
-				url, _ := askingUpstream(t)
-				p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url}}, SingleClient: front.single})
+				up := askingUpstream(t)
+				p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: up.url}}, SingleClient: front.single})
 				a := answering{asked: make(chan string, 4)}
 				c := relayClient(t, p, front.single, allClientCaps, a)
 				res, err := callTool(context.Background(), c, "ask", map[string]any{"method": tc.method, "mode": tc.mode})
@@ -209,8 +225,8 @@ func TestRelayUndeclared(t *testing.T) {
 	for _, single := range []bool{true, false} {
 		for _, tc := range cases {
 			t.Run(map[bool]string{true: "stdio/", false: "http/"}[single]+tc.name, func(t *testing.T) {
-				url, _ := askingUpstream(t)
-				p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url}}, SingleClient: single})
+				up := askingUpstream(t)
+				p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: up.url}}, SingleClient: single})
 				a := answering{asked: make(chan string, 4)}
 				c := relayClient(t, p, single, tc.caps, a)
 				res, err := callTool(context.Background(), c, "ask", map[string]any{"method": tc.method, "mode": tc.mode})
@@ -247,8 +263,8 @@ func TestRelayDeclaredCaps(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			url, _ := askingUpstream(t)
-			p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url}}, SingleClient: tc.single})
+			up := askingUpstream(t)
+			p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: up.url}}, SingleClient: tc.single})
 			c := relayClient(t, p, tc.single, tc.caps, answering{asked: make(chan string, 4)})
 			res, err := callTool(context.Background(), c, "caps", nil)
 			if err != nil {
@@ -263,8 +279,8 @@ func TestRelayDeclaredCaps(t *testing.T) {
 
 func TestRelayRootsListChanged(t *testing.T) {
 	for _, single := range []bool{true, false} {
-		url, changed := askingUpstream(t)
-		p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: url}}, SingleClient: single})
+		up := askingUpstream(t)
+		p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: up.url}}, SingleClient: single})
 		c := relayClient(t, p, single, allClientCaps, answering{asked: make(chan string, 4)})
 		if _, err := c.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil {
 			t.Fatal(err) // the upstream is connected
@@ -273,9 +289,44 @@ func TestRelayRootsListChanged(t *testing.T) {
 			t.Fatal(err)
 		}
 		select {
-		case <-changed:
+		case <-up.rootsChanged:
 		case <-time.After(10 * time.Second):
 			t.Fatalf("single=%v: the upstream never got notifications/roots/list_changed", single)
+		}
+	}
+}
+
+// TestRelaySharedNeverGuesses: on the HTTP front, with calls of two
+// sessions in flight at one upstream, a request that does not say which
+// call it belongs to is refused; the other session is never asked.
+func TestRelaySharedNeverGuesses(t *testing.T) {
+	up := askingUpstream(t)
+	p := newProxy(t, Options{Upstreams: []UpstreamConfig{{Name: "up", URL: up.url}}})
+	alice := answering{asked: make(chan string, 4)}
+	bob := answering{asked: make(chan string, 4)}
+	ca := relayClient(t, p, false, allClientCaps, alice)
+	cb := relayClient(t, p, false, allClientCaps, bob)
+	held := make(chan error, 1)
+	go func() { _, err := callTool(context.Background(), cb, "hold", nil); held <- err }()
+	<-up.holding
+	// mcp-go's upstream sends sampling on its listening stream, which
+	// names no call.
+	res, err := callTool(context.Background(), ca, "ask", map[string]any{"method": "sampling"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, res); !res.IsError || !strings.Contains(got, "no client session to ask") {
+		t.Fatalf("want the request refused, got %+v", res)
+	}
+	close(up.release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range map[string]answering{"alice": alice, "bob": bob} {
+		select {
+		case got := <-a.asked:
+			t.Fatalf("%s was asked %q", name, got)
+		default:
 		}
 	}
 }
