@@ -53,7 +53,7 @@ func (d *demo) say(format string, args ...any) {
 
 func (d *demo) run(ctx context.Context) error {
 	d.start = time.Now()
-	fmt.Fprintln(d.out, "mcp-gate demo: no Azure tenant needed; a local PIM emulator stands in for Microsoft Graph.")
+	fmt.Fprintln(d.out, "mcp-gate demo: no Azure tenant needed; a local PIM emulator stands in for Microsoft Graph and Azure Resource Manager.")
 	fate := "deleted at the end; run with -keep to keep them"
 	if d.keep {
 		fate = "kept after the run"
