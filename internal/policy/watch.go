@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/fsnotify/fsnotify"
 )
 
 // reloadDebounce lets an editor finish a save (write, rename, chmod)
@@ -31,8 +29,9 @@ const maxLinks = 40
 // It watches the directory holding the file and, when path or a directory
 // on the way to the file is a symbolic link, the directory holding each
 // link, following the links again after every change. So it sees an editor
-// that saves by writing a new file and renaming it over the old one, a link
-// pointed at another file, a link's target edited in place, and a
+// that saves by writing a new file and renaming it over the old one, a file
+// or a link's target written in place (once the writer closes it), a link
+// pointed at another file, and a
 // Kubernetes ConfigMap mount, where policies.yaml links to
 // ..data/policies.yaml and the ..data link to a timestamped directory is
 // replaced by a rename. Once watching has started it reads the file once,
@@ -58,7 +57,7 @@ func watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, o
 	if err != nil {
 		return fmt.Errorf("watch policy directory: %w", err)
 	}
-	w, err := fsnotify.NewWatcher()
+	w, err := newDirWatcher()
 	if err != nil {
 		return fmt.Errorf("watch policy: %w", err)
 	}
@@ -73,14 +72,14 @@ func watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, o
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-w.Events:
+		case name, ok := <-w.Events():
 			if !ok {
 				return errors.New("watch policy: watcher closed")
 			}
-			if r.names[filepath.Clean(ev.Name)] {
+			if r.names[filepath.Clean(name)] {
 				due = time.After(debounce)
 			}
-		case err, ok := <-w.Errors:
+		case err, ok := <-w.Errors():
 			if !ok {
 				return errors.New("watch policy: watcher closed")
 			}
@@ -99,7 +98,7 @@ type reloader struct {
 	abs      string
 	log      *slog.Logger
 	onChange func(*Policy)
-	w        *fsnotify.Watcher
+	w        dirWatcher
 
 	// names are the directory entries whose change may change what path
 	// reads (see chain); dirs the directories watched for them.
@@ -182,7 +181,7 @@ func (r *reloader) follow() {
 // chain follows the absolute path abs as the kernel resolves it and returns
 // the directory entries that decide what it reads: every symbolic link on
 // the way and the file itself (or the first entry that is missing), each
-// under the real path of its directory, as fsnotify names their events.
+// under the real path of its directory, as the watcher names their events.
 func chain(abs string) []string {
 	vol := filepath.VolumeName(abs)
 	dir, todo := vol+string(filepath.Separator), splitPath(abs[len(vol):])
