@@ -24,11 +24,9 @@ import (
 // call's arguments instead, which tools/list offers and which are taken out
 // of the arguments before they are forwarded (see gateArgs).
 
-// Answer names in the form the gate asks; the first two are also the
-// argument names of policy.ArgJustification and policy.ArgTicket.
-const (
-	askConfirm = "confirm"
-)
+// askConfirm is the box the user ticks to confirm a call; the form's
+// other fields are named policy.ArgJustification and policy.ArgTicket.
+const askConfirm = "confirm"
 
 // maxTicket is the longest ticket number the gate sends PIM.
 const maxTicket = 100

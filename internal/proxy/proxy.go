@@ -268,7 +268,7 @@ func (p *Proxy) Close() error {
 	return nil
 }
 
-// NotifyToolsChanged re-applies the ToolFilter and, when tools/list changed,
+// NotifyToolsChanged re-applies the ToolFilter and Asks and, when tools/list changed,
 // tells every client (notifications/tools/list_changed).
 func (p *Proxy) NotifyToolsChanged() { p.rebuild() }
 
