@@ -76,8 +76,39 @@ func TestTokenCredential(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a token per audience", func(t *testing.T) {
+		armTok := jwt(t, map[string]any{"oid": alice, "aud": "https://management.azure.com", "exp": exp.Unix()})
+		t.Setenv(pim.TokenEnv, "")
+		t.Setenv(pim.ARMTokenEnv, "")
+		cred, err := pim.NewCredential("token", pim.CredentialOptions{TokenFile: write("graph", good), ARMTokenFile: write("arm", armTok)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for scope, want := range map[string]string{pim.GraphScope: good, pim.ARMScope: armTok} {
+			if tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{scope}}); err != nil || tok.Token != want {
+				t.Errorf("%s: %q, %v", scope, tok.Token, err)
+			}
+		}
+		// Only a Graph token: asking for ARM says where the ARM token goes.
+		cred, err = pim.NewCredential("token", pim.CredentialOptions{TokenFile: write("graph", good)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{pim.ARMScope}}); err == nil || !strings.Contains(err.Error(), pim.ARMTokenEnv) {
+			t.Fatalf("ARM token without one: %v, want an error naming %s", err, pim.ARMTokenEnv)
+		}
+		t.Setenv(pim.ARMTokenEnv, armTok)
+		cred, err = pim.NewCredential("token", pim.CredentialOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{pim.ARMScope}}); err != nil || tok.Token != armTok {
+			t.Fatalf("ARM token from %s: %q, %v", pim.ARMTokenEnv, tok.Token, err)
+		}
+	})
 	t.Run("neither file nor env", func(t *testing.T) {
 		t.Setenv(pim.TokenEnv, "")
+		t.Setenv(pim.ARMTokenEnv, "")
 		if _, err := pim.NewCredential("token", pim.CredentialOptions{}); err == nil || !strings.Contains(err.Error(), pim.TokenEnv) {
 			t.Fatalf("err = %v, want one naming %s", err, pim.TokenEnv)
 		}

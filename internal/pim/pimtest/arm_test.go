@@ -214,3 +214,26 @@ func TestARMPagingThrottlingAndRoleNames(t *testing.T) {
 		t.Fatalf("Retry-After = %q", r.header.Get("Retry-After"))
 	}
 }
+
+// The on-behalf-of grant for ARM's scope gives an ARM token for the user,
+// which ARM takes and Graph refuses.
+func TestOnBehalfOfForARM(t *testing.T) {
+	e := startEmu(t, armScenario())
+	e.RegisterApp(App{ClientID: gateClientID, Secret: gateSecret, IdentifierURI: gateAppURI})
+	f := oboForm(e.UserToken(alice, gateAppURI))
+	f.Set("scope", "https://management.azure.com/.default")
+	status, body := e.obo(t, f)
+	if status != http.StatusOK || !strings.Contains(body["scope"].(string), "https://management.azure.com/user_impersonation") {
+		t.Fatalf("exchange: %d %v", status, body)
+	}
+	tok := body["access_token"].(string)
+	if got := e.do(t, http.MethodGet, e.arm(armRG, "roleEligibilityScheduleInstances?$filter=asTarget()"), tok, nil).values(t); len(got) != 1 {
+		t.Fatalf("alice's eligibilities with the exchanged ARM token: %v", got)
+	}
+	e.do(t, http.MethodGet, "/roleManagement/directory/roleEligibilityScheduleInstances/filterByCurrentUser(on='principal')", tok, nil).
+		wantError(t, http.StatusUnauthorized, "InvalidAuthenticationToken")
+	f.Set("scope", "https://graph.microsoft.com/.default https://management.azure.com/.default")
+	if status, body := e.obo(t, f); status != http.StatusBadRequest || body["error"] != "invalid_scope" {
+		t.Fatalf("one token for two resources: %d %v", status, body)
+	}
+}
