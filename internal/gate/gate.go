@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -164,6 +165,11 @@ func (g *Gate) call(ctx context.Context, c *proxy.Call, next proxy.CallFunc) (pr
 		Tool:     c.Tool,
 		Upstream: c.Upstream,
 	}
+	if pim.IsGUID(c.Principal) {
+		// An authenticated caller (serve.auth) is on every record of the
+		// call, not only on those that needed a role.
+		rec.Principal = strings.ToLower(c.Principal)
+	}
 	// The one reading of the arguments: the decision, the audit digest and
 	// the justification all use it, and c.Arguments, forwarded as they are
 	// (see callargs.Args.Raw), are the bytes it was read from.
@@ -238,6 +244,7 @@ func (g *Gate) forward(ctx context.Context, rec *audit.Record, c *proxy.Call, ne
 	res, err := next(ctx, c)
 	out := audit.Record{
 		TraceID:    rec.TraceID,
+		Principal:  rec.Principal,
 		Tool:       rec.Tool,
 		Upstream:   rec.Upstream,
 		Decision:   rec.Decision,

@@ -282,7 +282,7 @@ func TestAllowAndDenyNeedNoActivation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, testPolicy)
-			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args)})
+			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args), Principal: alice})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -293,8 +293,14 @@ func TestAllowAndDenyNeedNoActivation(t *testing.T) {
 			if got := h.up.calls.Load() == 1; got != tt.forwarded {
 				t.Fatalf("forwarded = %v, want %v", got, tt.forwarded)
 			}
-			if recs := h.audit.call(t); !slices.Equal(outcomes(recs), tt.wantOutcomes) || recs[0].ArgsSHA256 == "" {
+			recs := h.audit.call(t)
+			if !slices.Equal(outcomes(recs), tt.wantOutcomes) || recs[0].ArgsSHA256 == "" {
 				t.Fatalf("audit = %+v, want outcomes %v and an argument digest", recs, tt.wantOutcomes)
+			}
+			for _, r := range recs {
+				if r.Principal != alice {
+					t.Errorf("%s record names principal %q, want the caller %s", r.Outcome, r.Principal, alice)
+				}
 			}
 			if len(h.act.started) != 0 {
 				t.Fatal("an activation started for a call that needs no role")
@@ -328,7 +334,7 @@ func TestAmbiguousArgumentsAreRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, testPolicy)
-			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args)})
+			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args), Principal: alice})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -483,7 +489,7 @@ func TestRefusedBeforeAnyActivation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, testPolicy)
 			h.act.principal = tt.principal
-			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args)})
+			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args), Principal: alice})
 			if err != nil {
 				t.Fatal(err)
 			}
