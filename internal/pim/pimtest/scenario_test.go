@@ -13,13 +13,19 @@ func TestLoadScenario(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo scenario: %v", err)
 	}
-	if len(sc.Users) != 2 || len(sc.Roles) != 3 || len(sc.Eligibilities) != 4 || len(sc.Active) != 1 {
+	if len(sc.Users) != 2 || len(sc.Roles) != 3 || len(sc.Groups) != 1 || len(sc.Eligibilities) != 5 || len(sc.Active) != 1 {
 		t.Fatalf("demo scenario read as %+v", sc)
 	}
 	treasury := sc.Roles[2]
 	if treasury.DisplayName != "Treasury" || treasury.MaxDuration != 15*time.Minute || !treasury.RequiresMFA ||
 		treasury.Approver == nil || *treasury.Approver != (Approver{Mode: ApproveAuto, After: 30 * time.Second}) {
 		t.Errorf("Treasury read as %+v", treasury)
+	}
+	if g := sc.Groups[0]; g.DisplayName != "Prod Deployers" || !g.RequiresApproval || g.MaxDuration != time.Hour {
+		t.Errorf("group read as %+v", g)
+	}
+	if e := sc.Eligibilities[1]; e.Group != "Prod Deployers" || e.Access != AccessMember || e.Role != "" {
+		t.Errorf("group eligibility read as %+v", e)
 	}
 	if sc.Active[0].Duration != 2*time.Hour {
 		t.Errorf("active duration %v", sc.Active[0].Duration)
