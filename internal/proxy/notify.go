@@ -93,10 +93,17 @@ func (p *Proxy) subscribed(cs server.ClientSession, uri string) bool {
 
 // relay sends an upstream notification to the client sessions it concerns:
 // resources/updated to the sessions subscribed to that URI, a log message
-// to the sessions whose logging/setLevel admits its level (an upstream's
-// log message names no request, so it cannot be told which call caused
-// it), anything else to every client.
-func (p *Proxy) relay(method string, params json.RawMessage) {
+// to the session whose call produced it, anything else to every client.
+// An upstream's log message names no request, so it is told to be a call's
+// by the calls in flight at that upstream, or ended within progressGrace
+// (from, nil when unknown): when all come from one session, it is that
+// session's; when none is in
+// flight, it is the upstream's own and goes to the sessions whose
+// logging/setLevel admits its level; when calls of several sessions are in
+// flight, whose it is cannot be told and it is dropped (with one client,
+// the stdio front, it goes to that client), since a guess could show one
+// user's log to another.
+func (p *Proxy) relay(method string, params json.RawMessage, from *callers) {
 	var fields map[string]any
 	if len(params) > 0 && json.Unmarshal(params, &fields) != nil {
 		return
@@ -109,9 +116,16 @@ func (p *Proxy) relay(method string, params json.RawMessage) {
 	case mcp.MethodNotificationMessage:
 		lvl, _ := fields["level"].(string)
 		level := mcp.LoggingLevel(lvl)
-		to = func(cs server.ClientSession) bool {
+		admits := func(cs server.ClientSession) bool {
 			l, ok := cs.(server.SessionWithLogging)
 			return ok && level.ShouldSendTo(l.GetLogLevel())
+		}
+		to = admits
+		if k, sole := from.sole(); sole {
+			to = func(cs server.ClientSession) bool { return cs.SessionID() == k.session && admits(cs) }
+		} else if from.busy() && !p.opts.SingleClient {
+			p.log.Debug("log message not relayed: calls of several sessions are in flight at its upstream", "level", lvl)
+			return
 		}
 	default:
 		p.srv.SendNotificationToAllClients(method, fields)

@@ -35,25 +35,34 @@ func TestRelayScopesNotifications(t *testing.T) {
 	p.subs.set("b", "test://y", true)
 	p.subs.set("b", "test://y", false)
 
+	aCalls, bothCalls := &callers{}, &callers{}
+	aCalls.enter(caller{session: "a", principal: "alice"})
+	bothCalls.enter(caller{session: "a", principal: "alice"})
+	bothCalls.enter(caller{session: "b", principal: "bob"})
 	for _, tc := range []struct {
 		name         string
 		method       string
 		params       string
 		toA, toB     bool
 		forgetBefore string
+		from         *callers // the upstream's calls in flight
 	}{
-		{"update of a's resource", "notifications/resources/updated", `{"uri":"test://x"}`, true, false, ""},
-		{"update of a resource b unsubscribed from", "notifications/resources/updated", `{"uri":"test://y"}`, false, false, ""},
-		{"info log", "notifications/message", `{"level":"info","data":"i"}`, true, false, ""},
-		{"error log", "notifications/message", `{"level":"error","data":"e"}`, true, true, ""},
-		{"debug log", "notifications/message", `{"level":"debug","data":"d"}`, false, false, ""},
-		{"a's subscriptions end with its session", "notifications/resources/updated", `{"uri":"test://x"}`, false, false, "a"},
+		{"update of a's resource", "notifications/resources/updated", `{"uri":"test://x"}`, true, false, "", nil},
+		{"update of a resource b unsubscribed from", "notifications/resources/updated", `{"uri":"test://y"}`, false, false, "", nil},
+		{"info log", "notifications/message", `{"level":"info","data":"i"}`, true, false, "", nil},
+		{"error log", "notifications/message", `{"level":"error","data":"e"}`, true, true, "", nil},
+		{"debug log", "notifications/message", `{"level":"debug","data":"d"}`, false, false, "", nil},
+		{"error log during a's call", "notifications/message", `{"level":"error","data":"e"}`, true, false, "", aCalls},
+		{"info log during a's call", "notifications/message", `{"level":"info","data":"i"}`, true, false, "", aCalls},
+		{"error log during a's and b's calls", "notifications/message", `{"level":"error","data":"e"}`, false, false, "", bothCalls},
+		{"error log with no call in flight", "notifications/message", `{"level":"error","data":"e"}`, true, true, "", &callers{}},
+		{"a's subscriptions end with its session", "notifications/resources/updated", `{"uri":"test://x"}`, false, false, "a", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.forgetBefore != "" {
 				p.subs.forget(tc.forgetBefore)
 			}
-			p.relay(tc.method, []byte(tc.params))
+			p.relay(tc.method, []byte(tc.params), tc.from)
 			for _, s := range []struct {
 				sess *fakeSession
 				want bool

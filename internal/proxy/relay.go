@@ -133,8 +133,12 @@ func (c *callers) enter(k caller) (leave func()) {
 	}
 }
 
-// sole is the one caller with calls in flight, if there is exactly one.
+// sole is the one caller with calls in flight, if there is exactly one;
+// a nil callers (not known) has none.
 func (c *callers) sole() (caller, bool) {
+	if c == nil {
+		return caller{}, false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.n) != 1 {
@@ -144,6 +148,16 @@ func (c *callers) sole() (caller, bool) {
 		return k, true
 	}
 	return caller{}, false
+}
+
+// busy reports whether any call is in flight; a nil callers has none.
+func (c *callers) busy() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.n) > 0
 }
 
 // serverRequest answers one request from upstream u: ping itself, the

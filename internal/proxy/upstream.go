@@ -94,15 +94,19 @@ type upstream struct {
 	maxBackoff time.Duration
 	timeout    time.Duration // per tool call
 	clientInfo mcp.Implementation
-	changed    func()                                      // what it offers changed
-	relay      func(method string, params json.RawMessage) // notifications for clients
+	changed    func()                                                     // what it offers changed
+	relay      func(method string, params json.RawMessage, from *callers) // notifications for clients
 	// ask answers the upstream's requests (relay.go); caps is what the
 	// gate declares to it as its client.
-	ask      func(ctx context.Context, u *upstream, method string, params json.RawMessage) (json.RawMessage, error)
-	caps     func(context.Context) mcp.ClientCapabilities
-	callers  callers       // calls in flight, by the client session behind them
-	asks     sync.Map      // the upstream's requests being relayed: id key -> context.CancelCauseFunc
-	relaying chan struct{} // one token per request being relayed, at most maxRelayed
+	ask     func(ctx context.Context, u *upstream, method string, params json.RawMessage) (json.RawMessage, error)
+	caps    func(context.Context) mcp.ClientCapabilities
+	callers callers // calls in flight, by the client session behind them
+	// logCallers is callers with each call kept progressGrace longer: an
+	// upstream may send a call's log message after its result, and that
+	// message must still be told to be that call's (relay).
+	logCallers callers
+	asks       sync.Map      // the upstream's requests being relayed: id key -> context.CancelCauseFunc
+	relaying   chan struct{} // one token per request being relayed, at most maxRelayed
 
 	live     atomic.Pointer[link] // nil while down
 	listed   atomic.Pointer[link] // the last successful listing, kept while down
@@ -369,7 +373,7 @@ func (u *upstream) onNotify(method string, params json.RawMessage) {
 		// Upstream tasks are the gate's own (a task-only tool called for a
 		// plain call); no client knows their ids.
 	default:
-		u.relay(method, params)
+		u.relay(method, params, &u.logCallers)
 	}
 }
 
@@ -437,6 +441,7 @@ func (u *upstream) callTool(ctx context.Context, c *Call) (Result, error) {
 	k := caller{session: c.SessionID, principal: c.Principal}
 	ctx = context.WithValue(ctx, callerKey{}, k)
 	defer u.callers.enter(k)()
+	defer time.AfterFunc(progressGrace, u.logCallers.enter(k))
 	ctx, stop := u.limit(ctx)
 	defer stop()
 	res, err := l.conn.call(ctx, id, string(mcp.MethodToolsCall), params)

@@ -5,16 +5,20 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
 )
@@ -302,5 +306,88 @@ func TestServeAuthOnBehalfOf(t *testing.T) {
 	}
 	if seen[alice] != 2 || seen[bob] != 2 || len(seen) != 2 {
 		t.Fatalf("admitted records by principal %v, want two each for alice and bob", seen)
+	}
+}
+
+// TestServeAuthNotificationsStayWithTheirUser: over Streamable HTTP with
+// serve.auth, the log message and the progress notifications of alice's
+// call reach alice, and never bob, though bob listens on his event stream
+// at the most verbose log level. A tools/list_changed, which is for every
+// session, marks the point by which anything sent to bob's stream before
+// it has arrived.
+func TestServeAuthNotificationsStayWithTheirUser(t *testing.T) {
+	e := startPIM(t)
+	policyFile, _, env := e.authPolicy(t, "", "", false)
+	text, err := os.ReadFile(policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = []byte(strings.Replace(string(text), "  \"*\": deny\n", "  log: allow\n  progress: allow\n  add_tool: allow\n  \"*\": deny\n", 1))
+	if err := os.WriteFile(policyFile, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := ServeGate(t, env, "--policy", policyFile, "--", Upstream("db")[0], "--name", "db", "--demo")
+	listen := func(token string) (*client.Client, func() []mcp.JSONRPCNotification) {
+		//lint:ignore SA1019 a 2025-11-25 client hears notifications outside its calls on the GET stream
+		c := g.ClientWith(t, []transport.StreamableHTTPCOption{transport.WithContinuousListening(),
+			transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token})}, Protocols[0].Opts...)
+		var mu sync.Mutex
+		var got []mcp.JSONRPCNotification
+		c.OnNotification(func(n mcp.JSONRPCNotification) {
+			mu.Lock()
+			got = append(got, n)
+			mu.Unlock()
+		})
+		if err := c.SetLevel(t.Context(), mcp.SetLevelRequest{Params: mcp.SetLevelParams{Level: mcp.LoggingLevelDebug}}); err != nil {
+			t.Fatalf("logging/setLevel: %v", err)
+		}
+		return c, func() []mcp.JSONRPCNotification {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(got)
+		}
+	}
+	ac, aliceHeard := listen(e.userToken(alice))
+	_, bobHeard := listen(e.userToken(bob))
+
+	const secret = "alice-only-7f3a"
+	Call(t, ac, "log", map[string]any{"message": secret, "level": "error"})
+	if _, err := callWithProgress(t.Context(), ac, "progress", map[string]any{"steps": 3}); err != nil {
+		t.Fatal(err)
+	}
+	fromAlice := func(n mcp.JSONRPCNotification) bool {
+		return n.Method == string(mcp.MethodNotificationProgress) ||
+			n.Method == string(mcp.MethodNotificationMessage) && strings.Contains(fmt.Sprint(n.Params.AdditionalFields["data"]), secret)
+	}
+	Eventually(t, "alice hears her log and her progress", func() error {
+		var logs, progress int
+		for _, n := range aliceHeard() {
+			switch {
+			case n.Method == string(mcp.MethodNotificationProgress):
+				progress++
+			case fromAlice(n):
+				logs++
+			}
+		}
+		if logs != 1 || progress != 3 {
+			return fmt.Errorf("alice heard %d logs and %d progress notifications, want 1 and 3", logs, progress)
+		}
+		return nil
+	})
+
+	before := len(bobHeard())
+	Call(t, ac, "add_tool", map[string]any{"name": "fresh"})
+	Eventually(t, "bob hears tools/list_changed", func() error {
+		for _, n := range bobHeard()[before:] {
+			if n.Method == string(mcp.MethodNotificationToolsListChanged) {
+				return nil
+			}
+		}
+		return errors.New("not yet")
+	})
+	for _, n := range bobHeard() {
+		if fromAlice(n) {
+			t.Errorf("bob heard alice's %s: %v", n.Method, n.Params.AdditionalFields)
+		}
 	}
 }
