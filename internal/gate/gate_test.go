@@ -334,7 +334,7 @@ func TestAmbiguousArgumentsAreRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, testPolicy)
-			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args), Principal: alice})
+			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -489,7 +489,7 @@ func TestRefusedBeforeAnyActivation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, testPolicy)
 			h.act.principal = tt.principal
-			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args), Principal: alice})
+			res, err := h.next(t.Context(), &proxy.Call{Tool: tt.tool, Arguments: json.RawMessage(tt.args)})
 			if err != nil {
 				t.Fatal(err)
 			}
