@@ -186,14 +186,15 @@ func (t *sessionTable) admit() (func(), bool) {
 	}), true
 }
 
-// sweepEvery expires idle sessions every half idle time until ctx ends, so
-// that abandoned sessions go even when no new one arrives.
-func (t *sessionTable) sweepEvery(ctx context.Context) {
+// sweepOn expires idle sessions at each tick until ctx ends, so that
+// abandoned sessions go even when no new one arrives. The ticks are real
+// time (sweepEvery); what is idle is decided on the table's clock.
+func (t *sessionTable) sweepOn(ctx context.Context, tick <-chan time.Time) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.clock.After(max(t.idle/2, time.Second)):
+		case <-tick:
 		}
 		t.mu.Lock()
 		swept := t.sweep(t.clock.Now())
@@ -202,6 +203,13 @@ func (t *sessionTable) sweepEvery(ctx context.Context) {
 			t.forget(id)
 		}
 	}
+}
+
+// sweepEvery sweeps every half idle time (at least every second).
+func (t *sessionTable) sweepEvery(ctx context.Context) {
+	tick := time.NewTicker(max(t.idle/2, time.Second))
+	defer tick.Stop()
+	t.sweepOn(ctx, tick.C)
 }
 
 // sweep forgets expired sessions and returns them; t.mu is held.

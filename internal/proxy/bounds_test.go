@@ -116,14 +116,20 @@ func TestSessionTableSweepsAbandonedSessions(t *testing.T) {
 	tab.expired = func(id string) { expired <- id }
 	id := tab.Generate()
 	ctx, cancel := context.WithCancel(t.Context())
+	tick := make(chan time.Time)
 	done := make(chan struct{})
-	go func() { tab.sweepEvery(ctx); close(done) }()
-	for range 3 { // the sweep at 30s, 60s, 90s
-		if !c.BlockUntil(1, done) {
-			t.Fatal("the sweeper stopped")
-		}
-		c.Advance(30 * time.Second)
+	go func() { tab.sweepOn(ctx, tick); close(done) }()
+	for _, at := range []time.Duration{30 * time.Second, 60 * time.Second} {
+		c.Advance(at - c.Now().Sub(time.Unix(0, 0)))
+		tick <- c.Now()
 	}
+	c.Advance(30 * time.Second) // 90s: idle for longer than a minute
+	select {
+	case got := <-forgotten:
+		t.Fatalf("%q forgotten before it was idle a minute", got)
+	default:
+	}
+	tick <- c.Now()
 	if got := <-forgotten; got != id {
 		t.Fatalf("forgotten %q, want %q", got, id)
 	}
