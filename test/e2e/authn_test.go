@@ -338,6 +338,7 @@ func TestServeAuthNotificationsStayWithTheirUser(t *testing.T) {
 			got = append(got, n)
 			mu.Unlock()
 		})
+		//lint:ignore SA1019 2025-11-25 sessions still set their log level; the test needs bob's at its most verbose
 		if err := c.SetLevel(t.Context(), mcp.SetLevelRequest{Params: mcp.SetLevelParams{Level: mcp.LoggingLevelDebug}}); err != nil {
 			t.Fatalf("logging/setLevel: %v", err)
 		}
