@@ -526,13 +526,7 @@ func (s *Server) armCreate(ex *exchange, c caller, scope, name string) {
 		out = r.armJSON()
 	}
 	s.mu.Unlock()
-	if gerr != nil {
-		ex.fail(gerr)
-		return
-	}
-	s.creates.Add(1)
-	if s.dropReply.CompareAndSwap(true, false) {
-		ex.drop()
+	if !s.created(ex, gerr) {
 		return
 	}
 	ex.writeJSON(http.StatusCreated, out)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // exchange is one request being served.
@@ -176,9 +177,7 @@ func checkCurrentUser(ex *exchange, seg string) bool {
 
 func (s *Server) createRequest(ex *exchange, c caller) {
 	var b requestBody
-	dec := json.NewDecoder(io.LimitReader(ex.r.Body, maxRequestBytes))
-	if err := dec.Decode(&b); err != nil {
-		ex.fail(&graphError{http.StatusBadRequest, "BadRequest", "Unable to read JSON request payload: " + err.Error()})
+	if !decodeBody(ex, &b) {
 		return
 	}
 	s.mu.Lock()
@@ -189,18 +188,39 @@ func (s *Server) createRequest(ex *exchange, c caller) {
 		out.Status = r.createStatus
 	}
 	s.mu.Unlock()
-	if gerr != nil {
-		ex.fail(gerr)
-		return
-	}
-	s.creates.Add(1)
-	if s.dropReply.CompareAndSwap(true, false) {
-		ex.drop()
+	if !s.created(ex, gerr) {
 		return
 	}
 	out.Context = ex.metadata("roleManagement/directory/roleAssignmentScheduleRequests/$entity")
 	ex.w.Header().Set("Location", ex.base()+dirPrefix+"roleAssignmentScheduleRequests/"+out.ID)
 	ex.writeJSON(http.StatusCreated, out)
+}
+
+// decodeBody reads a Graph request's JSON body, at most maxRequestBytes of
+// it, answering 400 itself when it does not parse.
+func decodeBody(ex *exchange, v any) bool {
+	if err := json.NewDecoder(io.LimitReader(ex.r.Body, maxRequestBytes)).Decode(v); err != nil {
+		ex.fail(badRequest("Unable to read JSON request payload: %s", err))
+		return false
+	}
+	return true
+}
+
+// created finishes every endpoint's create once the lock is released: a
+// refusal is answered as such; otherwise the request counts as created even
+// when the fault plan then drops the reply, so that tests can tell a lost
+// reply from a lost request. It reports whether the caller should reply.
+func (s *Server) created(ex *exchange, gerr *graphError) bool {
+	if gerr != nil {
+		ex.fail(gerr)
+		return false
+	}
+	s.creates.Add(1)
+	if s.dropReply.CompareAndSwap(true, false) {
+		ex.drop()
+		return false
+	}
+	return true
 }
 
 func (s *Server) getRequest(ex *exchange, id string) {
@@ -439,17 +459,24 @@ func (r *request) json() requestJSON {
 		ScheduleInfo:     r.given,
 		TicketInfo:       r.ticket,
 	}
+	out.CompletedDateTime, out.ApprovalID, out.Justification = r.nullables()
+	return out
+}
+
+// nullables are a request's properties Graph sends as null until they are
+// set, in the shape both the directory-role and the group request share.
+func (r *request) nullables() (completed *time.Time, approvalID, justification *string) {
 	if r.completed != nil {
 		t := r.completed.UTC()
-		out.CompletedDateTime = &t
+		completed = &t
 	}
 	if r.approvalID != "" {
-		out.ApprovalID = &r.approvalID
+		approvalID = &r.approvalID
 	}
 	if r.Justification != "" {
-		out.Justification = &r.Justification
+		justification = &r.Justification
 	}
-	return out
+	return completed, approvalID, justification
 }
 
 func (r *request) field(name string) string {

@@ -3,7 +3,6 @@ package pimtest
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -189,8 +188,7 @@ func (s *Server) serveGroups(ex *exchange, c caller, path string) bool {
 
 func (s *Server) createGroupRequest(ex *exchange, c caller) {
 	var b groupRequestBody
-	if err := json.NewDecoder(io.LimitReader(ex.r.Body, maxRequestBytes)).Decode(&b); err != nil {
-		ex.fail(badRequest("Unable to read JSON request payload: %s", err))
+	if !decodeBody(ex, &b) {
 		return
 	}
 	s.mu.Lock()
@@ -201,13 +199,7 @@ func (s *Server) createGroupRequest(ex *exchange, c caller) {
 		out.Status = r.createStatus
 	}
 	s.mu.Unlock()
-	if gerr != nil {
-		ex.fail(gerr)
-		return
-	}
-	s.creates.Add(1)
-	if s.dropReply.CompareAndSwap(true, false) {
-		ex.drop()
+	if !s.created(ex, gerr) {
 		return
 	}
 	out.Context = ex.metadata("identityGovernance/privilegedAccess/group/assignmentScheduleRequests/$entity")
@@ -425,33 +417,20 @@ func (r *request) groupJSON() groupRequestJSON {
 		ScheduleInfo:     r.given,
 		TicketInfo:       r.ticket,
 	}
-	if r.completed != nil {
-		t := r.completed.UTC()
-		out.CompletedDateTime = &t
-	}
-	if r.approvalID != "" {
-		out.ApprovalID = &r.approvalID
-	}
-	if r.Justification != "" {
-		out.Justification = &r.Justification
-	}
+	out.CompletedDateTime, out.ApprovalID, out.Justification = r.nullables()
 	return out
 }
 
+// groupField adds a group request's own properties to those every request
+// has; filterOf admits only the names a group request's $filter knows.
 func (r *request) groupField(name string) string {
 	switch name {
-	case "status":
-		return r.Status
 	case "groupId":
 		return r.GroupID
 	case "accessId":
 		return r.AccessID
-	case "principalId":
-		return r.Principal
-	case "action":
-		return r.Action
 	}
-	return ""
+	return r.field(name)
 }
 
 func (a *assignment) groupJSON() groupAssignmentInstanceJSON {
