@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,11 +27,19 @@ type relayEvent struct {
 	Params  json.RawMessage `json:"params"`
 	Tool    string          `json:"tool"`
 	Message string          `json:"message"`
-	Result  struct {
+	What    string          `json:"what"`
+	OK      bool            `json:"ok"`
+	// Instructions and Described (the tools with their schemas, as the
+	// client printed them) are those of a "described" event.
+	Instructions *string         `json:"instructions"`
+	Described    json.RawMessage `json:"described"`
+	Result       struct {
 		IsError bool `json:"isError"`
 		Content []struct {
 			Text string `json:"text"`
 		} `json:"content"`
+		Messages []json.RawMessage `json:"messages"`
+		Contents []json.RawMessage `json:"contents"`
 	} `json:"result"`
 }
 
@@ -38,9 +48,13 @@ type relayEvent struct {
 var everythingAsking = []string{"trigger-sampling-request", "trigger-elicitation-request", "trigger-url-elicitation", "get-roots-list"}
 
 // The official TypeScript SDK client, declaring sampling, elicitation and
-// roots, in front of the gate in front of server-everything: every tool is
-// listed, as directly, and each request server-everything sends reaches the
-// client's handler, whose answer is in the tool's result.
+// roots, in front of the gate in front of server-everything, compared with
+// the same client directly in front of server-everything: a prompt and a
+// resource asked for right after initialize are served; the instructions
+// and every tool's inputSchema and outputSchema are the upstream's, byte
+// for byte as the client decodes them (an allow-all policy adds no role
+// note); every tool is listed; and each request server-everything sends
+// reaches the client's handler, whose answer is in the tool's result.
 func TestTypeScriptRelay(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(moduleRoot, "node_modules", "@modelcontextprotocol", "sdk", "package.json")); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -48,45 +62,29 @@ func TestTypeScriptRelay(t *testing.T) {
 		}
 		t.Skipf("the MCP TypeScript SDK is not installed (%v): run npm ci", err)
 	}
-	argv := append([]string{filepath.Join(moduleRoot, "test", "e2e", "ts", "relay.mjs"), "--",
-		GateBin, "--policy", AllowAllPolicy(t), "--"}, Everything(t)...)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", argv...)
-	cmd.Dir = moduleRoot
-	stderr := &SyncBuffer{}
-	cmd.Stderr = stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var events []relayEvent
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		var e relayEvent
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Errorf("relay.mjs printed %q: %v", sc.Text(), err)
-			continue
-		}
-		events = append(events, e)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("relay.mjs: %v", err)
-	}
+	// Both at once: the direct run only describes.
+	directArgs := append([]string{"--describe", "--"}, Everything(t)...)
+	var directEvents []relayEvent
+	var wg sync.WaitGroup
+	wg.Go(func() { directEvents = runRelay(t, directArgs) })
+	events := runRelay(t, append([]string{"--", GateBin, "--policy", AllowAllPolicy(t), "--"}, Everything(t)...))
+	wg.Wait()
 	if t.Failed() {
-		t.Fatalf("relay.mjs and gate stderr:\n%s", stderr)
+		t.FailNow()
 	}
 
 	asked := map[string][]relayEvent{}
 	results := map[string]relayEvent{}
+	early := map[string]relayEvent{}
 	var listed []string
+	var described *relayEvent
 	rootsAgain := false
 	for _, e := range events {
 		switch e.Event {
+		case "early":
+			early[e.What] = e
+		case "described":
+			described = &e
 		case "listed":
 			listed = e.Tools
 		case "asked":
@@ -100,13 +98,38 @@ func TestTypeScriptRelay(t *testing.T) {
 		}
 	}
 
-	direct := directEverythingTools(t)
+	var direct []string
+	var directDescribed *relayEvent
+	for _, e := range directEvents {
+		switch e.Event {
+		case "listed":
+			direct = e.Tools
+		case "described":
+			directDescribed = &e
+		}
+	}
 	if len(listed) != 17 || !sameSet(listed, direct) {
-		t.Errorf("through the gate %d tools %v; directly, to the same client capabilities, %d: %v", len(listed), listed, len(direct), direct)
+		t.Errorf("through the gate %d tools %v; directly, to the same client, %d: %v", len(listed), listed, len(direct), direct)
 	}
 	for _, name := range everythingAsking {
 		if !slices.Contains(listed, name) {
 			t.Errorf("%s not listed through the gate", name)
+		}
+	}
+	if described == nil || directDescribed == nil {
+		t.Fatalf("no tools described: through the gate %v, directly %v", described, directDescribed)
+	}
+	if !bytes.Equal(described.Described, directDescribed.Described) {
+		t.Errorf("tool schemas differ\ndirect: %s\ngate:   %s", directDescribed.Described, described.Described)
+	}
+	if described.Instructions == nil || *described.Instructions == "" || directDescribed.Instructions == nil ||
+		*described.Instructions != *directDescribed.Instructions {
+		t.Errorf("instructions through the gate %v, directly %v", described.Instructions, directDescribed.Instructions)
+	}
+	// Asked for before anything else, each is served as directly.
+	for _, what := range []string{"prompt", "resource"} {
+		if e, ok := early[what]; !ok || !e.OK || len(e.Result.Messages)+len(e.Result.Contents) == 0 {
+			t.Errorf("%s right after initialize: %+v", what, e)
 		}
 	}
 
@@ -153,43 +176,51 @@ func TestTypeScriptRelay(t *testing.T) {
 	if !rootsAgain {
 		t.Error("no roots/list after the client's roots/list_changed")
 	}
-	if t.Failed() {
-		t.Logf("gate stderr:\n%s", stderr)
-	}
 }
 
-// directEverythingTools lists server-everything's tools directly, to an
-// mcp-go client declaring what relay.mjs declares.
-func directEverythingTools(t *testing.T) []string {
+// runRelay runs test/e2e/ts/relay.mjs with args and returns what it printed.
+func runRelay(t *testing.T, args []string) []relayEvent {
 	t.Helper()
-	c, err := client.NewStdioMCPClient(Everything(t)[0], nil, Everything(t)[1:]...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(moduleRoot, "test", "e2e", "ts", "relay.mjs")}, args...)...)
+	cmd.Dir = moduleRoot
+	stderr := &SyncBuffer{}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return nil
 	}
-	t.Cleanup(func() { _ = c.Close() })
-	ctx := context.Background()
-	req := mcp.InitializeRequest{}
-	req.Params.ProtocolVersion = mcp.ProtocolVersion20251125
-	req.Params.ClientInfo = mcp.Implementation{Name: "direct", Version: "1"}
-	req.Params.Capabilities = mcp.ClientCapabilities{
-		Sampling:    &mcp.SamplingCapability{},
-		Elicitation: &mcp.ElicitationCapability{Form: &struct{}{}, URL: &struct{}{}},
-		Roots: &struct {
-			ListChanged bool `json:"listChanged,omitempty"`
-		}{ListChanged: true},
+	if err := cmd.Start(); err != nil {
+		t.Error(err)
+		return nil
 	}
-	if _, err := c.Initialize(ctx, req); err != nil {
-		t.Fatal(err)
+	var events []relayEvent
+	failed := false
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		var e relayEvent
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Errorf("relay.mjs printed %q: %v", sc.Text(), err)
+			failed = true
+			continue
+		}
+		events = append(events, e)
 	}
-	res, err := c.ListTools(ctx, mcp.ListToolsRequest{})
-	if err != nil {
-		t.Fatal(err)
+	if err := sc.Err(); err != nil {
+		t.Errorf("reading relay.mjs: %v", err)
+		failed = true
 	}
-	var names []string
-	for _, tool := range res.Tools {
-		names = append(names, tool.Name)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("relay.mjs %v: %v", args, err)
+		failed = true
 	}
-	return names
+	if failed {
+		t.Errorf("relay.mjs %v stderr:\n%s", args, stderr)
+	}
+	return events
 }
 
 func sameSet(a, b []string) bool {

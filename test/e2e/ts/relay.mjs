@@ -3,13 +3,19 @@
 // driving mcp-gate over stdio for relay_test.go. It prints one JSON object
 // per line on stdout.
 //
-//   node relay.mjs -- GATE_ARGV...
-//     Lists the tools ({"event":"listed","tools":[...]}), calls each tool
-//     of server-everything that asks its client something, printing what
-//     each handler was asked ({"event":"asked","method":...,"params":...})
-//     and each result ({"event":"result","tool":...,"result":...}), then
-//     tells the gate its roots changed and prints the next roots/list it
-//     is asked ({"event":"rootsAgain"}) or {"event":"error"} after 10 s.
+//   node relay.mjs [--describe] -- SERVER_ARGV...
+//     Right after connecting, gets a prompt and reads a resource at once
+//     ({"event":"early","what":"prompt"|"resource","ok":...,"message":...}),
+//     then prints the server's instructions and tools with their schemas
+//     ({"event":"described","instructions":...,"described":[{name,
+//     inputSchema,outputSchema}]}) and the tool names ({"event":"listed"}).
+//     With --describe it stops there (run directly against
+//     server-everything, for comparison). Otherwise it calls each tool of
+//     server-everything that asks its client something, printing what each
+//     handler was asked ({"event":"asked","method":...,"params":...}) and
+//     each result ({"event":"result","tool":...,"result":...}), then tells
+//     the server its roots changed and prints the next roots/list it is
+//     asked ({"event":"rootsAgain"}), or {"event":"error"} after 10 s.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import {
@@ -18,9 +24,13 @@ import {
   ListRootsRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 
-const argv = process.argv.slice(2);
+let argv = process.argv.slice(2);
+const describeOnly = argv[0] === '--describe';
+if (describeOnly) {
+  argv = argv.slice(1);
+}
 if (argv[0] !== '--' || argv.length < 2) {
-  console.error('usage: relay.mjs -- GATE_ARGV...');
+  console.error('usage: relay.mjs [--describe] -- SERVER_ARGV...');
   process.exit(2);
 }
 const [command, ...args] = argv.slice(1);
@@ -42,18 +52,60 @@ client.setRequestHandler(ElicitRequestSchema, async (req) => {
   }
   return { action: 'accept', content: { name: 'Ada Through-The-Gate', check: true } };
 });
+// rootsAsked counts roots/list requests; waitRoots(n) resolves once
+// there have been more than n, or 'timeout' after 10 s.
 let rootsAsked = 0;
-let onRoots = () => {};
+let rootsWaiters = [];
+const waitRoots = (n) =>
+  new Promise((resolve) => {
+    const timer = setTimeout(() => resolve('timeout'), 10000);
+    rootsWaiters.push({ n, resolve: () => (clearTimeout(timer), resolve('asked')) });
+    wakeRoots();
+  });
+const wakeRoots = () => {
+  rootsWaiters = rootsWaiters.filter((w) => rootsAsked <= w.n || (w.resolve(), false));
+};
 client.setRequestHandler(ListRootsRequestSchema, async (req) => {
   rootsAsked++;
   emit({ event: 'asked', method: req.method, n: rootsAsked });
-  onRoots();
+  wakeRoots();
   return { roots: [{ uri: 'file:///ts-client/workspace', name: 'TS client workspace' }] };
 });
 
 await client.connect(new StdioClientTransport({ command, args, stderr: 'inherit' }));
+// Before anything else, while the server may still be starting.
+const early = async (what, request) => {
+  try {
+    const res = await request();
+    emit({ event: 'early', what, ok: true, result: res });
+  } catch (err) {
+    emit({ event: 'early', what, ok: false, message: String(err?.message ?? err) });
+  }
+};
+await Promise.all([
+  early('prompt', () => client.getPrompt({ name: 'simple-prompt' })),
+  early('resource', () => client.readResource({ uri: 'demo://resource/dynamic/text/2' })),
+]);
 const listed = await client.listTools();
+emit({
+  event: 'described',
+  instructions: client.getInstructions() ?? null,
+  described: listed.tools.map((t) => ({ name: t.name, inputSchema: t.inputSchema, outputSchema: t.outputSchema ?? null })),
+});
 emit({ event: 'listed', tools: listed.tools.map((t) => t.name) });
+if (describeOnly) {
+  await client.close();
+  process.exit(0);
+}
+
+// server-everything asks for the roots once on its own after initialize
+// (and from get-roots-list if that comes first): waiting for that request
+// before get-roots-list, whose result follows any request it causes,
+// leaves no roots/list of the initial sync to arrive after the roots
+// change below and pass for the one the change causes.
+if ((await waitRoots(0)) === 'timeout') {
+  emit({ event: 'error', message: 'server-everything did not ask for the roots within 10 s of initialize' });
+}
 
 const calls = [
   ['trigger-sampling-request', { prompt: 'relay me', maxTokens: 20 }],
@@ -69,12 +121,9 @@ for (const [tool, a] of calls) {
   }
 }
 
-const again = new Promise((resolve) => {
-  onRoots = resolve;
-});
+const before = rootsAsked;
 await client.sendRootsListChanged();
-const timeout = new Promise((resolve) => setTimeout(() => resolve('timeout'), 10000));
-if ((await Promise.race([again.then(() => 'again'), timeout])) === 'again') {
+if ((await waitRoots(before)) === 'asked') {
   emit({ event: 'rootsAgain' });
 } else {
   emit({ event: 'error', message: 'no roots/list after notifications/roots/list_changed within 10 s' });
