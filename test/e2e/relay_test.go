@@ -119,6 +119,13 @@ func TestTypeScriptRelay(t *testing.T) {
 	if described == nil || directDescribed == nil {
 		t.Fatalf("no tools described: through the gate %v, directly %v", described, directDescribed)
 	}
+	var schemas []struct {
+		Name        string          `json:"name"`
+		InputSchema json.RawMessage `json:"inputSchema"`
+	}
+	if err := json.Unmarshal(described.Described, &schemas); err != nil || len(schemas) != 17 || len(schemas[0].InputSchema) == 0 {
+		t.Errorf("tools described through the gate (%v): %s", err, described.Described)
+	}
 	if !bytes.Equal(described.Described, directDescribed.Described) {
 		t.Errorf("tool schemas differ\ndirect: %s\ngate:   %s", directDescribed.Described, described.Described)
 	}
