@@ -157,12 +157,8 @@ func callWithProgress(ctx context.Context, c *client.Client, tool string, args m
 	return c.CallTool(ctx, req)
 }
 
-// TestGateFlow is the demo's timeline as assertions: allowed, gated with
-// progress then approved, cached, denied by a rule, denied by the approver.
-func TestGateFlow(t *testing.T) {
-	e := startPIM(t)
-	policyFile, auditFile := e.gatedPolicy(t, gateOpts{principal: alice})
-	c := demoGate(t, policyFile)
+// progressOf is the messages of the progress notifications c receives.
+func progressOf(c *client.Client) <-chan string {
 	progress := make(chan string, 64)
 	c.OnNotification(func(n mcp.JSONRPCNotification) {
 		if n.Method == string(mcp.MethodNotificationProgress) {
@@ -170,6 +166,33 @@ func TestGateFlow(t *testing.T) {
 			progress <- msg
 		}
 	})
+	return progress
+}
+
+// callAnswer is what a call made in the background answered.
+type callAnswer struct {
+	res *mcp.CallToolResult
+	err error
+}
+
+// goCallWithProgress makes callWithProgress in the background, for a test
+// that acts (approves, denies) while the call waits.
+func goCallWithProgress(c *client.Client, tool string, args map[string]any) <-chan callAnswer {
+	done := make(chan callAnswer, 1)
+	go func() {
+		res, err := callWithProgress(context.Background(), c, tool, args)
+		done <- callAnswer{res, err}
+	}()
+	return done
+}
+
+// TestGateFlow is the demo's timeline as assertions: allowed, gated with
+// progress then approved, cached, denied by a rule, denied by the approver.
+func TestGateFlow(t *testing.T) {
+	e := startPIM(t)
+	policyFile, auditFile := e.gatedPolicy(t, gateOpts{principal: alice})
+	c := demoGate(t, policyFile)
+	progress := progressOf(c)
 
 	tools, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
 	if err != nil {
@@ -195,15 +218,7 @@ func TestGateFlow(t *testing.T) {
 	}
 
 	// 2. Gated: held until approved, with progress naming the request.
-	type answer struct {
-		res *mcp.CallToolResult
-		err error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		res, err := callWithProgress(context.Background(), c, "delete_database", map[string]any{"name": "staging"})
-		done <- answer{res, err}
-	}()
+	done := goCallWithProgress(c, "delete_database", map[string]any{"name": "staging"})
 	req := e.pendingRequest(t, alice)
 	if !strings.Contains(req.Justification, "delete_database") {
 		t.Errorf("justification %q does not name the tool", req.Justification)
@@ -217,7 +232,7 @@ func TestGateFlow(t *testing.T) {
 	if err := e.srv.Approve(req.ID); err != nil {
 		t.Fatal(err)
 	}
-	a := <-done
+	a := Receive(t, "the gated call's answer", done)
 	if a.err != nil || a.res.IsError || Text(t, a.res) != "database staging deleted" {
 		t.Fatalf("gated call after approval: %v %v", a.err, a.res)
 	}
@@ -238,15 +253,16 @@ func TestGateFlow(t *testing.T) {
 	}
 
 	// 5. The approver denies: refused with the reason and the request id.
+	denied := make(chan callAnswer, 1)
 	go func() {
 		res, err := TryCall(context.Background(), c, "send_payment", map[string]any{"to": "ACME", "amount": 5})
-		done <- answer{res, err}
+		denied <- callAnswer{res, err}
 	}()
 	req = e.pendingRequest(t, alice)
 	if err := e.srv.Deny(req.ID); err != nil {
 		t.Fatal(err)
 	}
-	a = <-done
+	a = Receive(t, "the denied call's answer", denied)
 	if a.err != nil || !a.res.IsError || !strings.Contains(Text(t, a.res), "denied") || !strings.Contains(Text(t, a.res), req.ID) {
 		t.Fatalf("call denied by the approver: %v %s", a.err, Text(t, a.res))
 	}

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
 	"github.com/mcp-gate/mcp-gate/internal/pim/pimtest"
 )
 
@@ -80,27 +78,8 @@ func TestGroupGatedCall(t *testing.T) {
 	e := startPIMWith(t, groupsGateScenario())
 	policyFile, auditFile := e.groupPolicy(t, e.srv.Token(alice))
 	c := demoGate(t, policyFile)
-	progress := make(chan string, 64)
-	c.OnNotification(func(n mcp.JSONRPCNotification) {
-		if n.Method == string(mcp.MethodNotificationProgress) {
-			msg, _ := n.Params.AdditionalFields["message"].(string)
-			progress <- msg
-		}
-	})
-
-	type answer struct {
-		text string
-		err  error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		res, err := callWithProgress(context.Background(), c, "delete_database", map[string]any{"name": "staging"})
-		if err != nil {
-			done <- answer{err: err}
-			return
-		}
-		done <- answer{text: Text(t, res)}
-	}()
+	progress := progressOf(c)
+	done := goCallWithProgress(c, "delete_database", map[string]any{"name": "staging"})
 	req := e.pendingRequest(t, alice)
 	if req.GroupID != prodGroupID || req.AccessID != pimtest.AccessMember || req.RoleDefinitionID != "" {
 		t.Fatalf("pending request %+v, want one for membership of %s", req, prodGroupID)
@@ -114,8 +93,8 @@ func TestGroupGatedCall(t *testing.T) {
 	if err := e.srv.Approve(req.ID); err != nil {
 		t.Fatal(err)
 	}
-	if a := Receive(t, "the gated call's answer", done); a.err != nil || a.text != "database staging deleted" {
-		t.Fatalf("gated call after approval: %v %q", a.err, a.text)
+	if a := Receive(t, "the gated call's answer", done); a.err != nil || a.res.IsError || Text(t, a.res) != "database staging deleted" {
+		t.Fatalf("gated call after approval: %v %v", a.err, a.res)
 	}
 
 	// Cached: the next call needs no PIM request and no Graph traffic.
