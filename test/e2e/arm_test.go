@@ -81,33 +81,12 @@ func TestAzureRoleGatedCall(t *testing.T) {
 	e := startPIMWith(t, armGateScenario())
 	policyFile, auditFile := e.armPolicy(t)
 	c := demoGate(t, policyFile)
-	progress := progressOf(c)
-	done := goCallWithProgress(c, "delete_database", map[string]any{"name": "staging"})
-	req := e.pendingRequest(t, alice)
-	if req.RoleDefinitionID != contributorID || !strings.EqualFold(req.Scope, armProdRG) || req.GroupID != "" {
-		t.Fatalf("pending request %+v, want Contributor at %s", req, armProdRG)
-	}
-	if msg := Receive(t, "progress", progress); !strings.Contains(msg, req.ID) {
-		t.Errorf("progress %q does not name the request %s", msg, req.ID)
-	}
-	if got := upstreamRan(t, c, "delete_database"); got != "0" {
-		t.Fatalf("the gated call ran %s times before approval", got)
-	}
-	if err := e.srv.Approve(req.ID); err != nil {
-		t.Fatal(err)
-	}
-	if a := Receive(t, "the gated call's answer", done); a.err != nil || a.res.IsError || Text(t, a.res) != "database staging deleted" {
-		t.Fatalf("gated call after approval: %v %v", a.err, a.res)
-	}
-
-	// Cached: the next call makes no PIM request at all.
-	hits := e.srv.HitCount()
-	if res := Call(t, c, "delete_database", map[string]any{"name": "scratch"}); res.IsError {
-		t.Fatalf("call on the cached Azure role grant refused: %s", Text(t, res))
-	}
-	if e.srv.CreateCount() != 1 || e.srv.HitCount() != hits {
-		t.Errorf("a call on a cached grant went to PIM: creates %d, hits %d -> %d", e.srv.CreateCount(), hits, e.srv.HitCount())
-	}
+	req := e.gatedThenCached(t, c, func(req pimtest.Request) error {
+		if req.RoleDefinitionID != contributorID || !strings.EqualFold(req.Scope, armProdRG) || req.GroupID != "" {
+			return fmt.Errorf("pending request %+v, want Contributor at %s", req, armProdRG)
+		}
+		return nil
+	})
 
 	// Owner: not eligible, so refused with nothing requested or forwarded.
 	res, err := TryCall(context.Background(), c, "send_payment", map[string]any{"to": "ACME", "amount": 5})

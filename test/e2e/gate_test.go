@@ -192,7 +192,6 @@ func TestGateFlow(t *testing.T) {
 	e := startPIM(t)
 	policyFile, auditFile := e.gatedPolicy(t, gateOpts{principal: alice})
 	c := demoGate(t, policyFile)
-	progress := progressOf(c)
 
 	tools, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
 	if err != nil {
@@ -218,33 +217,13 @@ func TestGateFlow(t *testing.T) {
 	}
 
 	// 2. Gated: held until approved, with progress naming the request.
-	done := goCallWithProgress(c, "delete_database", map[string]any{"name": "staging"})
-	req := e.pendingRequest(t, alice)
-	if !strings.Contains(req.Justification, "delete_database") {
-		t.Errorf("justification %q does not name the tool", req.Justification)
-	}
-	if msg := <-progress; !strings.Contains(msg, req.ID) || !strings.Contains(msg, "Database Administrator") {
-		t.Errorf("progress %q does not name the role and request %s", msg, req.ID)
-	}
-	if got := upstreamRan(t, c, "delete_database"); got != "0" {
-		t.Fatalf("the gated call ran %s times before approval", got)
-	}
-	if err := e.srv.Approve(req.ID); err != nil {
-		t.Fatal(err)
-	}
-	a := Receive(t, "the gated call's answer", done)
-	if a.err != nil || a.res.IsError || Text(t, a.res) != "database staging deleted" {
-		t.Fatalf("gated call after approval: %v %v", a.err, a.res)
-	}
-
 	// 3. The same role again: the cached grant admits it, with no new request.
-	hits := e.srv.HitCount()
-	if res := Call(t, c, "delete_database", map[string]any{"name": "scratch"}); res.IsError {
-		t.Fatalf("call on a cached grant refused: %s", Text(t, res))
-	}
-	if e.srv.CreateCount() != 1 || e.srv.HitCount() != hits {
-		t.Errorf("a call on a cached grant made Graph requests: creates %d, hits %d -> %d", e.srv.CreateCount(), hits, e.srv.HitCount())
-	}
+	e.gatedThenCached(t, c, func(req pimtest.Request) error {
+		if !strings.Contains(req.Justification, "delete_database") {
+			return fmt.Errorf("justification %q does not name the tool", req.Justification)
+		}
+		return nil
+	}, "Database Administrator")
 
 	// 4. Denied by a rule: refused with the rule's location, never forwarded.
 	res := Call(t, c, "crash", nil)
@@ -258,11 +237,11 @@ func TestGateFlow(t *testing.T) {
 		res, err := TryCall(context.Background(), c, "send_payment", map[string]any{"to": "ACME", "amount": 5})
 		denied <- callAnswer{res, err}
 	}()
-	req = e.pendingRequest(t, alice)
+	req := e.pendingRequest(t, alice)
 	if err := e.srv.Deny(req.ID); err != nil {
 		t.Fatal(err)
 	}
-	a = Receive(t, "the denied call's answer", denied)
+	a := Receive(t, "the denied call's answer", denied)
 	if a.err != nil || !a.res.IsError || !strings.Contains(Text(t, a.res), "denied") || !strings.Contains(Text(t, a.res), req.ID) {
 		t.Fatalf("call denied by the approver: %v %s", a.err, Text(t, a.res))
 	}
@@ -416,6 +395,45 @@ func TestFailClosed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gatedThenCached is the approval every kind of gated role shares:
+// delete_database waits on a pending request (isKind says why it is not of
+// the kind under test, if it is not) with progress naming the request and
+// each of names, runs only once approved, and runs again on the cached
+// grant with no PIM traffic. It returns the request.
+func (e *pimEnv) gatedThenCached(t *testing.T, c *client.Client, isKind func(pimtest.Request) error, names ...string) pimtest.Request {
+	t.Helper()
+	progress := progressOf(c)
+	done := goCallWithProgress(c, "delete_database", map[string]any{"name": "staging"})
+	req := e.pendingRequest(t, alice)
+	if err := isKind(req); err != nil {
+		t.Fatal(err)
+	}
+	msg := Receive(t, "progress", progress)
+	for _, want := range append(names, req.ID) {
+		if !strings.Contains(msg, want) {
+			t.Errorf("progress %q does not name %q", msg, want)
+		}
+	}
+	if got := upstreamRan(t, c, "delete_database"); got != "0" {
+		t.Fatalf("the gated call ran %s times before approval", got)
+	}
+	if err := e.srv.Approve(req.ID); err != nil {
+		t.Fatal(err)
+	}
+	if a := Receive(t, "the gated call's answer", done); a.err != nil || a.res.IsError || Text(t, a.res) != "database staging deleted" {
+		t.Fatalf("gated call after approval: %v %v", a.err, a.res)
+	}
+
+	hits := e.srv.HitCount()
+	if res := Call(t, c, "delete_database", map[string]any{"name": "scratch"}); res.IsError {
+		t.Fatalf("call on a cached grant refused: %s", Text(t, res))
+	}
+	if e.srv.CreateCount() != 1 || e.srv.HitCount() != hits {
+		t.Errorf("a call on a cached grant went to PIM: creates %d, hits %d -> %d", e.srv.CreateCount(), hits, e.srv.HitCount())
+	}
+	return req
 }
 
 // TestCancelWithdrawsRequest: a client that gives up while the only caller

@@ -78,33 +78,12 @@ func TestGroupGatedCall(t *testing.T) {
 	e := startPIMWith(t, groupsGateScenario())
 	policyFile, auditFile := e.groupPolicy(t, e.srv.Token(alice))
 	c := demoGate(t, policyFile)
-	progress := progressOf(c)
-	done := goCallWithProgress(c, "delete_database", map[string]any{"name": "staging"})
-	req := e.pendingRequest(t, alice)
-	if req.GroupID != prodGroupID || req.AccessID != pimtest.AccessMember || req.RoleDefinitionID != "" {
-		t.Fatalf("pending request %+v, want one for membership of %s", req, prodGroupID)
-	}
-	if msg := Receive(t, "progress", progress); !strings.Contains(msg, "PIM group 'Prod Deployers' (member)") || !strings.Contains(msg, req.ID) {
-		t.Errorf("progress %q does not name the group, its access and the request %s", msg, req.ID)
-	}
-	if got := upstreamRan(t, c, "delete_database"); got != "0" {
-		t.Fatalf("the gated call ran %s times before approval", got)
-	}
-	if err := e.srv.Approve(req.ID); err != nil {
-		t.Fatal(err)
-	}
-	if a := Receive(t, "the gated call's answer", done); a.err != nil || a.res.IsError || Text(t, a.res) != "database staging deleted" {
-		t.Fatalf("gated call after approval: %v %v", a.err, a.res)
-	}
-
-	// Cached: the next call needs no PIM request and no Graph traffic.
-	hits := e.srv.HitCount()
-	if res := Call(t, c, "delete_database", map[string]any{"name": "scratch"}); res.IsError {
-		t.Fatalf("call on the cached group grant refused: %s", Text(t, res))
-	}
-	if e.srv.CreateCount() != 1 || e.srv.HitCount() != hits {
-		t.Errorf("a call on a cached grant went to Graph: creates %d, hits %d -> %d", e.srv.CreateCount(), hits, e.srv.HitCount())
-	}
+	e.gatedThenCached(t, c, func(req pimtest.Request) error {
+		if req.GroupID != prodGroupID || req.AccessID != pimtest.AccessMember || req.RoleDefinitionID != "" {
+			return fmt.Errorf("pending request %+v, want one for membership of %s", req, prodGroupID)
+		}
+		return nil
+	}, "PIM group 'Prod Deployers' (member)")
 
 	// Owner access: alice is eligible for membership only, so the call is
 	// refused with nothing requested and nothing forwarded.
