@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,19 +149,7 @@ func TestAzureRoleDoctor(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := startPIMWith(t, armGateScenario())
 			policyFile, _ := e.armPolicyWith(t, tt.token(e.srv))
-			out, err := exec.Command(GateBin, "doctor", "--policy", policyFile).Output()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-				t.Errorf("doctor: %v, want exit 1", err)
-			}
-			for _, w := range tt.want {
-				if !slices.ContainsFunc(strings.Split(string(out), "\n"), func(line string) bool { return inOrder(line, w) }) {
-					t.Errorf("no line holds %q:\n%s", w, out)
-				}
-			}
-			if n := e.srv.CreateCount(); n != 0 {
-				t.Fatalf("doctor created %d PIM requests", n)
-			}
+			linesHold(t, e.doctor(t, policyFile, 1), tt.want)
 		})
 	}
 }

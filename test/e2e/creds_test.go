@@ -120,26 +120,34 @@ func TestDoctor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := credsEnv(t)
-			cmd := exec.Command(GateBin, "doctor", "--policy", e.credsPolicy(t, tt.token(e.srv)))
-			out, err := cmd.Output()
-			code := 0
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if code != tt.wantCode {
-				t.Errorf("exit %d, want %d", code, tt.wantCode)
-			}
+			out := e.doctor(t, e.credsPolicy(t, tt.token(e.srv)), tt.wantCode)
 			for _, w := range tt.want {
-				if !strings.Contains(string(out), w) {
+				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
 			}
-			if n := e.srv.CreateCount(); n != 0 {
-				t.Fatalf("doctor created %d PIM requests", n)
-			}
 		})
 	}
+}
+
+// doctor runs mcp-gate doctor on policyFile, checks its exit status and
+// that it requested nothing at PIM (doctor only reads), and returns its
+// output.
+func (e *pimEnv) doctor(t *testing.T, policyFile string, wantCode int) string {
+	t.Helper()
+	out, err := exec.Command(GateBin, "doctor", "--policy", policyFile).Output()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != wantCode {
+		t.Errorf("doctor exit %d, want %d", code, wantCode)
+	}
+	if n := e.srv.CreateCount(); n != 0 {
+		t.Errorf("doctor created %d PIM requests", n)
+	}
+	return string(out)
 }
