@@ -148,13 +148,18 @@ func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer, observ
 const onBehalfOf = "onbehalfof"
 
 // newOnBehalfOf builds the per-caller activator: the gate's app
-// registration (approvals.clientId, its secret from the environment)
+// registration (approvals.clientId, its secret, certificate or federated
+// token from the environment, pim.ClientAuthFromEnv)
 // exchanges each caller's token, from serve.auth's tenant and authority,
 // for a Graph token for that caller.
 func newOnBehalfOf(pol *policy.Policy, log *slog.Logger, observe func(int)) (*pim.OnBehalfOf, error) {
 	ap, sa := pol.Approvals(), pol.ServeAuth()
+	auth, err := pim.ClientAuthFromEnv(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("approvals.credential onbehalfof: %w", err)
+	}
 	o, err := pim.NewOnBehalfOf(pim.OnBehalfOfConfig{
-		TenantID: sa.TenantID, ClientID: ap.ClientID, Secret: os.Getenv(pim.ClientSecretEnv),
+		TenantID: sa.TenantID, ClientID: ap.ClientID, Auth: auth,
 		Authority: sa.Authority, AuthorityCAFile: sa.CAFile, MaxUsers: grantCacheSize,
 		Client: pim.Config{
 			GraphURL: ap.GraphURL, ARMURL: ap.ARMURL, CAFile: ap.GraphCAFile, TenantID: sa.TenantID,

@@ -26,7 +26,7 @@ func TestOnBehalfOfActivatesForEachUser(t *testing.T) {
 	e.srv.RegisterApp(pimtest.App{ClientID: gateClientID, Secret: "s3cret", IdentifierURI: gateAppURI})
 	newOBO := func(secret string) *pim.OnBehalfOf {
 		o, err := pim.NewOnBehalfOf(pim.OnBehalfOfConfig{
-			TenantID: e.srv.TenantID(), ClientID: gateClientID, Secret: secret,
+			TenantID: e.srv.TenantID(), ClientID: gateClientID, Auth: pim.ClientAuth{Secret: secret},
 			Authority: e.srv.Authority(), AuthorityCAFile: e.caFile,
 			Client: pim.Config{GraphURL: e.srv.URL(), CAFile: e.caFile, PollInterval: time.Second, Clock: e.clk, Jitter: func() float64 { return 0.5 }},
 		})

@@ -95,7 +95,8 @@ func (ps *parser) approvals(n *yaml.Node) {
 	}
 	if a.Credential == "onbehalfof" && a.ClientID == "" {
 		ps.errorf(ps.credNode, "approvals.credential onbehalfof needs approvals.clientId: the application (client) id of the gate's app registration, "+
-			"whose secret is read from the environment variable AZURE_CLIENT_SECRET")
+			"whose credential is read from the environment: AZURE_CLIENT_SECRET (a client secret), MCP_GATE_CLIENT_CERTIFICATE_PATH (a certificate) "+
+			"or AZURE_FEDERATED_TOKEN_FILE (workload identity)")
 	}
 	if (a.Credential == "browser" || a.Credential == "devicecode") && a.ClientID == "" {
 		ps.errorf(ps.credNode, "approvals.credential %s needs approvals.clientId: the application (client) id of your organisation's app registration "+

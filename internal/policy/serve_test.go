@@ -46,7 +46,7 @@ func TestServeAuthProblems(t *testing.T) {
 			`p.yaml:2:9: serve: unknown key "authn" (did you mean "auth"?); allowed: auth`,
 		}},
 		{"onbehalfof without serve.auth or clientId", "version: 1\napprovals: {tenantId: " + serveTenant + ", credential: onbehalfof}\n" + tail, []string{
-			"p.yaml:2:73: approvals.credential onbehalfof needs approvals.clientId: the application (client) id of the gate's app registration, whose secret is read from the environment variable AZURE_CLIENT_SECRET",
+			"p.yaml:2:73: approvals.credential onbehalfof needs approvals.clientId: the application (client) id of the gate's app registration, whose credential is read from the environment: AZURE_CLIENT_SECRET (a client secret), MCP_GATE_CLIENT_CERTIFICATE_PATH (a certificate) or AZURE_FEDERATED_TOKEN_FILE (workload identity)",
 			"p.yaml:2:73: approvals.credential onbehalfof acts for each HTTP caller with the token they present: it needs serve.auth (tenantId, audience) and mcp-gate serve",
 		}},
 		{"bad values", "version: 1\nserve:\n  auth:\n    tenantId: common\n    audience: \"\"\n    authority: http://login.example.com\n    scope: a b\n    resource: https://gate.example.com\n" + tail, []string{

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/subtle"
+	"crypto/x509"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -35,7 +36,22 @@ type App struct {
 	ClientID      string
 	Secret        string
 	IdentifierURI string // api://…; tokens for the app name it or the client id as aud
+	// Certificates are the app's registered certificate credentials: a
+	// client assertion signed with one's key, naming it by thumbprint
+	// (x5t or x5t#S256), authenticates the app.
+	Certificates []*x509.Certificate
+	// FederatedSubject is the subject of the app's federated identity
+	// credential trusting the emulator's own issuer (workload identity):
+	// a token from that issuer with this sub and aud
+	// api://AzureADTokenExchange authenticates the app.
+	FederatedSubject string
 }
+
+// FederatedAudience is the audience of federated identity credentials.
+const FederatedAudience = "api://AzureADTokenExchange"
+
+// clientAssertionType is the only client_assertion_type Entra accepts.
+const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // issuerState is the sign-in service's key and registrations.
 type issuerState struct {
@@ -186,11 +202,7 @@ func (s *Server) serveIssuer(ex *exchange) {
 }
 
 func (s *Server) oidcMetadata(ex *exchange) {
-	scheme := "https"
-	if ex.r.TLS == nil {
-		scheme = "http"
-	}
-	base := scheme + "://" + ex.r.Host + "/" + s.dir.tenantID
+	base := issuerBase(ex.r, s.dir.tenantID)
 	ex.writeJSON(http.StatusOK, map[string]any{
 		"issuer":                                base + "/v2.0",
 		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
@@ -202,6 +214,20 @@ func (s *Server) oidcMetadata(ex *exchange) {
 		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
 		"tenant_region_scope":                   "EU",
 	})
+}
+
+// issuerBase is the tenant's sign-in URL as the client reached it.
+func issuerBase(r *http.Request, tenant string) string {
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	return scheme + "://" + r.Host + "/" + tenant
+}
+
+// tokenEndpointURL is the audience Entra requires of a client assertion.
+func tokenEndpointURL(r *http.Request, tenant string) string {
+	return issuerBase(r, tenant) + "/oauth2/v2.0/token"
 }
 
 // oauthError is Entra's token endpoint error shape.
@@ -239,7 +265,20 @@ func (s *Server) tokenEndpoint(ex *exchange) {
 		s.oauthError(ex, http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory.", clientID))
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(secret), []byte(app.Secret)) != 1 {
+	if assertion := f.Get("client_assertion"); assertion != "" || f.Has("client_assertion_type") {
+		if secret != "" {
+			s.oauthError(ex, http.StatusBadRequest, "invalid_request", 90023, "The request presents both a client secret and a client assertion; send one.")
+			return
+		}
+		if f.Get("client_assertion_type") != clientAssertionType {
+			s.oauthError(ex, http.StatusBadRequest, "invalid_request", 50027, "client_assertion_type must be "+clientAssertionType+".")
+			return
+		}
+		if err := s.verifyClientAssertion(assertion, app, tokenEndpointURL(ex.r, s.dir.tenantID)); err != nil {
+			s.oauthError(ex, http.StatusUnauthorized, "invalid_client", 700027, "Client assertion failed signature validation or is not for this application: "+err.Error())
+			return
+		}
+	} else if app.Secret == "" || subtle.ConstantTimeCompare([]byte(secret), []byte(app.Secret)) != 1 {
 		s.oauthError(ex, http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.")
 		return
 	}
