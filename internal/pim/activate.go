@@ -322,18 +322,13 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 		Action:        "selfActivate",
 		PrincipalID:   a.req.Principal,
 		Justification: a.req.Justification,
-		ScheduleInfo: scheduleInfo{
-			StartDateTime: a.c.clock.Now().UTC().Truncate(time.Second),
-			Expiration:    expiration{Type: "afterDuration", Duration: isoDuration(a.req.Duration)},
-		},
+		ScheduleInfo:  a.schedule("afterDuration"),
+		TicketInfo:    a.ticket(),
 	}
 	if a.t.Kind == policy.KindGroup {
 		body.GroupID, body.AccessID = a.t.Role, string(a.t.Access)
 	} else {
 		body.RoleDefinitionID, body.DirectoryScopeID = a.t.Role, tenantScope
-	}
-	if a.req.TicketNumber != "" || a.req.TicketSystem != "" {
-		body.TicketInfo = &ticketInfo{TicketNumber: a.req.TicketNumber, TicketSystem: a.req.TicketSystem}
 	}
 	// A claims challenge this role made before is met up front.
 	var token string
@@ -395,11 +390,8 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 				return scheduleRequest{}, a.wrap(err)
 			}
 			if isGE {
-				wait := ge.RetryAfter
-				if wait == 0 {
-					wait = a.c.backoff(a.c.poll)
-				}
-				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+				wait, ok := a.retryDelay(ctx, ge)
+				if !ok {
 					return scheduleRequest{}, a.wrap(err)
 				}
 				select {
@@ -428,6 +420,38 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 			return sr, nil
 		}
 	}
+}
+
+// schedule and ticket are the parts of a create body Graph and ARM share;
+// the two spell the expiration type differently (afterDuration).
+func (a *activation) schedule(afterDuration string) scheduleInfo {
+	return scheduleInfo{
+		StartDateTime: a.c.clock.Now().UTC().Truncate(time.Second),
+		Expiration:    expiration{Type: afterDuration, Duration: isoDuration(a.req.Duration)},
+	}
+}
+
+// ticket is nil when the request names no ticket, so that none is sent.
+func (a *activation) ticket() *ticketInfo {
+	if a.req.TicketNumber == "" && a.req.TicketSystem == "" {
+		return nil
+	}
+	return &ticketInfo{TicketNumber: a.req.TicketNumber, TicketSystem: a.req.TicketSystem}
+}
+
+// retryDelay is how long to wait before sending a create again after the
+// transient answer ge: what its Retry-After asks, else a backed-off poll
+// interval. It is not ok when ctx's deadline comes first, since a wait
+// that cannot end in a retry only delays the refusal.
+func (a *activation) retryDelay(ctx context.Context, ge *GraphError) (time.Duration, bool) {
+	wait := ge.RetryAfter
+	if wait == 0 {
+		wait = a.c.backoff(a.c.poll)
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		return 0, false
+	}
+	return wait, true
 }
 
 func (a *activation) wrap(err error) error {

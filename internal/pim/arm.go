@@ -314,14 +314,9 @@ func (a *activation) put(ctx context.Context, eligibilityID string) (scheduleReq
 		RequestType:                     "SelfActivate",
 		LinkedRoleEligibilityScheduleID: eligibilityID,
 		Justification:                   a.req.Justification,
-		ScheduleInfo: scheduleInfo{
-			StartDateTime: a.c.clock.Now().UTC().Truncate(time.Second),
-			Expiration:    expiration{Type: "AfterDuration", Duration: isoDuration(a.req.Duration)},
-		},
+		ScheduleInfo:                    a.schedule("AfterDuration"),
+		TicketInfo:                      a.ticket(),
 	}}
-	if a.req.TicketNumber != "" || a.req.TicketSystem != "" {
-		body.Properties.TicketInfo = &ticketInfo{TicketNumber: a.req.TicketNumber, TicketSystem: a.req.TicketSystem}
-	}
 	var lastErr error
 	for attempt := 1; attempt <= putAttempts; attempt++ {
 		var ar armRequest
@@ -353,11 +348,8 @@ func (a *activation) put(ctx context.Context, eligibilityID string) (scheduleReq
 		lastErr = err
 		a.c.log.Warn("pim: Azure role activation request failed or went unanswered; sending it again under the same name", "requestId", name, "error", err, "attempt", attempt)
 		if isGE && attempt < putAttempts {
-			wait := ge.RetryAfter
-			if wait == 0 {
-				wait = a.c.backoff(a.c.poll)
-			}
-			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			wait, ok := a.retryDelay(ctx, ge)
+			if !ok {
 				break
 			}
 			select {
