@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -101,15 +100,11 @@ func TestAzureRoleGatedCall(t *testing.T) {
 	// The audit log says the kind and the scope.
 	_ = c.Close()
 	Eventually(t, "the audit log records the Azure role decisions with their scope", func() error {
-		b, err := os.ReadFile(auditFile)
+		recs, err := readAuditRecords(auditFile)
 		if err != nil {
 			return err
 		}
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			var rec map[string]any
-			if err := json.Unmarshal([]byte(line), &rec); err != nil {
-				return fmt.Errorf("audit line %q: %w", line, err)
-			}
+		for _, rec := range recs {
 			if rec["kind"] == "azureRole" && rec["scope"] == armProdRG && rec["requestId"] == req.ID {
 				return nil
 			}

@@ -80,21 +80,35 @@ func property(schema map[string]any, name string) (map[string]any, bool) {
 // auditRecords reads the audit log's records of tool.
 func auditRecords(t *testing.T, file, tool string) []map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(file)
+	all, err := readAuditRecords(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
-		var r map[string]any
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
-		}
+	for _, r := range all {
 		if r["tool"] == tool {
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// readAuditRecords reads every record of the audit log, failing on a line
+// that is not JSON, so that a test waiting for a record can retry it.
+func readAuditRecords(file string) ([]map[string]any, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return nil, fmt.Errorf("audit line %q: %w", line, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // TestJustificationAskedOfTheUser: a client that declared elicitation is

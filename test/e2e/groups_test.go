@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -103,16 +102,12 @@ func TestGroupGatedCall(t *testing.T) {
 	// The audit log says which kind each gated decision was for.
 	_ = c.Close()
 	Eventually(t, "the audit log records the group decisions", func() error {
-		b, err := os.ReadFile(auditFile)
+		recs, err := readAuditRecords(auditFile)
 		if err != nil {
 			return err
 		}
 		groups := 0
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			var rec map[string]any
-			if err := json.Unmarshal([]byte(line), &rec); err != nil {
-				return fmt.Errorf("audit line %q: %w", line, err)
-			}
+		for _, rec := range recs {
 			if rec["kind"] == "group" {
 				groups++
 			}
