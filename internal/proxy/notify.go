@@ -96,11 +96,12 @@ func (p *Proxy) subscribed(cs server.ClientSession, uri string) bool {
 // to the session whose call produced it, anything else to every client.
 // An upstream's log message names no request, so it is told to be a call's
 // by the calls in flight at that upstream, or ended within progressGrace
-// (from, nil when unknown): when all come from one session, it is that
-// session's; when none is in
-// flight, it is the upstream's own and goes to the sessions whose
-// logging/setLevel admits its level; when calls of several sessions are in
-// flight, whose it is cannot be told and it is dropped (with one client,
+// (from, nil when unknown): when all are one principal's, it goes to the
+// sessions behind them (one user's sessions may see each other's logs;
+// clients such as the conformance suite run several at once); when none is
+// in flight, it is the upstream's own and goes to the sessions whose
+// logging/setLevel admits its level; when calls of several principals are
+// in flight, whose it is cannot be told and it is dropped (with one client,
 // the stdio front, it goes to that client), since a guess could show one
 // user's log to another.
 func (p *Proxy) relay(method string, params json.RawMessage, from *callers) {
@@ -121,10 +122,10 @@ func (p *Proxy) relay(method string, params json.RawMessage, from *callers) {
 			return ok && level.ShouldSendTo(l.GetLogLevel())
 		}
 		to = admits
-		if k, sole := from.sole(); sole {
-			to = func(cs server.ClientSession) bool { return cs.SessionID() == k.session && admits(cs) }
+		if sessions, one := from.onePrincipal(); one {
+			to = func(cs server.ClientSession) bool { return sessions[cs.SessionID()] && admits(cs) }
 		} else if from.busy() && !p.opts.SingleClient {
-			p.log.Debug("log message not relayed: calls of several sessions are in flight at its upstream", "level", lvl)
+			p.log.Debug("log message not relayed: calls of several principals are in flight at its upstream", "level", lvl)
 			return
 		}
 	default:

@@ -39,6 +39,9 @@ func TestRelayScopesNotifications(t *testing.T) {
 	aCalls.enter(caller{session: "a", principal: "alice"})
 	bothCalls.enter(caller{session: "a", principal: "alice"})
 	bothCalls.enter(caller{session: "b", principal: "bob"})
+	oneUser := &callers{} // two sessions of one principal, as a client running several at once
+	oneUser.enter(caller{session: "a", principal: "alice"})
+	oneUser.enter(caller{session: "b", principal: "alice"})
 	for _, tc := range []struct {
 		name         string
 		method       string
@@ -55,6 +58,8 @@ func TestRelayScopesNotifications(t *testing.T) {
 		{"error log during a's call", "notifications/message", `{"level":"error","data":"e"}`, true, false, "", aCalls},
 		{"info log during a's call", "notifications/message", `{"level":"info","data":"i"}`, true, false, "", aCalls},
 		{"error log during a's and b's calls", "notifications/message", `{"level":"error","data":"e"}`, false, false, "", bothCalls},
+		{"error log during calls of two sessions of one principal", "notifications/message", `{"level":"error","data":"e"}`, true, true, "", oneUser},
+		{"info log during calls of two sessions of one principal", "notifications/message", `{"level":"info","data":"i"}`, true, false, "", oneUser},
 		{"error log with no call in flight", "notifications/message", `{"level":"error","data":"e"}`, true, true, "", &callers{}},
 		{"a's subscriptions end with its session", "notifications/resources/updated", `{"uri":"test://x"}`, false, false, "a", nil},
 	} {

@@ -150,6 +150,26 @@ func (c *callers) sole() (caller, bool) {
 	return caller{}, false
 }
 
+// onePrincipal is the sessions with calls in flight when all of those
+// calls are one principal's; false when there are none, or calls of
+// several principals. A nil callers (not known) has none.
+func (c *callers) onePrincipal() (map[string]bool, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sessions := make(map[string]bool, len(c.n))
+	var principal string
+	for k := range c.n {
+		if len(sessions) > 0 && k.principal != principal {
+			return nil, false
+		}
+		principal, sessions[k.session] = k.principal, true
+	}
+	return sessions, len(sessions) > 0
+}
+
 // busy reports whether any call is in flight; a nil callers has none.
 func (c *callers) busy() bool {
 	if c == nil {
