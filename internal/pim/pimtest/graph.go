@@ -288,32 +288,46 @@ func assignmentReadFault(ex *exchange, f Faults) bool {
 }
 
 func (s *Server) listAssignments(ex *exchange, c caller, mine bool) {
-	if assignmentReadFault(ex, s.faultPlan()) {
-		return
-	}
-	cs, ok := filterOf(ex, "roleDefinitionId", "principalId", "directoryScopeId", "assignmentType", "memberType")
+	out, ok := liveInstances(s, ex, []string{"roleDefinitionId", "principalId", "directoryScopeId", "assignmentType", "memberType"},
+		func(st *state) []*assignment {
+			if mine {
+				return st.assignmentsOf[c.oid]
+			}
+			return st.assignments
+		}, (*assignment).isDirectory, (*assignment).json)
 	if !ok {
 		return
 	}
+	writePage(ex, ex.metadata("Collection(unifiedRoleAssignmentScheduleInstance)"), out)
+}
+
+// liveInstances is what the Graph assignment-instance lists share: the
+// fault plan's read fault, a $filter on names, and those of pick's
+// assignments that are of the API's kind (is) and live now, rendered by
+// view, that the filter keeps. It reports false when it answered itself.
+func liveInstances[J interface{ field(string) string }](s *Server, ex *exchange, names []string,
+	pick func(*state) []*assignment, is func(*assignment) bool, view func(*assignment) J) ([]J, bool) {
+	if assignmentReadFault(ex, s.faultPlan()) {
+		return nil, false
+	}
+	cs, ok := filterOf(ex, names...)
+	if !ok {
+		return nil, false
+	}
 	now := s.clock.Now()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.st.settle(now)
-	all := s.st.assignments
-	if mine {
-		all = s.st.assignmentsOf[c.oid]
-	}
-	var out []assignmentInstanceJSON
-	for _, a := range all {
-		if !a.isDirectory() || !a.liveAt(now) {
+	var out []J
+	for _, a := range pick(s.st) {
+		if !is(a) || !a.liveAt(now) {
 			continue
 		}
-		v := a.json()
-		if matches(cs, v.field) {
+		if v := view(a); matches(cs, v.field) {
 			out = append(out, v)
 		}
 	}
-	s.mu.Unlock()
-	writePage(ex, ex.metadata("Collection(unifiedRoleAssignmentScheduleInstance)"), out)
+	return out, true
 }
 
 func (s *Server) listEligibilities(ex *exchange, c caller, mine bool) {

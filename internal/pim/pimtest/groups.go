@@ -267,27 +267,11 @@ func (s *Server) listGroupRequests(ex *exchange, c caller) {
 }
 
 func (s *Server) listGroupAssignments(ex *exchange, c caller) {
-	if assignmentReadFault(ex, s.faultPlan()) {
-		return
-	}
-	cs, ok := filterOf(ex, "groupId", "principalId", "accessId", "assignmentType", "memberType")
+	out, ok := liveInstances(s, ex, []string{"groupId", "principalId", "accessId", "assignmentType", "memberType"},
+		func(st *state) []*assignment { return st.assignmentsOf[c.oid] }, (*assignment).isGroup, (*assignment).groupJSON)
 	if !ok {
 		return
 	}
-	now := s.clock.Now()
-	s.mu.Lock()
-	s.st.settle(now)
-	var out []groupAssignmentInstanceJSON
-	for _, a := range s.st.assignmentsOf[c.oid] {
-		if !a.isGroup() || !a.liveAt(now) {
-			continue
-		}
-		v := a.groupJSON()
-		if matches(cs, v.field) {
-			out = append(out, v)
-		}
-	}
-	s.mu.Unlock()
 	writePage(ex, ex.metadata("Collection(privilegedAccessGroupAssignmentScheduleInstance)"), out)
 }
 
