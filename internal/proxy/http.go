@@ -10,11 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-gate/mcp-gate/internal/loopback"
 )
 
 // HTTP endpoint paths.
@@ -66,7 +67,7 @@ func originGuard(next http.Handler) http.Handler {
 			http.Error(w, "Forbidden: cross-origin request", http.StatusForbidden)
 			return
 		}
-		if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && loopbackHost(local.String()) && !loopbackHost(r.Host) {
+		if loopback.Rebound(r) {
 			http.Error(w, "Forbidden: invalid Host header", http.StatusForbidden)
 			return
 		}
@@ -76,21 +77,7 @@ func originGuard(next http.Handler) http.Handler {
 
 func loopbackOrigin(origin string) bool {
 	u, err := url.Parse(origin)
-	return err == nil && u.Host != "" && loopbackHost(u.Host)
-}
-
-// loopbackHost reports whether host (with or without a port) names a
-// loopback interface.
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && u.Host != "" && loopback.Host(u.Host)
 }
 
 // admitSession serves a request that opens a session (an SSE stream, a

@@ -9,7 +9,6 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/mcp-gate/mcp-gate/internal/authn"
 	"github.com/mcp-gate/mcp-gate/internal/policy"
+
+	"github.com/mcp-gate/mcp-gate/internal/loopback"
 )
 
 // Paths the page is served under.
@@ -142,24 +143,10 @@ func refused(r *http.Request) string {
 			return "Forbidden: cross-origin request"
 		}
 	}
-	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && loopback(local.String()) && !loopback(r.Host) {
+	if loopback.Rebound(r) {
 		return "Forbidden: invalid Host header"
 	}
 	return ""
-}
-
-// loopback reports whether host (with or without a port) names a loopback
-// interface.
-func loopback(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // viewer is who asks, or the status and sentence that refuse them.
