@@ -70,6 +70,8 @@ func TestPolicyReloadThroughConfigMapSymlink(t *testing.T) {
 		t.Fatalf("echo refused under an allow-all policy: %s", Text(t, res))
 	}
 
+	// The gate logs a reload, and what it leaves for a restart, before the
+	// new policy decides any call.
 	const reloaded = `msg="policy reloaded" `
 	waitReloads := func(n int) {
 		t.Helper()
