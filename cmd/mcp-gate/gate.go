@@ -225,13 +225,13 @@ func (g *gating) upstreams() []proxy.UpstreamConfig {
 // and each reload that changes one says so.
 func (g *gating) watch(ctx context.Context, changed func()) {
 	err := policy.Watch(ctx, g.path, g.started, g.log, func(p *policy.Policy) {
-		// Logged before the swap: whoever sees a call decided by the new
-		// policy finds the reload, and what it left for a restart, on record.
+		// Swapped before it is logged: whoever reads "policy reloaded"
+		// finds the new policy deciding calls.
+		g.policy.Store(p)
 		g.log.Info("policy reloaded", "file", g.path, "rules", p.Rules())
 		if waiting := policy.RestartOnly(g.started, p); len(waiting) > 0 {
 			g.log.Warn("policy reloaded, but these settings keep their value until mcp-gate restarts", "file", g.path, "settings", strings.Join(waiting, ", "))
 		}
-		g.policy.Store(p)
 		changed()
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
