@@ -150,6 +150,7 @@ func (s *Server) addTools() {
 		mcp.WithDescription("Sends message to the client as a notifications/message log entry at level (default info)."),
 		mcp.WithString("message", mcp.Required(), mcp.Description("Log text")),
 		mcp.WithString("level", mcp.Description("Log level, e.g. info or warning")),
+		mcp.WithNumber("delay_ms", mcp.Description("Wait after the log entry before returning, in milliseconds")),
 		mcp.WithTitleAnnotation("Log"),
 		mcp.WithReadOnlyHintAnnotation(true),
 		mcp.WithOpenWorldHintAnnotation(false),
@@ -267,6 +268,11 @@ func (s *Server) log(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToo
 	level := mcp.LoggingLevel(req.GetString("level", string(mcp.LoggingLevelInfo)))
 	if err := s.mcp.SendLogMessageToClient(ctx, mcp.NewLoggingMessageNotification(level, s.opts.Name, msg)); err != nil {
 		return nil, fmt.Errorf("send log: %w", err)
+	}
+	// As progress's last wait: a test that counts what the client hears
+	// gives the entry time to be written before the result.
+	if err := s.pause(ctx, time.Duration(req.GetFloat("delay_ms", 0)*float64(time.Millisecond))); err != nil {
+		return nil, err
 	}
 	return mcp.NewToolResultText("logged"), nil
 }

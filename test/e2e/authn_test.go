@@ -352,8 +352,11 @@ func TestServeAuthNotificationsStayWithTheirUser(t *testing.T) {
 	_, bobHeard := listen(e.userToken(bob))
 
 	const secret = "alice-only-7f3a"
-	Call(t, ac, "log", map[string]any{"message": secret, "level": "error"})
-	if _, err := callWithProgress(t.Context(), ac, "progress", map[string]any{"steps": 3}); err != nil {
+	// mcp-go's Streamable HTTP server can lose a notification sent the
+	// instant before its call's result (mark3labs/mcp-go#969), so each
+	// tool waits after its last one: the test counts what alice hears.
+	Call(t, ac, "log", map[string]any{"message": secret, "level": "error", "delay_ms": 100})
+	if _, err := callWithProgress(t.Context(), ac, "progress", map[string]any{"steps": 3, "delay_ms": 100}); err != nil {
 		t.Fatal(err)
 	}
 	fromAlice := func(n mcp.JSONRPCNotification) bool {
