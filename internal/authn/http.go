@@ -130,8 +130,9 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			}
 		}
 		r.Header.Del("Authorization")
-		ctx := context.WithValue(context.WithValue(r.Context(), identityKey{}, id), tokenKey{}, raw)
-		next.ServeHTTP(&sessionRecorder{ResponseWriter: w, g: g, req: r, sid: sid, oid: id.OID}, r.WithContext(ctx))
+		su := &stepUp{}
+		ctx := context.WithValue(context.WithValue(context.WithValue(r.Context(), identityKey{}, id), tokenKey{}, raw), stepUpKey{}, su)
+		next.ServeHTTP(&sessionRecorder{ResponseWriter: w, g: g, req: r, sid: sid, oid: id.OID, stepUp: su}, r.WithContext(ctx))
 	})
 }
 
@@ -168,6 +169,17 @@ func (g *Guard) metadataURL(r *http.Request) string {
 
 // challenge refuses a request, telling the client where to sign in.
 func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, status int, code, why string) {
+	w.Header().Set("WWW-Authenticate", g.authenticate(r, code, why))
+	text := "Unauthorized: " + why
+	if status == http.StatusForbidden {
+		text = "Forbidden: " + why
+	}
+	http.Error(w, text, status)
+}
+
+// authenticate is the WWW-Authenticate value telling the client where to
+// sign in and, with code, what was wrong.
+func (g *Guard) authenticate(r *http.Request, code, why string) string {
 	v := `Bearer resource_metadata="` + g.metadataURL(r) + `"`
 	if code != "" {
 		v += `, error="` + code + `", error_description="` + quotable(why) + `"`
@@ -175,12 +187,7 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, status int, co
 	if g.cfg.Scope != "" {
 		v += `, scope="` + quotable(g.cfg.Scope) + `"`
 	}
-	w.Header().Set("WWW-Authenticate", v)
-	text := "Unauthorized: " + why
-	if status == http.StatusForbidden {
-		text = "Forbidden: " + why
-	}
-	http.Error(w, text, status)
+	return v
 }
 
 // quotable makes s safe inside a quoted-string of a header value.
@@ -220,18 +227,21 @@ func (g *Guard) serveMetadata(w http.ResponseWriter, r *http.Request) {
 
 // sessionRecorder notes who opened a session (the response to a request
 // without a session id that names one) and forgets a session its owner
-// deleted.
+// deleted; it also sends a claims challenge the request's call asked for
+// (RequireClaims) as the answer's status.
 type sessionRecorder struct {
 	http.ResponseWriter
 	g        *Guard
 	req      *http.Request
 	sid, oid string
+	stepUp   *stepUp
 	done     bool
 }
 
 func (s *sessionRecorder) WriteHeader(code int) {
 	if !s.done {
 		s.done = true
+		code = s.challengeClaims(code)
 		s.record(code)
 	}
 	s.ResponseWriter.WriteHeader(code)

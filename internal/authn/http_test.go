@@ -18,12 +18,6 @@ const bobOID = "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee"
 // session on a request without one and reports who it served.
 func guarded(t *testing.T, scope string, maxSessions ...int) (*issuer, *httptest.Server) {
 	t.Helper()
-	iss := newIssuer(t)
-	cfg := GuardConfig{Validator: iss.validator(t, clock.NewFake(t0)), Endpoint: "/mcp", Scope: scope}
-	if len(maxSessions) > 0 {
-		cfg.MaxSessions = maxSessions[0]
-	}
-	g := NewGuard(cfg)
 	n := 0
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := IdentityFrom(r.Context())
@@ -34,7 +28,18 @@ func guarded(t *testing.T, scope string, maxSessions ...int) (*issuer, *httptest
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"oid": id.OID, "authz": r.Header.Get("Authorization"), "hasToken": tok != ""})
 	})
-	srv := httptest.NewServer(g.Wrap(next))
+	return guarding(t, next, scope, maxSessions...)
+}
+
+// guarding is a Guard in front of next.
+func guarding(t *testing.T, next http.Handler, scope string, maxSessions ...int) (*issuer, *httptest.Server) {
+	t.Helper()
+	iss := newIssuer(t)
+	cfg := GuardConfig{Validator: iss.validator(t, clock.NewFake(t0)), Endpoint: "/mcp", Scope: scope}
+	if len(maxSessions) > 0 {
+		cfg.MaxSessions = maxSessions[0]
+	}
+	srv := httptest.NewServer(NewGuard(cfg).Wrap(next))
 	t.Cleanup(srv.Close)
 	return iss, srv
 }

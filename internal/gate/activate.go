@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mcp-gate/mcp-gate/internal/audit"
+	"github.com/mcp-gate/mcp-gate/internal/authn"
 	"github.com/mcp-gate/mcp-gate/internal/clients"
 	"github.com/mcp-gate/mcp-gate/internal/grants"
 	"github.com/mcp-gate/mcp-gate/internal/pim"
@@ -174,7 +175,9 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, targ
 			w.Leave()
 			gr, err := w.Result()
 			if err != nil {
-				return g.refuse(ctx, rec, refusal(target, p.RequestID, err))
+				msg := refusal(target, p.RequestID, err)
+				stepUp(ctx, err, msg)
+				return g.refuse(ctx, rec, msg)
 			}
 			rec.RequestID = gr.RequestID
 			if err := g.settle(ctx); err != nil {
@@ -271,6 +274,17 @@ func refusal(target, requestID string, err error) string {
 		msg += fmt.Sprintf(" (PIM request %s)", requestID)
 	}
 	return msg
+}
+
+// stepUp passes a claims challenge that the caller's own sign-in must
+// meet (on-behalf-of activation) to the HTTP client as a 401, which a
+// client handling Entra's claims challenges answers by signing its user
+// in again; the refusal's text says the same to every other client.
+func stepUp(ctx context.Context, err error, msg string) {
+	var ce *pim.ChallengeError
+	if errors.As(err, &ce) {
+		authn.RequireClaims(ctx, ce.ClientClaims(), msg)
+	}
 }
 
 // identify returns the caller's principal and the role's definition id, or

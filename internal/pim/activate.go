@@ -336,7 +336,7 @@ func (a *activation) create(ctx context.Context) (scheduleRequest, error) {
 	a.c.mu.Lock()
 	known := a.c.needs[a.t.Role]
 	a.c.mu.Unlock()
-	if known != nil && a.c.interactive() {
+	if known != nil && a.c.asksClaims() {
 		tok, err := a.c.challengeToken(ctx, known)
 		if err != nil {
 			return scheduleRequest{}, a.wrap(err)

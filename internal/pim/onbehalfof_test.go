@@ -3,6 +3,7 @@ package pim_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +86,60 @@ func TestOnBehalfOfActivatesForEachUser(t *testing.T) {
 	e.run(func() { _, err = bad.Activate(ctx, r, nil) })
 	if !errors.Is(err, pim.ErrAuth) {
 		t.Fatalf("Activate with a wrong client secret = %v, want ErrAuth", err)
+	}
+}
+
+// A role that needs MFA or an authentication context on activation: the
+// exchange asks Entra for those claims, which it grants only when the
+// user's own sign-in to the gate met them; else the error carries the
+// claims for the user's client to sign in for.
+func TestOnBehalfOfStepUp(t *testing.T) {
+	sc := stepUpScenario()
+	sc.Eligibilities = append(sc.Eligibilities, pimtest.Eligibility{Principal: bob, Role: ctxRoleID}, pimtest.Eligibility{Principal: bob, Role: mfaID})
+	e := start(t, sc)
+	e.srv.RegisterApp(pimtest.App{ClientID: gateClientID, Secret: "s3cret", IdentifierURI: gateAppURI})
+	o, err := pim.NewOnBehalfOf(pim.OnBehalfOfConfig{
+		TenantID: e.srv.TenantID(), ClientID: gateClientID, Auth: pim.ClientAuth{Secret: "s3cret"},
+		Authority: e.srv.Authority(), AuthorityCAFile: e.caFile,
+		Client: pim.Config{GraphURL: e.srv.URL(), CAFile: e.caFile, PollInterval: time.Second, Clock: e.clk, Jitter: func() float64 { return 0.5 }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, user, role string
+		token            []pimtest.UserTokenOption
+		claims           string // the challenge for the user's client; empty: activated
+	}{
+		{"MFA not in the sign-in", alice, mfaID, nil, mfaClaims},
+		{"authentication context not in the sign-in", alice, ctxRoleID, []pimtest.UserTokenOption{pimtest.UserMFA()}, acrsClaims},
+		{"another context than the role's", bob, ctxRoleID, []pimtest.UserTokenOption{pimtest.UserMFA(), pimtest.UserACRS("c2")}, acrsClaims},
+		{"MFA met", bob, mfaID, []pimtest.UserTokenOption{pimtest.UserMFA()}, ""},
+		{"the context met after signing in again", alice, ctxRoleID, []pimtest.UserTokenOption{pimtest.UserMFA(), pimtest.UserACRS("c1")}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := o.Remember(tt.user, e.srv.UserToken(tt.user, gateAppURI, tt.token...)); err != nil {
+				t.Fatal(err)
+			}
+			r := req(tt.role)
+			r.Principal = tt.user
+			var g pim.Grant
+			var err error
+			e.run(func() { g, err = o.Activate(context.Background(), r, nil) })
+			if tt.claims == "" {
+				if err != nil || g.RequestID == "" {
+					t.Fatalf("Activate = %+v, %v, want a grant", g, err)
+				}
+				return
+			}
+			var ce *pim.ChallengeError
+			if !errors.As(err, &ce) || ce.ClientClaims() != tt.claims {
+				t.Fatalf("Activate = %v, want a challenge for the client to sign in for %s", err, tt.claims)
+			}
+			if msg := pim.UserMessage(err); !strings.Contains(msg, "sign in to your MCP client again") {
+				t.Errorf("the user is told %q", msg)
+			}
+		})
 	}
 }

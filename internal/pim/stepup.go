@@ -50,11 +50,26 @@ func (e *ChallengeError) need() string {
 	return "a Conditional Access authentication context in the sign-in"
 }
 
+// ClientClaims is the claims challenge for the caller's own client to
+// sign in for, when the caller's sign-in is what the role's token comes
+// from (on-behalf-of): the gate passes it on as a 401 (see
+// authn.RequireClaims). Empty for the other credentials, whose sign-in is
+// the gate's.
+func (e *ChallengeError) ClientClaims() string {
+	if e.Kind != "onbehalfof" {
+		return ""
+	}
+	return e.Graph.Claims
+}
+
 // UserMessage says what the role needs and what to do.
 func (e *ChallengeError) UserMessage() string {
 	need := e.need()
 	var se *SignInError
 	switch {
+	case e.Kind == "onbehalfof":
+		return "this role requires " + need + ", which your sign-in to the gate does not show: sign in to your MCP client again meeting it " +
+			"(the gate answers such a call over HTTP with 401 and an Entra claims challenge, error=insufficient_claims), then call again"
 	case errors.As(e.Err, &se):
 		return "this role requires " + need + ": " + se.UserMessage()
 	case e.Err != nil:
@@ -78,16 +93,20 @@ func (e *ChallengeError) UserMessage() string {
 		"(mcp-gate then signs you in again for it), or supply a token that shows it", need, kind)
 }
 
-// interactive reports whether the credential can sign the user in again
-// for a claims challenge.
-func (c *Client) interactive() bool { return c.kind == "browser" || c.kind == "devicecode" }
+// asksClaims reports whether the credential can ask Entra for a token
+// meeting a claims challenge: the interactive ones sign the user in again;
+// on-behalf-of asks the exchange for the claims, which Entra grants when
+// the caller's own sign-in met them.
+func (c *Client) asksClaims() bool {
+	return c.kind == "browser" || c.kind == "devicecode" || c.kind == "onbehalfof"
+}
 
 // challengeToken gets a token meeting ge's claims challenge, declaring the
 // cp1 capability (EnableCAE) as Entra requires of a client that handles
-// claims challenges. Only the interactive credentials can; for the others
-// the error says what the user must do.
+// claims challenges. Only the credentials that ask for claims can; for the
+// others the error says what the user must do.
 func (c *Client) challengeToken(ctx context.Context, ge *GraphError) (string, error) {
-	if !c.interactive() {
+	if !c.asksClaims() {
 		return "", &ChallengeError{Graph: ge, Kind: c.kind, Tenant: c.tenant(ctx)}
 	}
 	tok, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{GraphScope}, Claims: ge.Claims, EnableCAE: true})

@@ -232,14 +232,24 @@ func tokenEndpointURL(r *http.Request, tenant string) string {
 
 // oauthError is Entra's token endpoint error shape.
 func (s *Server) oauthError(ex *exchange, status int, code string, aadsts int, msg string) {
-	ex.writeJSON(status, map[string]any{
+	s.oauthErrorClaims(ex, status, code, aadsts, msg, "")
+}
+
+// oauthErrorClaims is oauthError carrying the claims the user must sign in
+// for, as Entra's interaction_required answers do.
+func (s *Server) oauthErrorClaims(ex *exchange, status int, code string, aadsts int, msg, claims string) {
+	body := map[string]any{
 		"error":             code,
 		"error_description": fmt.Sprintf("AADSTS%d: %s Trace ID: %s Correlation ID: %s Timestamp: %s", aadsts, msg, ex.reqID, ex.clientReqID, s.clock.Now().UTC().Format("2006-01-02 15:04:05Z")),
 		"error_codes":       []int{aadsts},
 		"timestamp":         s.clock.Now().UTC().Format("2006-01-02 15:04:05Z"),
 		"trace_id":          ex.reqID,
 		"correlation_id":    ex.clientReqID,
-	})
+	}
+	if claims != "" {
+		body["claims"] = claims
+	}
+	ex.writeJSON(status, body)
 }
 
 // tokenEndpoint answers the on-behalf-of grant: the app, authenticated by
@@ -293,9 +303,25 @@ func (s *Server) tokenEndpoint(ex *exchange) {
 		s.oauthError(ex, http.StatusBadRequest, "invalid_grant", 50013, "Assertion failed signature validation or is not for this application: "+err.Error())
 		return
 	}
+	want, err := parseClaimsRequest(f.Get("claims"))
+	if err != nil {
+		s.oauthError(ex, http.StatusBadRequest, "invalid_request", 90014, "The claims parameter is not valid JSON: "+err.Error())
+		return
+	}
+	if unmet := want.unmetBy(c); unmet != "" {
+		// The exchanged token can show only what the user's own sign-in
+		// did: the app must send the user back to sign in for the claims.
+		s.oauthErrorClaims(ex, http.StatusBadRequest, "interaction_required", 50076,
+			"Due to a configuration change made by your administrator, or because you moved to a new location, you must "+unmet+" to access '"+app.ClientID+"'.", want.challenge())
+		return
+	}
 	opts := []TokenOption{WithTokenLifetime(httpTokenLifetime)}
 	if c.mfa {
 		opts = append(opts, WithMFA())
+	}
+	if len(want.acrs) > 0 {
+		// Entra adds acrs to a token only when the request asked for it.
+		opts = append(opts, WithACRS(want.acrs...))
 	}
 	// Entra names the granted permissions under the resource and echoes
 	// the .default asked for; MSAL treats a requested scope missing from
@@ -344,5 +370,12 @@ func (s *Server) verifyUserToken(raw string, app App) (caller, error) {
 		return caller{}, fmt.Errorf("the token is not a user token of tenant %s", s.dir.tenantID)
 	}
 	amr, _ := mc["amr"].([]any)
-	return caller{oid: strings.ToLower(oid), mfa: slices.Contains(amr, any("mfa"))}, nil
+	c := caller{oid: strings.ToLower(oid), mfa: slices.Contains(amr, any("mfa"))}
+	acrs, _ := mc["acrs"].([]any)
+	for _, a := range acrs {
+		if v, ok := a.(string); ok {
+			c.acrs = append(c.acrs, v)
+		}
+	}
+	return c, nil
 }
