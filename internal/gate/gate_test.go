@@ -616,6 +616,21 @@ func TestUpstreamFailureIsTheOutcome(t *testing.T) {
 	}
 }
 
+// grantTarget calls tool, expects an activation of want, grants it (request
+// req-TOOL, an hour) and expects the call forwarded.
+func (h *harness) grantTarget(t *testing.T, tool string, want policy.Target) {
+	t.Helper()
+	done := h.callAsync(t.Context(), &proxy.Call{Tool: tool})
+	a := <-h.act.started
+	if a.req.Target != want {
+		t.Fatalf("%s: activation of %+v, want %+v", tool, a.req.Target, want)
+	}
+	a.result <- activationResult{grant: pim.Grant{RequestID: "req-" + tool, Start: t0, End: t0.Add(time.Hour)}}
+	if text, isErr := toolError(t, (<-done).res); isErr {
+		t.Fatalf("%s: answer = %q", tool, text)
+	}
+}
+
 // An Azure role grant is keyed by its scope: the same role on another
 // resource group is another activation, and the audit says the kind and
 // the scope.
@@ -625,26 +640,14 @@ func TestAzureRoleGrantsKeyedByScope(t *testing.T) {
   scale_dev: {azureRole: Contributor, scope: `+sub+`/resourceGroups/rg-dev}
   "*": deny
 `, 1))
-	grant := func(tool string, want policy.Target) {
-		t.Helper()
-		done := h.callAsync(t.Context(), &proxy.Call{Tool: tool})
-		a := <-h.act.started
-		if a.req.Target != want {
-			t.Fatalf("%s: activation of %+v, want %+v", tool, a.req.Target, want)
-		}
-		a.result <- activationResult{grant: pim.Grant{RequestID: "req-" + tool, Start: t0, End: t0.Add(time.Hour)}}
-		if text, isErr := toolError(t, (<-done).res); isErr {
-			t.Fatalf("%s: answer = %q", tool, text)
-		}
-	}
-	grant("scale", policy.Target{Kind: policy.KindAzureRole, Role: "Contributor", Scope: sub + "/resourceGroups/rg-prod"})
+	h.grantTarget(t, "scale", policy.Target{Kind: policy.KindAzureRole, Role: "Contributor", Scope: sub + "/resourceGroups/rg-prod"})
 	if rec := h.audit.call(t)[0]; rec.Kind != "azureRole" || rec.Scope != sub+"/resourceGroups/rg-prod" || rec.Role != "Contributor" || rec.RequestID != "req-scale" {
 		t.Fatalf("audit = %+v, want the Azure role, its scope and the request", rec)
 	}
 	if _, err := h.next(t.Context(), &proxy.Call{Tool: "scale"}); err != nil || h.act.activations.Load() != 1 {
 		t.Fatalf("second call: err %v, activations %d", err, h.act.activations.Load())
 	}
-	grant("scale_dev", policy.Target{Kind: policy.KindAzureRole, Role: "Contributor", Scope: sub + "/resourceGroups/rg-dev"})
+	h.grantTarget(t, "scale_dev", policy.Target{Kind: policy.KindAzureRole, Role: "Contributor", Scope: sub + "/resourceGroups/rg-dev"})
 	if h.act.activations.Load() != 2 || h.up.calls.Load() != 3 {
 		t.Fatalf("activations %d, forwarded %d; want 2 and 3", h.act.activations.Load(), h.up.calls.Load())
 	}
@@ -657,19 +660,7 @@ func TestGroupGrantsKeyedByKindAndAccess(t *testing.T) {
   own: {group: Prod deployers, access: owner}
   "*": deny
 `, 1))
-	grant := func(tool string, want policy.Target) {
-		t.Helper()
-		done := h.callAsync(t.Context(), &proxy.Call{Tool: tool})
-		a := <-h.act.started
-		if a.req.Target != want {
-			t.Fatalf("%s: activation of %+v, want %+v", tool, a.req.Target, want)
-		}
-		a.result <- activationResult{grant: pim.Grant{RequestID: "req-" + tool, Start: t0, End: t0.Add(time.Hour)}}
-		if text, isErr := toolError(t, (<-done).res); isErr {
-			t.Fatalf("%s: answer = %q", tool, text)
-		}
-	}
-	grant("deploy", policy.Target{Kind: policy.KindGroup, Role: "Prod deployers", Access: policy.AccessMember})
+	h.grantTarget(t, "deploy", policy.Target{Kind: policy.KindGroup, Role: "Prod deployers", Access: policy.AccessMember})
 	if rec := h.audit.call(t)[0]; rec.Kind != "group" || rec.Access != "member" || rec.Role != "Prod deployers" || rec.RequestID != "req-deploy" {
 		t.Fatalf("audit = %+v, want the group, its access and the request", rec)
 	}
@@ -678,8 +669,8 @@ func TestGroupGrantsKeyedByKindAndAccess(t *testing.T) {
 		t.Fatalf("second call: err %v, activations %d", err, h.act.activations.Load())
 	}
 	// Owner is another grant; so is a directory role, whatever its id.
-	grant("own", policy.Target{Kind: policy.KindGroup, Role: "Prod deployers", Access: policy.AccessOwner})
-	grant("drop_table", policy.Target{Kind: policy.KindRole, Role: "Database Administrator"})
+	h.grantTarget(t, "own", policy.Target{Kind: policy.KindGroup, Role: "Prod deployers", Access: policy.AccessOwner})
+	h.grantTarget(t, "drop_table", policy.Target{Kind: policy.KindRole, Role: "Database Administrator"})
 	if h.act.activations.Load() != 3 || h.up.calls.Load() != 4 {
 		t.Fatalf("activations %d, forwarded %d; want 3 and 4", h.act.activations.Load(), h.up.calls.Load())
 	}
