@@ -45,10 +45,12 @@ func WithSyncEachWrite() Option { return func(l *Log) { l.syncEach = true } }
 //
 // Records written at the same time are committed together (group commit):
 // one goroutine takes the records waiting at that moment and writes them
-// as one batch, in one write, under one lock, one check of the file and
-// one checkpoint, while the others wait for it; each Write still returns
-// only once its own record is in the file. The chain head is kept in
-// memory, so nothing is read back unless another process appended.
+// as one batch, in one write, under the file lock, with one check of the
+// file and one checkpoint, while the others wait for it; each Write still
+// returns only once its own record is in the file. A busy log keeps the
+// file lock from one batch to the next for a few milliseconds (lease.go).
+// The chain head is kept in memory, so nothing is read back unless another
+// process appended.
 //
 // Before each batch it checks that the file it has open is still the one
 // at its path and no shorter than it left it (one stat), so a
@@ -69,6 +71,11 @@ type Log struct {
 	prev       string      // hex SHA-256 of the file's last line
 	end        int64       // file size after the line prev was computed from
 	records    int64       // lines in the file up to end
+	unlock     func()      // lets the file lock go; nil when not held (see lease.go)
+	lockedAt   time.Time   // when the file lock was taken
+	lastBatch  time.Time   // when the last batch was written under it
+	idle       *time.Timer // lets the file lock go after lockIdle without a batch
+	shut       chan struct{}
 
 	mu      sync.Mutex
 	pending *batch // records waiting for the next commit; nil when none
@@ -93,7 +100,7 @@ type batch struct {
 // and costs a full read); it reads the whole file only when there is no
 // checkpoint yet, to count its records.
 func Open(path string, opts ...Option) (*Log, error) {
-	l := &Log{clock: realClock{}, path: path, committing: make(chan struct{}, 1)}
+	l := &Log{clock: realClock{}, path: path, committing: make(chan struct{}, 1), shut: make(chan struct{})}
 	for _, o := range opts {
 		o(l)
 	}
@@ -273,12 +280,12 @@ func (l *Log) commit(b *batch) {
 	if b.err != nil {
 		return
 	}
-	unlock, err := lockFile(l.f)
-	if err != nil {
+	if err := l.lock(); err != nil {
 		b.err = fmt.Errorf("audit: lock: %w", err)
 		return
 	}
-	defer unlock()
+	ok := false
+	defer func() { l.afterBatch(ok) }()
 	if err := l.stillTheLog(); err != nil {
 		b.err = l.fail(fmt.Errorf("audit: %w", err))
 		return
@@ -289,7 +296,7 @@ func (l *Log) commit(b *batch) {
 		copy(line[len(line)-len(zeroHash)-len(`"}`):], prev)
 		prev, start = hashLine(line), end
 	}
-	_, err = l.f.Write(b.lines)
+	_, err := l.f.Write(b.lines)
 	if err == nil && l.syncEach {
 		err = l.f.Sync()
 	}
@@ -306,7 +313,9 @@ func (l *Log) commit(b *batch) {
 		// The records are in the log, but from here on a cut at the end
 		// would not show: take no more.
 		l.fail(fmt.Errorf("audit: checkpoint %s not written, log unusable until reopened: %w", CheckpointPath(l.path), err))
+		return
 	}
+	ok = true
 }
 
 // fail makes err the reason the log takes no more records, and returns it.
@@ -372,6 +381,11 @@ func (l *Log) Close() error {
 		_ = l.await(b) // its writers learn how it went
 	}
 	l.committing <- struct{}{} // and no commit runs from here on
+	close(l.shut)
+	if l.idle != nil {
+		l.idle.Stop()
+	}
+	l.release() // before closing the file: its descriptor may be reused at once
 	var errs []error
 	for _, f := range []*os.File{l.f, l.head} {
 		if err := f.Sync(); err != nil {

@@ -388,6 +388,38 @@ func TestLogsSharingAFileKeepOneChain(t *testing.T) {
 	}
 }
 
+// A log kept busy keeps the file lock between its batches, and still lets
+// it go at least every lockHold: another process appending to the same
+// file gets its turns while the first never pauses, and the chain is one.
+func TestBusyLogSharesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	busy, other := openLog(t, path), openLog(t, path)
+	stop := make(chan struct{})
+	wrote := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				wrote <- n
+				return
+			default:
+			}
+			if err := busy.Write(context.Background(), record(1000+n)); err != nil {
+				t.Error(err)
+			}
+			n++
+		}
+	}()
+	writeN(t, other, 0, 50)
+	close(stop)
+	n := <-wrote
+	if got := verifyFile(t, path); got != 50+n {
+		t.Errorf("Verify = %d lines, want %d", got, 50+n)
+	}
+	wantHead(t, path, 50+n)
+}
+
 func TestWriteAfterClose(t *testing.T) {
 	l := openLog(t, filepath.Join(t.TempDir(), "audit.jsonl"))
 	if err := l.Close(); err != nil {
