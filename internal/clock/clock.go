@@ -5,6 +5,7 @@
 package clock
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -90,9 +91,24 @@ func (f *Fake) Waiters() int {
 // advance the clock knowing the code under test is already waiting.
 // It gives up and returns false when done is closed first.
 func (f *Fake) BlockUntil(n int, done <-chan struct{}) bool {
+	return f.blockUntil(done, func() bool { return len(f.waiters) >= n })
+}
+
+// BlockUntilDue returns once an After call due at exactly at is pending,
+// so a test whose code under test has several waiters on one clock can
+// advance it knowing the one it means is waiting. It gives up and returns
+// false when done is closed first.
+func (f *Fake) BlockUntilDue(at time.Time, done <-chan struct{}) bool {
+	return f.blockUntil(done, func() bool {
+		return slices.ContainsFunc(f.waiters, func(w waiter) bool { return w.at.Equal(at) })
+	})
+}
+
+// blockUntil returns true once pending, called with f.mu held, holds.
+func (f *Fake) blockUntil(done <-chan struct{}, pending func() bool) bool {
 	for {
 		f.mu.Lock()
-		if len(f.waiters) >= n {
+		if pending() {
 			f.mu.Unlock()
 			return true
 		}

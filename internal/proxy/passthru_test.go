@@ -245,7 +245,8 @@ func TestInitializeCombinesInstructions(t *testing.T) {
 				}
 				ups = append(ups, cfg)
 			}
-			fc := clock.NewFake(time.Now())
+			start := time.Now()
+			fc := clock.NewFake(start)
 			p := newProxy(t, Options{Upstreams: ups, Clock: fc})
 			done := make(chan struct{})
 			defer close(done)
@@ -262,16 +263,23 @@ func TestInitializeCombinesInstructions(t *testing.T) {
 			}
 			go func() {
 				// initialize waits InitWait on the fake clock: the slow
-				// upstream starts within it, or only after it.
-				if !fc.BlockUntil(1, done) {
+				// upstream starts within it, or only after it. The
+				// upstreams' own requests wait on the same clock (their
+				// timeouts), so the late case waits for initialize's wait
+				// itself, due InitWait from the start.
+				if !tt.late {
+					if fc.BlockUntil(1, done) {
+						release()
+					}
 					return
 				}
-				if tt.late {
-					for _, u := range p.ups[:len(p.ups)-1] {
-						<-u.ready
-					}
-					fc.Advance(DefaultInitWait)
+				if !fc.BlockUntilDue(start.Add(DefaultInitWait), done) {
+					return
 				}
+				for _, u := range p.ups[:len(p.ups)-1] {
+					<-u.ready
+				}
+				fc.Advance(DefaultInitWait)
 				release()
 			}()
 			req := mcp.InitializeRequest{}
