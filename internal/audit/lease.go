@@ -6,7 +6,7 @@ import "time"
 // letting it go are two system calls of a batch's five; a busy log keeps it
 // between batches instead, letting go once no batch has come for lockIdle,
 // and after any batch once it has held the lock for lockHold, so another
-// process sharing the file waits about lockHold at most for its turn.
+// process sharing the file, woken whenever the lock is let go, gets turns.
 const (
 	lockIdle = time.Millisecond
 	lockHold = 5 * time.Millisecond
