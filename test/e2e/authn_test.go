@@ -355,8 +355,8 @@ func TestServeAuthNotificationsStayWithTheirUser(t *testing.T) {
 	// mcp-go's Streamable HTTP server can lose a notification sent the
 	// instant before its call's result (mark3labs/mcp-go#969), so each
 	// tool waits after its last one: the test counts what alice hears.
-	Call(t, ac, "log", map[string]any{"message": secret, "level": "error", "delay_ms": 100})
-	if _, err := callWithProgress(t.Context(), ac, "progress", map[string]any{"steps": 3, "delay_ms": 100}); err != nil {
+	Call(t, ac, "log", map[string]any{"message": secret, "level": "error", "delay_ms": 300})
+	if _, err := callWithProgress(t.Context(), ac, "progress", map[string]any{"steps": 3, "delay_ms": 300}); err != nil {
 		t.Fatal(err)
 	}
 	fromAlice := func(n mcp.JSONRPCNotification) bool {

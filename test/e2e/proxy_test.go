@@ -144,14 +144,17 @@ func TestProgressRelay(t *testing.T) {
 				})
 				req := mcp.CallToolRequest{}
 				req.Params.Name = "progress"
-				req.Params.Arguments = map[string]any{"steps": 3, "delay_ms": 50}
+				req.Params.Arguments = map[string]any{"steps": 3, "delay_ms": 200}
 				req.Params.Meta = &mcp.Meta{ProgressToken: "client-token-7"}
 				res, err := c.CallTool(context.Background(), req)
 				if err != nil || res.IsError {
 					t.Fatalf("%v %+v", err, res)
 				}
 				// The test upstream (mcp-go) may write its last notification
-				// after its answer, so the last one may trail the result.
+				// after its answer, so the last one may trail the result; and
+				// mcp-go's HTTP server can lose one sent the instant before
+				// a result (mark3labs/mcp-go#969), so the tool waits 200 ms
+				// after its last.
 				want := []string{"client-token-7 1/3 step 1 of 3", "client-token-7 2/3 step 2 of 3", "client-token-7 3/3 step 3 of 3"}
 				Eventually(t, "every progress notification", func() error {
 					mu.Lock()
