@@ -45,27 +45,28 @@ const maxLinks = 40
 // leave the content as it was (touch, chmod, saving the same text, a swap
 // to identical content, loaded's included) neither reload nor log.
 func Watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, onChange func(*Policy)) error {
-	return watch(ctx, path, loaded, log, onChange, reloadDebounce)
-}
-
-func watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, onChange func(*Policy), debounce time.Duration) error {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return fmt.Errorf("watch policy: %w", err)
-	}
-	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
-	if err != nil {
-		return fmt.Errorf("watch policy directory: %w", err)
-	}
 	w, err := newDirWatcher()
 	if err != nil {
 		return fmt.Errorf("watch policy: %w", err)
 	}
 	defer w.Close()
-	if err := w.Add(dir); err != nil {
+	return watch(ctx, path, loaded, log, onChange, w, reloadDebounce)
+}
+
+func watch(ctx context.Context, path string, loaded *Policy, log *slog.Logger, onChange func(*Policy), w dirWatcher, debounce time.Duration) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("watch policy: %w", err)
+	}
+	r := reloader{path: path, abs: abs, log: log, onChange: onChange, w: w, good: loaded.digest, dirs: map[string]bool{}}
+	if err := r.follow(); err != nil {
 		return fmt.Errorf("watch policy directory: %w", err)
 	}
-	r := reloader{path: path, abs: abs, log: log, onChange: onChange, w: w, good: loaded.digest, dirs: map[string]bool{dir: true}}
+	// Stat after follow, which watches what the path is now: a missing
+	// directory is a mistake in the path, not a swap under way.
+	if _, err := os.Stat(filepath.Dir(abs)); err != nil {
+		return fmt.Errorf("watch policy directory: %w", err)
+	}
 	r.reload()
 	var due <-chan time.Time
 	for {
@@ -118,7 +119,9 @@ type reloader struct {
 func (r *reloader) reload() (same bool) {
 	// Watch the links as they are now before reading through them, so a
 	// change after the read is seen.
-	r.follow()
+	if err := r.follow(); err != nil {
+		r.log.Warn("policy watch: cannot watch a directory on the way to the file; a change there is not seen until another one is", "path", r.path, "err", err)
+	}
 	data, err := os.ReadFile(r.path)
 	if err != nil {
 		// Between an editor's remove and create the file may be gone;
@@ -152,30 +155,49 @@ func (r *reloader) reload() (same bool) {
 	return false
 }
 
+// maxFollows bounds how often follow walks the links anew because they
+// changed while it was watching them.
+const maxFollows = 10
+
 // follow watches the directories holding the entries of path's chain, and
-// stops watching those no longer on it.
-func (r *reloader) follow() {
-	names, dirs := map[string]bool{}, map[string]bool{}
-	for _, e := range chain(r.abs) {
-		names[e] = true
-		dirs[filepath.Dir(e)] = true
-	}
-	for d := range dirs {
-		if !r.dirs[d] {
-			if err := r.w.Add(d); err != nil {
-				// Gone again already: the change that removed it is an
-				// event on the chain, which follows the links anew.
-				r.log.Debug("policy watch: cannot watch a directory on the way to the file", "dir", d, "err", err)
-				delete(dirs, d)
-			}
+// stops watching those no longer on it. A directory that goes before it is
+// watched (a ConfigMap's old timestamped directory, removed by the swap
+// that replaced it) means the links changed meanwhile: it walks them anew,
+// and the swap itself is an event in a directory already watched.
+func (r *reloader) follow() error {
+	var err error
+	for range maxFollows {
+		names, dirs := map[string]bool{}, map[string]bool{}
+		for _, e := range chain(r.abs) {
+			names[e] = true
+			dirs[filepath.Dir(e)] = true
 		}
+		r.names = names
+		if err = r.watchOnly(dirs); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// watchOnly makes dirs the directories watched.
+func (r *reloader) watchOnly(dirs map[string]bool) error {
+	for d := range dirs {
+		if r.dirs[d] {
+			continue
+		}
+		if err := r.w.Add(d); err != nil {
+			return err
+		}
+		r.dirs[d] = true
 	}
 	for d := range r.dirs {
 		if !dirs[d] {
 			_ = r.w.Remove(d) // fails when the directory went, taking its watch
+			delete(r.dirs, d)
 		}
 	}
-	r.names, r.dirs = names, dirs
+	return nil
 }
 
 // chain follows the absolute path abs as the kernel resolves it and returns

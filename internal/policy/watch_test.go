@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -53,6 +54,18 @@ func startWatchLoaded(t *testing.T, loaded, src string) *watchHarness {
 // content loaded.
 func watchPath(t *testing.T, path, loaded string) *watchHarness {
 	t.Helper()
+	w, err := newDirWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return watchWith(t, path, loaded, w)
+}
+
+// watchWith watches the policy at path through w, which it closes at the
+// end of the test.
+func watchWith(t *testing.T, path, loaded string, w dirWatcher) *watchHarness {
+	t.Helper()
+	t.Cleanup(func() { w.Close() })
 	h := &watchHarness{
 		t:       t,
 		path:    path,
@@ -67,7 +80,7 @@ func watchPath(t *testing.T, path, loaded string) *watchHarness {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(recordHandler{h.records})
 	go func() {
-		h.done <- watch(ctx, h.path, pol, log, func(p *Policy) { h.changes <- p }, 10*time.Millisecond)
+		h.done <- watch(ctx, h.path, pol, log, func(p *Policy) { h.changes <- p }, w, 10*time.Millisecond)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -345,6 +358,46 @@ func TestWatchFollowsSymlinks(t *testing.T) {
 			h.waitLog(slog.LevelError, `tools["b"]: want allow, deny`)
 			tt.swap(t, dir, denyA, 5)
 			decides(t, h.next(), "a", Deny)
+		})
+	}
+}
+
+// pausedWatcher holds its first Add until resumed, so a test can change
+// the links between the walk that named a directory and its watch.
+type pausedWatcher struct {
+	dirWatcher
+	paused, resume chan struct{}
+	once           sync.Once
+}
+
+func (w *pausedWatcher) Add(dir string) error {
+	w.once.Do(func() {
+		close(w.paused)
+		<-w.resume
+	})
+	return w.dirWatcher.Add(dir)
+}
+
+// TestWatchStartsThroughAConfigMapSwap: a swap while the watch starts
+// (the directory the path resolved to removed before it is watched) is
+// followed, not the end of watching.
+func TestWatchStartsThroughAConfigMapSwap(t *testing.T) {
+	for _, through := range []string{"policies.yaml", filepath.Join("..data", "policies.yaml")} {
+		t.Run(through, func(t *testing.T) {
+			dir := t.TempDir()
+			configMap(t, dir, "..2026_11_29_0", allowA)
+			real, err := newDirWatcher()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &pausedWatcher{dirWatcher: real, paused: make(chan struct{}), resume: make(chan struct{})}
+			h := watchWith(t, filepath.Join(dir, through), allowA, w)
+			<-w.paused
+			configMap(t, dir, "..2026_11_29_1", denyA)
+			close(w.resume)
+			decides(t, h.next(), "a", Deny)
+			configMap(t, dir, "..2026_11_29_2", allowB)
+			decides(t, h.next(), "b", Allow)
 		})
 	}
 }
