@@ -156,8 +156,9 @@ func writeJSON(w http.ResponseWriter, status int, b []byte) {
 }
 
 // directHTTP answers plain tools/call POSTs of established 2025-11-25
-// sessions itself, with the upstream's raw result as a JSON response, and
-// hands every other request to mcp-go's Streamable HTTP server. A call with
+// sessions and sessionless 2026-07-28 ones (http_modern.go) itself, with
+// the upstream's raw result as a JSON response, and hands every other
+// request to mcp-go's Streamable HTTP server. A call with
 // a progress token takes mcp-go's path, which streams the notifications.
 // A session's notifications/cancelled reaches the calls of both paths.
 type directHTTP struct {
@@ -193,7 +194,15 @@ func (d *directHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	if m == nil || sid == "" {
+	if m != nil && sid == "" {
+		if cp, ok := d.p.modernCall(r, m); ok {
+			status, out := d.callModern(r.Context(), m.head.ID, cp)
+			writeJSON(w, status, out)
+			return
+		}
+	}
+	if m == nil || sid == "" || !jsonBody(r) {
+		// mcp-go's server refuses a body of another type
 		d.next.ServeHTTP(w, r)
 		return
 	}

@@ -187,6 +187,8 @@ func TestStdioRefusesInvalidMessagesAndGoesOn(t *testing.T) {
 		{`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, nil, mcp.INVALID_REQUEST, "batches"},
 		{`{"id":3,"method":"ping"}`, 3.0, mcp.INVALID_REQUEST, "jsonrpc"},
 		{`{"jsonrpc":"2.0","id":4,"method":"ping","x":"` + strings.Repeat("a", 4096) + `"}`, nil, mcp.INVALID_REQUEST, "longer than 1024 bytes"},
+		// A 2026-07-28 request must declare the client's capabilities.
+		{`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`, 6.0, mcp.INVALID_PARAMS, "clientCapabilities"},
 	} {
 		send(tt.line)
 		m := next()

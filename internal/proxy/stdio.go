@@ -167,6 +167,7 @@ type callMeta struct {
 	ProtocolVersion string              `json:"io.modelcontextprotocol/protocolVersion"`
 	ClientInfo      *mcp.Implementation `json:"io.modelcontextprotocol/clientInfo"`
 	LogLevel        mcp.LoggingLevel    `json:"io.modelcontextprotocol/logLevel"`
+	Capabilities    json.RawMessage     `json:"io.modelcontextprotocol/clientCapabilities"`
 }
 
 // directParams decodes tools/call params for the direct path, which serves
@@ -178,10 +179,18 @@ func directParams(params json.RawMessage, modern bool) (*toolCallParams, bool) {
 	if !ok || len(cp.Task) > 0 {
 		return nil, false
 	}
-	if v := cp.m.ProtocolVersion; v != "" && (!modern || !mcp.IsModernProtocol(v) || !mcp.IsValidProtocolVersion(v)) {
-		return nil, false // mcp-go's server answers unsupported versions
+	if v := cp.m.ProtocolVersion; v != "" && (!modern || !mcp.IsModernProtocol(v) || !mcp.IsValidProtocolVersion(v) || !declaresCapabilities(cp.m.Capabilities)) {
+		return nil, false // mcp-go's server answers unsupported versions and malformed _meta
 	}
 	return cp, true
+}
+
+// declaresCapabilities reports whether a 2026-07-28 request's client
+// capabilities are what mcp-go's server requires of every such request: an
+// object of capabilities (an empty one declares none).
+func declaresCapabilities(raw json.RawMessage) bool {
+	var caps *mcp.ClientCapabilities
+	return json.Unmarshal(raw, &caps) == nil && caps != nil
 }
 
 // decodeCallParams decodes tools/call params and their _meta.
