@@ -66,7 +66,7 @@ func loadGating(path string, log *slog.Logger, stderr io.Writer, m *metrics.Metr
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	var act gate.Activator
-	if pol.Approvals().Credential == onBehalfOf && len(pol.Roles()) > 0 {
+	if pol.Approvals().Credential == policy.CredentialOnBehalfOf && len(pol.Roles()) > 0 {
 		g.obo, err = newOnBehalfOf(pol, log, m.GraphStatus)
 		act = g.obo
 	} else {
@@ -144,8 +144,6 @@ func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer, observ
 	return c, nil
 }
 
-// onBehalfOf is the credential that acts for each HTTP caller.
-const onBehalfOf = "onbehalfof"
 
 // newOnBehalfOf builds the per-caller activator: the gate's app
 // registration (approvals.clientId, its secret, certificate or federated
@@ -194,7 +192,7 @@ func registerCacheMetrics(m *metrics.Metrics, c *grants.Cache) error {
 // to stderr, never stdout (the MCP stream); the interactive credentials
 // load the record `mcp-gate login` kept.
 func newCredential(ap policy.Approvals, stderr io.Writer) (azcore.TokenCredential, error) {
-	if ap.Credential == onBehalfOf {
+	if ap.Credential == policy.CredentialOnBehalfOf {
 		return nil, errors.New("approvals.credential onbehalfof has no credential of its own: it signs in as each HTTP caller of mcp-gate serve")
 	}
 	record, err := policy.ExpandHome(pim.DefaultRecordFile)

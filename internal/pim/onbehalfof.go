@@ -198,7 +198,7 @@ func NewOnBehalfOf(cfg OnBehalfOfConfig) (*OnBehalfOf, error) {
 			return nil, err
 		}
 	}
-	cfg.Client.PrincipalID, cfg.Client.CredentialKind = "", "onbehalfof"
+	cfg.Client.PrincipalID, cfg.Client.CredentialKind = "", mgpolicy.CredentialOnBehalfOf
 	o := &OnBehalfOf{cfg: cfg, users: users, cred: azcore.ClientOptions{Transport: hc}}
 	if cfg.Authority != "" {
 		o.cred.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: strings.TrimRight(cfg.Authority, "/") + "/"}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	mgpolicy "github.com/mcp-gate/mcp-gate/internal/policy"
 )
 
 // ChallengeError says a role needs a token with more than the credential
@@ -56,7 +58,7 @@ func (e *ChallengeError) need() string {
 // authn.RequireClaims). Empty for the other credentials, whose sign-in is
 // the gate's.
 func (e *ChallengeError) ClientClaims() string {
-	if e.Kind != "onbehalfof" {
+	if e.Kind != mgpolicy.CredentialOnBehalfOf {
 		return ""
 	}
 	return e.Graph.Claims
@@ -67,9 +69,9 @@ func (e *ChallengeError) UserMessage() string {
 	need := e.need()
 	var se *SignInError
 	switch {
-	case e.Kind == "onbehalfof":
+	case e.Kind == mgpolicy.CredentialOnBehalfOf:
 		return "this role requires " + need + ", which your sign-in to the gate does not show: sign in to your MCP client again meeting it " +
-			"(the gate answers such a call over HTTP with 401 and an Entra claims challenge, error=insufficient_claims), then call again"
+			"(over HTTP the gate answers such a call with 401 and an Entra claims challenge, error=insufficient_claims, unless the call's progress was already streamed), then call again"
 	case errors.As(e.Err, &se):
 		return "this role requires " + need + ": " + se.UserMessage()
 	case e.Err != nil:
@@ -98,7 +100,7 @@ func (e *ChallengeError) UserMessage() string {
 // on-behalf-of asks the exchange for the claims, which Entra grants when
 // the caller's own sign-in met them.
 func (c *Client) asksClaims() bool {
-	return c.kind == "browser" || c.kind == "devicecode" || c.kind == "onbehalfof"
+	return c.kind == "browser" || c.kind == "devicecode" || c.kind == mgpolicy.CredentialOnBehalfOf
 }
 
 // challengeToken gets a token meeting ge's claims challenge, declaring the

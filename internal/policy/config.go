@@ -93,7 +93,7 @@ func (ps *parser) approvals(n *yaml.Node) {
 	if armTokenFile != nil && a.ARMTokenFile != "" && a.Credential != "token" {
 		ps.errorf(armTokenFile, "approvals.armTokenFile: only used with credential: token (credential is %q)", a.Credential)
 	}
-	if a.Credential == "onbehalfof" && a.ClientID == "" {
+	if a.Credential == CredentialOnBehalfOf && a.ClientID == "" {
 		ps.errorf(ps.credNode, "approvals.credential onbehalfof needs approvals.clientId: the application (client) id of the gate's app registration, "+
 			"whose credential is read from the environment: AZURE_CLIENT_SECRET (a client secret), MCP_GATE_CLIENT_CERTIFICATE_PATH (a certificate) "+
 			"or AZURE_FEDERATED_TOKEN_FILE (workload identity)")

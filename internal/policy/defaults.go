@@ -30,11 +30,15 @@ const (
 	maxDuration = 24 * time.Hour
 )
 
+// CredentialOnBehalfOf is the approvals.credential that acts for each
+// HTTP caller, with a token exchanged for theirs.
+const CredentialOnBehalfOf = "onbehalfof"
+
 // Values allowed for approvals.backend, approvals.credential and
 // audit.arguments.
 var (
 	backends    = []string{"entra-pim"}
-	credentials = []string{"default", "azurecli", "devicecode", "browser", "managedidentity", "workloadidentity", "environment", "token", "onbehalfof"}
+	credentials = []string{"default", "azurecli", "devicecode", "browser", "managedidentity", "workloadidentity", "environment", "token", CredentialOnBehalfOf}
 	argModes    = []string{ArgumentsHashed, ArgumentsClear}
 )
 

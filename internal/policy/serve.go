@@ -92,7 +92,7 @@ func (ps *parser) serveAuth(n *yaml.Node) {
 // onBehalfOfNeedsAuth refuses credential: onbehalfof without serve.auth:
 // it acts for each HTTP caller, whose token serve.auth validates.
 func (ps *parser) onBehalfOfNeedsAuth() {
-	if ps.p.approvals.Credential == "onbehalfof" && !ps.p.serveAuth.Enabled() && ps.credNode != nil {
+	if ps.p.approvals.Credential == CredentialOnBehalfOf && !ps.p.serveAuth.Enabled() && ps.credNode != nil {
 		ps.errorf(ps.credNode, "approvals.credential onbehalfof acts for each HTTP caller with the token they present: it needs serve.auth (tenantId, audience) and mcp-gate serve")
 	}
 }
