@@ -144,7 +144,6 @@ func newActivator(pol *policy.Policy, log *slog.Logger, stderr io.Writer, observ
 	return c, nil
 }
 
-
 // newOnBehalfOf builds the per-caller activator: the gate's app
 // registration (approvals.clientId, its secret, certificate or federated
 // token from the environment, pim.ClientAuthFromEnv)

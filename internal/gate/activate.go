@@ -160,6 +160,13 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, targ
 		c.Progress(ctx, elapsed.Seconds(), waiting(target, p, elapsed.Round(time.Second)))
 		told = p
 	}
+	// latest is the activation's progress now, which the loop may not have
+	// seen when several things happened at once.
+	latest := func() grants.Progress {
+		p, _, _ := w.Progress()
+		rec.RequestID = p.RequestID
+		return p
+	}
 	for {
 		p, started, changed := w.Progress()
 		rec.RequestID = p.RequestID
@@ -175,6 +182,9 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, targ
 			w.Leave()
 			gr, err := w.Result()
 			if err != nil {
+				// PIM's last status can come with its answer: the refusal
+				// names the request it knew of.
+				p = latest()
 				msg := refusal(target, p.RequestID, err)
 				stepUp(ctx, err, msg)
 				return g.refuse(ctx, rec, msg)
@@ -193,7 +203,7 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, targ
 			if proxy.ClientTimedOut(ctx) {
 				// The client's clock ran out, not its user's patience: the
 				// user will call again, so the request stays for approvers.
-				_, _ = g.receipt(context.WithoutCancel(ctx), rec, w, target, p)
+				_, _ = g.receipt(context.WithoutCancel(ctx), rec, w, target, latest())
 				return nil, ctx.Err()
 			}
 			w.Leave()
@@ -206,7 +216,7 @@ func (g *Gate) await(ctx context.Context, rec *audit.Record, c *proxy.Call, targ
 			receiptDue, waitOver = true, nil
 			idGrace = g.cfg.Clock.After(requestIDGrace)
 		case <-idGrace:
-			return g.receipt(ctx, rec, w, target, p)
+			return g.receipt(ctx, rec, w, target, latest())
 		case <-changed:
 		case <-tick:
 			tick = g.cfg.Clock.After(g.cfg.ProgressEvery)
