@@ -33,6 +33,7 @@ type proxyFlags struct {
 	logLevel   string
 	upstreams  upstreamList
 	maxMessage int64
+	initWait   time.Duration
 	bounds     httpBounds // serve only; zero (the defaults) in stdio mode
 	// single: one client is served (stdio), whose capabilities the
 	// upstreams are initialized with.
@@ -57,6 +58,7 @@ func (f *proxyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", os.Getenv(logLevelEnv), "log `level`: debug, info, warn or error (env "+logLevelEnv+"; default info)")
 	fs.Var(&f.upstreams, "upstream", "a named upstream: `NAME=COMMAND` (with its arguments) or NAME=URL; repeatable")
 	fs.Int64Var(&f.maxMessage, "max-message-bytes", proxy.DefaultMaxMessageBytes, "the largest client message (stdio line or HTTP body) accepted, in `bytes`; a longer one is answered with an error and discarded")
+	fs.DurationVar(&f.initWait, "init-wait", proxy.DefaultInitWait, "how long initialize waits for upstreams still starting (`duration`), so that their capabilities and instructions are in its answer")
 }
 
 // stdioFlags is the flag set of stdio mode, which the top-level help shows.
@@ -165,6 +167,9 @@ func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writ
 	if f.maxMessage < 1024 {
 		return nil, fmt.Errorf("--max-message-bytes %d: want at least 1024", f.maxMessage)
 	}
+	if f.initWait <= 0 {
+		return nil, fmt.Errorf("--init-wait %s: want a positive duration", f.initWait)
+	}
 	if b := f.bounds; b.sessionIdle < 0 || b.bodyTimeout < 0 || b.maxSessions < 0 || b.maxCalls < 0 {
 		return nil, errors.New("--session-idle, --body-timeout, --max-sessions and --max-calls-in-flight must not be negative")
 	}
@@ -193,6 +198,7 @@ func newGateway(ctx context.Context, f *proxyFlags, cmd []string, stderr io.Writ
 		Version:    version,
 
 		MaxMessageBytes:  f.maxMessage,
+		InitWait:         f.initWait,
 		SessionIdle:      f.bounds.sessionIdle,
 		MaxSessions:      f.bounds.maxSessions,
 		MaxCallsInFlight: f.bounds.maxCalls,

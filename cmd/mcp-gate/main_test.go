@@ -31,7 +31,7 @@ func allowAll(t *testing.T) string {
 // at once with status 0 and fail on its status.
 func TestCommandLine(t *testing.T) {
 	policy := allowAll(t)
-	everyFlagAndCommand := []string{"--policy", "--log-level", "--upstream", "mcp-gate serve", "mcp-gate check", "mcp-gate explain", "mcp-gate audit verify", "mcp-gate version", "mcp-gate help"}
+	everyFlagAndCommand := []string{"--policy", "--log-level", "--upstream", "--init-wait", "mcp-gate serve", "mcp-gate check", "mcp-gate explain", "mcp-gate audit verify", "mcp-gate version", "mcp-gate help"}
 	tests := []struct {
 		name       string
 		args       []string
@@ -65,6 +65,7 @@ func TestCommandLine(t *testing.T) {
 		{"audit verify -h", []string{"audit", "verify", "-h"}, 0, []string{"Usage: mcp-gate audit verify FILE"}, nil},
 		{"version --help", []string{"version", "--help"}, 0, []string{"Usage: mcp-gate version"}, nil},
 		{"no upstream", []string{"--policy", policy}, 1, nil, []string{"mcp-gate: no upstream: give a command after --"}},
+		{"no initialize wait", []string{"--policy", policy, "--init-wait", "0s", "--", "true"}, 1, nil, []string{"--init-wait 0s: want a positive duration"}},
 		{"two upstream sources", []string{"--policy", policy, "--upstream", "a=x", "--", "y"}, 1, nil, []string{"upstreams come from a command after -- and --upstream: give only one of them"}},
 	}
 	for _, tt := range tests {

@@ -329,7 +329,8 @@ func TestEverythingRightAfterInitialize(t *testing.T) {
 
 // TestEverythingInstructions: the gate's initialize carries
 // server-everything's instructions, as the server gives them, though the
-// gate starts it only when the client connects.
+// gate starts it only when the client connects (with --init-wait long
+// enough for the slowest start of a loaded machine).
 func TestEverythingInstructions(t *testing.T) {
 	initialize := func(c *client.Client) string {
 		t.Helper()
@@ -356,7 +357,7 @@ func TestEverythingInstructions(t *testing.T) {
 	}
 	stderr := &SyncBuffer{}
 	gate := client.NewClient(transport.NewStdioWithOptions(GateBin, nil,
-		append([]string{"--policy", AllowAllPolicy(t), "--"}, Everything(t)...), transport.WithCommandStderrWriter(stderr)),
+		append([]string{"--policy", AllowAllPolicy(t), "--init-wait", "2m", "--"}, Everything(t)...), transport.WithCommandStderrWriter(stderr)),
 		client.WithProtocolVersion(mcp.ProtocolVersion20251125))
 	t.Cleanup(func() { _ = gate.Close() })
 	if got := initialize(gate); got != want {

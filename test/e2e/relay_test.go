@@ -67,7 +67,9 @@ func TestTypeScriptRelay(t *testing.T) {
 	var directEvents []relayEvent
 	var wg sync.WaitGroup
 	wg.Go(func() { directEvents = runRelay(t, directArgs) })
-	events := runRelay(t, append([]string{"--", GateBin, "--policy", AllowAllPolicy(t), "--"}, Everything(t)...))
+	// The upstream's instructions are compared, so initialize waits for
+	// the upstream however slowly a loaded machine starts it.
+	events := runRelay(t, append([]string{"--", GateBin, "--policy", AllowAllPolicy(t), "--init-wait", "2m", "--"}, Everything(t)...))
 	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
